@@ -1,0 +1,242 @@
+"""The `llmgen` command line: parse options, call the library, print, exit.
+
+Exit codes: 0 ok, 1 the user's input is wrong, 2 usage, 3 a bug (traceback
+only with --debug), 130 interrupted. `handled` is the one place that maps
+exceptions to them.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from . import __version__, report
+from .errors import CatalogError, LlmgenError
+
+app = typer.Typer(
+    name="llmgen",
+    help="Render GitOps manifests for LLM inference on EKS and GKE from a YAML catalog.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+_state = {"debug": False}
+
+RootOpt = Annotated[
+    Path | None,
+    typer.Option("--root", help="Repository root (default: found from the current directory)."),
+]
+EnvOpt = Annotated[list[str] | None, typer.Option("--env", help="Only this environment (repeatable).")]
+ClusterOpt = Annotated[list[str] | None, typer.Option("--cluster", help="Only this cluster (repeatable).")]
+
+
+def find_root(start: Path | None) -> Path:
+    """The repo root: --root, else the nearest ancestor of cwd holding catalog/."""
+    if start is not None:
+        if not (start / "catalog").is_dir():
+            raise typer.BadParameter(f"{start} has no catalog/ folder", param_hint="--root")
+        return start.resolve()
+    here = Path.cwd().resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "catalog").is_dir():
+            return candidate
+    raise typer.BadParameter("no catalog/ folder here or above; pass --root", param_hint="--root")
+
+
+def echo(text: str, err: bool = False) -> None:
+    if text:
+        typer.echo(text, err=err)
+
+
+def handled(fn: F) -> F:
+    """Map every exception to llmgen's exit codes, in one place."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        fmt = kwargs.get("fmt", "text")
+        try:
+            return fn(*args, **kwargs)
+        except (typer.Exit, typer.BadParameter, typer.Abort):
+            raise
+        except CatalogError as exc:
+            text_fmt = fmt if fmt in report.FORMATS else "text"
+            echo(report.diagnostics(exc.diagnostics, text_fmt))
+            if text_fmt == "text":
+                echo(report.summary(exc.diagnostics), err=True)
+            raise typer.Exit(1) from None
+        except LlmgenError as exc:
+            echo(f"llmgen: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            echo("llmgen: interrupted", err=True)
+            raise typer.Exit(130) from None
+        except Exception as exc:  # a bug: say so, and show it only when asked
+            if _state["debug"]:
+                traceback.print_exc()
+            else:
+                echo(
+                    f"llmgen: internal error: {type(exc).__name__}: {exc} "
+                    "(this is a bug in llmgen; rerun with --debug for a traceback)",
+                    err=True,
+                )
+            raise typer.Exit(3) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for internal errors.")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    _state["debug"] = debug or bool(os.environ.get("LLMGEN_DEBUG"))
+    if version:
+        echo(f"llmgen {__version__}")
+        raise typer.Exit(0)
+
+
+@app.command("validate")
+@handled
+def validate_cmd(
+    root: RootOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="text | json | github")] = "text",
+) -> None:
+    """Check every catalog file: schemas, then cross-document rules."""
+    from .validate import validate
+
+    result = validate(find_root(root))
+    echo(report.diagnostics(result.diagnostics, fmt))
+    if fmt == "text":
+        echo(("OK: " if result.ok else "") + report.summary(result.diagnostics), err=not result.ok)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+@app.command("render")
+@handled
+def render_cmd(
+    root: RootOpt = None,
+    env: EnvOpt = None,
+    cluster: ClusterOpt = None,
+    check: Annotated[bool, typer.Option("--check", help="Exit 1 if generated/ is stale; write nothing.")] = False,
+    fmt: Annotated[str, typer.Option("--format", help="text | json | github")] = "text",
+) -> None:
+    """Render generated/ from the catalog (atomically), or check it is fresh."""
+    from . import pipeline
+
+    base = find_root(root)
+    if check:
+        r = pipeline.check(base, env, cluster)
+        if r.diff.empty:
+            echo(f"generated/ is up to date ({len(r.files)} files)")
+            raise typer.Exit(0)
+        echo("generated/ is stale; run 'llmgen render':")
+        for kind, paths in (("added", r.diff.added), ("changed", r.diff.changed), ("removed", r.diff.removed)):
+            for p in paths:
+                echo(f"  {kind}: {p}")
+        raise typer.Exit(1)
+    outcome = pipeline.render(base, env, cluster)
+    echo(report.diagnostics(outcome.warnings, fmt))
+    if outcome.noop:
+        echo("generated/ is up to date (inputs unchanged)")
+    elif outcome.diff.empty:
+        echo(f"generated/ is up to date ({outcome.documents} documents)")
+    else:
+        echo(f"rendered {outcome.documents} documents: {outcome.diff.summary()}")
+
+
+@app.command("diff")
+@handled
+def diff_cmd(
+    root: RootOpt = None,
+    env: EnvOpt = None,
+    cluster: ClusterOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="text | markdown")] = "text",
+) -> None:
+    """Show what a re-render would change, per resource, then as a unified diff."""
+    from . import pipeline
+    from .diff import format_changes, resource_changes
+
+    r = pipeline.check(find_root(root), env, cluster)
+    changes = resource_changes(r.old, r.files)
+    echo(format_changes(changes, pipeline.unified_diff(r), fmt))
+
+
+@app.command("verify")
+@handled
+def verify_cmd(
+    root: RootOpt = None,
+    crd_schemas: Annotated[
+        Path | None,
+        typer.Option("--crd-schemas", envvar="LLMGEN_CRD_SCHEMAS", help="kubeconform-layout folder of CRD JSON schemas."),
+    ] = None,
+    kustomize: Annotated[bool, typer.Option("--kustomize/--no-kustomize", help="Run kustomize build on every folder.")] = True,
+    fmt: Annotated[str, typer.Option("--format", help="text | json | github")] = "text",
+) -> None:
+    """Check generated/: strict schemas, kustomize build, Flux references."""
+    from .verify import verify_tree
+
+    base = find_root(root)
+    if crd_schemas is None:
+        raise typer.BadParameter("pass --crd-schemas DIR or set LLMGEN_CRD_SCHEMAS", param_hint="--crd-schemas")
+    if not crd_schemas.is_dir():
+        raise typer.BadParameter(f"{crd_schemas} is not a folder", param_hint="--crd-schemas")
+    result = verify_tree(base, crd_schemas, kustomize=kustomize)
+    echo(report.diagnostics(result.diagnostics, fmt))
+    ok = result.ok
+    if fmt == "text":
+        echo(
+            f"{'OK' if ok else 'FAILED'}: {result.documents} documents, {result.folders} kustomize folders; "
+            + report.summary(result.diagnostics),
+            err=not ok,
+        )
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command("schema")
+@handled
+def schema_cmd(
+    kind: Annotated[str | None, typer.Argument(help="Cluster, Environment, Model, GpuCatalog or Platform.")] = None,
+    write: Annotated[Path | None, typer.Option("--write", help="Write every schema into this folder.")] = None,
+    root: RootOpt = None,
+) -> None:
+    """Print a catalog kind's JSON Schema, or write them all to a folder."""
+    from .resources import schemas_dir
+
+    base = None
+    try:
+        base = find_root(root)
+    except typer.BadParameter:
+        base = Path.cwd()
+    folder = schemas_dir(base)
+    files = sorted(folder.glob("*.schema.json"))
+    if write is not None:
+        write.mkdir(parents=True, exist_ok=True)
+        for f in files:
+            (write / f.name).write_bytes(f.read_bytes())
+        echo(f"wrote {len(files)} schemas to {write}")
+        return
+    if kind is None:
+        for f in files:
+            echo(f.name.removesuffix(".schema.json"))
+        return
+    target = folder / f"{kind.lower()}.schema.json"
+    if not target.is_file():
+        raise typer.BadParameter(f"no schema for kind {kind!r}", param_hint="KIND")
+    echo(target.read_text().rstrip("\n"))
+
+
+def main() -> None:
+    """Console entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,56 @@
+"""How catalog names become Kubernetes object names.
+
+Every derived name is built here, so the rule "names stay <= 63 characters
+after prefixing" (validate) and the names the templates use (plan) cannot
+drift apart. The longest prefix/suffix that anything adds to a name decides
+how long that catalog name may be.
+"""
+
+from __future__ import annotations
+
+MAX_NAME = 63
+
+# KEDA names the HPA it creates `keda-hpa-<scaledobject>`; the canary
+# Deployment of a model is `<model>-canary`. Both must fit in a label value.
+KEDA_HPA_PREFIX = "keda-hpa-"
+CANARY_SUFFIX = "-canary"
+NAMESPACE_PREFIX = "llm-"
+REMOTE_SECRET_PREFIX = "istio-remote-secret-"
+NODEPOOL_PREFIX = "gpu-"
+
+
+def model_namespace(model: str) -> str:
+    """Each model runs in its own namespace: isolation, quotas and default-deny per team."""
+    return f"{NAMESPACE_PREFIX}{model}"
+
+
+def canary_name(model: str) -> str:
+    return f"{model}{CANARY_SUFFIX}"
+
+
+def nodepool_name(pool: str) -> str:
+    return f"{NODEPOOL_PREFIX}{pool}"
+
+
+def remote_secret_name(cluster: str) -> str:
+    return f"{REMOTE_SECRET_PREFIX}{cluster}"
+
+
+def longest_derived(kind: str, name: str) -> tuple[str, int]:
+    """The longest object name derived from a catalog name of `kind`, and its length."""
+    derived = {
+        "Model": [
+            f"{KEDA_HPA_PREFIX}{canary_name(name)}",
+            model_namespace(name),
+        ],
+        "Cluster": [remote_secret_name(name)],
+        "NodePool": [nodepool_name(name)],
+    }.get(kind, [name])
+    longest = max(derived, key=len)
+    return longest, len(longest)
+
+
+def max_length(kind: str) -> int:
+    """How long a catalog name of `kind` may be so every derived name fits."""
+    _, extra = longest_derived(kind, "")
+    return MAX_NAME - extra

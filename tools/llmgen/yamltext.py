@@ -1,0 +1,102 @@
+"""Emit YAML text that no value can escape from.
+
+These are the only two ways a catalog value reaches rendered output:
+`scalar()` emits exactly one YAML scalar on one line, and `block()` emits a
+nested mapping or sequence whose keys and scalars all go through `scalar()`.
+A string that could be read back as anything but itself (a number, a bool, a
+comment, a flow collection, a second document, a tag) is JSON-quoted with
+every non-ASCII character escaped, which YAML reads as a double-quoted scalar
+that can hold no line break. Plain strings are kept plain where that is safe
+(`name: llama-3`, `memory: 32Gi`), so the output reads like hand-written YAML.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+# Safe as plain scalars: start with a letter, '_', '/' or a flag's dashes
+# (`--port`), then no YAML indicator characters (no ':', '#', ',',
+# brackets, quotes, spaces).
+_PLAIN = re.compile(r"(?:[A-Za-z_/]|--?[A-Za-z])[A-Za-z0-9_./+=-]*\Z")
+# Quantities and durations such as 32Gi, 500m, 1h30m: start with a digit and
+# end in a unit. Excludes hex/octal/binary prefixes and exponents below.
+_UNIT = re.compile(r"[0-9]+(\.[0-9]+)?[A-Za-z][A-Za-z0-9]*\Z")
+_NUMBERISH = re.compile(r"0[xXoObB]|[0-9.]+[eE][-+]?[0-9]*\Z")
+# Words YAML 1.1 (go-yaml, used by kubectl and Flux) reads as bool or null.
+_RESERVED = frozenset(
+    "y yes n no true false on off null".split()
+)
+
+
+def scalar(value: Any) -> str:
+    """One YAML scalar for `value`, on one line."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"cannot render non-finite number {value!r}")
+        text = repr(value)
+        return text
+    if isinstance(value, str):
+        if value.lower() not in _RESERVED and (
+            _PLAIN.match(value) or (_UNIT.match(value) and not _NUMBERISH.match(value))
+        ):
+            return value
+        return json.dumps(value, ensure_ascii=True)
+    raise TypeError(f"not a scalar: {type(value).__name__}; use the 'block' filter")
+
+
+def block(value: Any, indent: int) -> str:
+    """`value` as block YAML, each line prefixed by a newline and `indent` spaces.
+
+    Meant to follow a key in a template: `labels:{{ labels | block(4) }}`.
+    Empty collections become ` {}` / ` []`; a scalar becomes ` <scalar>`.
+    """
+    if isinstance(value, Mapping):
+        if not value:
+            return " {}"
+        pad = "\n" + " " * indent
+        parts = []
+        for key, item in value.items():
+            parts.append(f"{pad}{scalar(str(key))}:{_nested(item, indent + 2)}")
+        return "".join(parts)
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        if not value:
+            return " []"
+        pad = "\n" + " " * indent
+        parts = []
+        for item in value:
+            if isinstance(item, Mapping) and item:
+                inner = block(item, indent + 2)
+                # "\n<indent+2>key: ..." -> "\n<indent>- key: ..."
+                parts.append(pad + "- " + inner[indent + 3 :])
+            elif isinstance(item, Sequence) and not isinstance(item, str) and item:
+                parts.append(pad + "-" + block(item, indent + 2))
+            else:
+                parts.append(f"{pad}- {_inline(item)}")
+        return "".join(parts)
+    return " " + scalar(value)
+
+
+def _inline(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "{}"
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return "[]"
+    return scalar(value)
+
+
+def _nested(value: Any, indent: int) -> str:
+    if isinstance(value, Mapping | list | tuple):
+        return block(value, indent)
+    return " " + scalar(value)
