@@ -36,6 +36,27 @@ def remote_secret_name(cluster: str) -> str:
     return f"{REMOTE_SECRET_PREFIX}{cluster}"
 
 
+#: the ConfigMap of non-secret environment settings in every model namespace
+ENV_CONFIGMAP = "llmgen-environment"
+
+
+def secret_name(model: str, env_var: str) -> str:
+    """The Kubernetes Secret an ExternalSecret creates for one model secret.
+
+    Named after the environment variable it feeds (unique per model), e.g.
+    `HF_TOKEN` -> `<model>-hf-token`; too long a name is shortened with a
+    stable hash so it stays a valid 63-character name.
+    """
+    slug = env_var.lower().replace("_", "-").strip("-")
+    name = f"{model}-{slug}"
+    if len(name) <= MAX_NAME:
+        return name
+    import hashlib
+
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: MAX_NAME - 9].rstrip('-')}-{digest}"
+
+
 def longest_derived(kind: str, name: str) -> tuple[str, int]:
     """The longest object name derived from a catalog name of `kind`, and its length."""
     derived = {

@@ -39,6 +39,11 @@ class Placement:
     reasons: tuple[str, ...] = ()
 
     @property
+    def suspended(self) -> bool:
+        """`llmgen stop` marks the environment; its models scale to zero and stay there."""
+        return self.environment.suspended
+
+    @property
     def namespace(self) -> str:
         return names.model_namespace(self.model.name)
 
@@ -191,8 +196,6 @@ def build_plan(catalog: Catalog) -> Plan:
             targets = [c for c in _target_clusters(env, dep) if c in catalog.clusters]
             lo = dep.min_replicas if dep.min_replicas is not None else model.min_replicas
             hi = dep.max_replicas if dep.max_replicas is not None else model.max_replicas
-            if env.suspended:
-                lo, hi = 0, 0
             pools = {c: choose_pool(model, catalog.clusters[c], gpu) for c in targets}
             prices = {
                 c: model.gpu_count * pool_per_gpu_hourly(p, gpu, catalog.clusters[c].cloud)
@@ -205,7 +208,7 @@ def build_plan(catalog: Catalog) -> Plan:
                 pool = pools[c]
                 assert pool is not None
                 lo_c, hi_c, why = split[c]
-                if hi_c == 0 and not env.suspended:
+                if hi_c == 0:
                     continue  # this cluster's share of the model is nothing
                 placement = Placement(
                     model=model,
