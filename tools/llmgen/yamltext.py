@@ -18,10 +18,10 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-# Safe as plain scalars: start with a letter, '_', '/' or a flag's dashes
-# (`--port`), then no YAML indicator characters (no ':', '#', ',',
+# Safe as plain scalars: start with a letter, '_', '/', a relative path
+# (`./x`, `../x`) or a flag's dashes (`--port`), then no YAML indicator characters (no ':', '#', ',',
 # brackets, quotes, spaces).
-_PLAIN = re.compile(r"(?:[A-Za-z_/]|--?[A-Za-z])[A-Za-z0-9_./+=-]*\Z")
+_PLAIN = re.compile(r"(?:[A-Za-z_/]|--?[A-Za-z]|\.\.?/)[A-Za-z0-9_./+=-]*\Z")
 # Quantities and durations such as 32Gi, 500m, 1h30m: start with a digit and
 # end in a unit. Excludes hex/octal/binary prefixes and exponents below.
 _UNIT = re.compile(r"[0-9]+(\.[0-9]+)?[A-Za-z][A-Za-z0-9]*\Z")
@@ -46,14 +46,37 @@ def scalar(value: Any) -> str:
         if not math.isfinite(value):
             raise ValueError(f"cannot render non-finite number {value!r}")
         text = repr(value)
+        mantissa, e, exponent = text.partition("e")
+        if e and "." not in mantissa:
+            # YAML 1.1 (go-yaml) reads a float only with a dot: 1e-05 -> 1.0e-05
+            text = f"{mantissa}.0e{exponent}"
         return text
     if isinstance(value, str):
         if value.lower() not in _RESERVED and (
             _PLAIN.match(value) or (_UNIT.match(value) and not _NUMBERISH.match(value))
         ):
             return value
-        return json.dumps(value, ensure_ascii=True)
+        return _double_quoted(value)
     raise TypeError(f"not a scalar: {type(value).__name__}; use the 'block' filter")
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\ud[89a-f][0-9a-f]{2}")
+
+
+def _double_quoted(value: str) -> str:
+    """A YAML double-quoted scalar holding only printable ASCII."""
+    text = json.dumps(value, ensure_ascii=True)
+    if not _SURROGATE_ESCAPE.search(text):
+        return text
+    # JSON writes characters beyond U+FFFF as surrogate pairs, which YAML
+    # rejects; YAML has its own 8-digit escape for them.
+    out = []
+    for ch in value:
+        code = ord(ch)
+        if 0xD800 <= code <= 0xDFFF:
+            raise ValueError("cannot render a lone surrogate code point")
+        out.append(f"\\U{code:08x}" if code > 0xFFFF else json.dumps(ch, ensure_ascii=True)[1:-1])
+    return '"' + "".join(out) + '"'
 
 
 def block(value: Any, indent: int) -> str:

@@ -1,0 +1,78 @@
+"""The scalar/block emitters: whatever the value, it reads back as itself."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import yaml
+import yaml_rs
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from llmgen.yamltext import block, scalar
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**53), max_value=2**53),
+    st.floats(allow_nan=False, allow_infinity=False),
+    # Lone surrogates cannot come out of a UTF-8 catalog file.
+    st.text(alphabet=st.characters(blacklist_categories=("Cs",))),
+)
+
+
+def _both_readers(text: str) -> list[object]:
+    # PyYAML reads YAML 1.1 (as go-yaml in kubectl and Flux does); yaml_rs reads 1.2.
+    return [yaml.load(text, Loader=yaml.CSafeLoader), yaml_rs.loads(text)]
+
+
+@settings(max_examples=400, deadline=None)
+@given(scalars)
+def test_scalar_reads_back_as_itself_in_yaml_1_1_and_1_2(value: object) -> None:
+    text = f"key: {scalar(value)}\nnext: 1\n"
+    assert "\n" not in scalar(value)
+    for loaded in _both_readers(text):
+        assert isinstance(loaded, dict)
+        assert list(loaded) == ["key", "next"]
+        got = loaded["key"]
+        if isinstance(value, float):
+            assert isinstance(got, float) and math.isclose(got, value, rel_tol=0, abs_tol=0)
+        else:
+            assert got == value and type(got) is type(value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.recursive(scalars, lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(alphabet=st.characters(blacklist_categories=("Cs",))), c, max_size=3), max_leaves=12))
+def test_block_reads_back_as_itself(value: object) -> None:
+    text = "root:" + block(value, 2) + "\nafter: 1\n"
+    for loaded in _both_readers(text):
+        assert isinstance(loaded, dict)
+        assert list(loaded) == ["root", "after"]
+        assert loaded["root"] == value
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        ("llama-3", "llama-3"),
+        ("32Gi", "32Gi"),
+        ("--max-model-len", "--max-model-len"),
+        ("../../overlays/prod", "../../overlays/prod"),
+        ("yes", '"yes"'),
+        ("on", '"on"'),
+        ("1.33", '"1.33"'),
+        ("0x1F", '"0x1F"'),
+        ("a\n---\nkind: Secret", '"a\\n---\\nkind: Secret"'),
+        ("{{ x }}", '"{{ x }}"'),
+        ("!!python/object:os.system", '"!!python/object:os.system"'),
+        ("# comment", '"# comment"'),
+    ],
+)
+def test_scalar_is_plain_only_when_safe(value: str, text: str) -> None:
+    assert scalar(value) == text
+
+
+def test_scalar_refuses_collections() -> None:
+    with pytest.raises(TypeError, match="block"):
+        scalar({"a": 1})
