@@ -17,6 +17,7 @@ explicit tags, and alias bombs.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +68,19 @@ class Document:
     sha256: str
     positions: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
     key_positions: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
+    _content_hash: str = field(default="", repr=False, compare=False)
+
+    @property
+    def content_hash(self) -> str:
+        """Hash of the document's data, blind to comments and formatting.
+
+        Provenance headers use it, so re-indenting or commenting a catalog
+        file does not touch every generated file.
+        """
+        if not self._content_hash:
+            canonical = json.dumps(self.data, sort_keys=True, separators=(",", ":"), default=str)
+            self._content_hash = hashlib.sha256(canonical.encode()).hexdigest()
+        return self._content_hash
 
     @property
     def kind(self) -> str:

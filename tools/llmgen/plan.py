@@ -145,7 +145,7 @@ def _hash(docs: Iterable[Document | None]) -> str:
     for d in sorted({d.file: d for d in docs if d is not None}.values(), key=lambda d: d.file):
         h.update(d.file.encode())
         h.update(b"\0")
-        h.update(d.sha256.encode())
+        h.update(d.content_hash.encode())
     return h.hexdigest()[:16]
 
 
@@ -242,10 +242,9 @@ def build_plan(catalog: Catalog) -> Plan:
             platform=platform,
             gpus=catalog.gpus,
             placements=placements,
-            input_hash=_hash(
-                [cluster.where.doc, env.where.doc if env else None, gpu_doc, platform_doc]
-                + [p.model.where.doc for p in placements]
-            ),
+            # Cluster-wide files depend on the cluster, its environment, the
+            # GPU catalog and the platform; model files carry their own hash.
+            input_hash=_hash([cluster.where.doc, env.where.doc if env else None, gpu_doc, platform_doc]),
             peers=peers,
         )
     return Plan(clusters=clusters, environments=env_plans)
