@@ -1,0 +1,175 @@
+"""Policy rules: pinning, derived name lengths, unique routes, secret backends."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from . import names
+from .errors import Diagnostic
+from .rules import Context, Rule, placed_models, targets
+
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+
+
+def _envs(names_: list[str]) -> str:
+    quoted = ", ".join(repr(n) for n in names_)
+    return (
+        f"environment {quoted} requires" if len(names_) == 1 else f"environments {quoted} require"
+    )
+
+
+def pinned(ctx: Context) -> Iterator[Diagnostic]:
+    """Where requirePinned: 40-hex revisions and @sha256 image digests, canaries included."""
+    pinned_by: dict[str, list[str]] = {}
+    for env, _i, dep, model in placed_models(ctx.catalog):
+        if not env.require_pinned:
+            continue
+        if env.name not in pinned_by.setdefault(model.name, []):
+            pinned_by[model.name].append(env.name)
+        canary = dep.canary
+        if canary is None:
+            continue
+        if canary.revision is not None and not _COMMIT.match(canary.revision):
+            yield canary.where.error(
+                f"canary revision {canary.revision!r} is not a 40-hex commit; "
+                "this environment requires pinned revisions",
+                "revision",
+            )
+        if canary.image is not None and not _DIGEST.search(canary.image):
+            yield canary.where.error(
+                f"canary image {canary.image!r} has no @sha256:<64 hex> digest; "
+                "this environment requires pinned images",
+                "image",
+            )
+    for name, envs in pinned_by.items():
+        model = ctx.catalog.models[name]
+        if not _COMMIT.match(model.revision):
+            yield model.where.error(
+                f"revision {model.revision!r} is not a 40-hex commit; "
+                f"{_envs(envs)} pinned revisions",
+                "source",
+                "revision",
+            )
+        if not _DIGEST.search(model.image):
+            yield model.where.error(
+                f"image {model.image!r} has no @sha256:<64 hex> digest; "
+                f"{_envs(envs)} pinned images",
+                "engine",
+                "image",
+            )
+
+
+_DERIVED_LABELS = {
+    names.KEDA_HPA_PREFIX: "the KEDA HPA",
+    names.NAMESPACE_PREFIX: "the namespace",
+    names.REMOTE_SECRET_PREFIX: "the Istio remote secret",
+    names.NODEPOOL_PREFIX: "the node pool",
+}
+
+
+def _too_long(kind: str, noun: str, name: str) -> str | None:
+    if len(name) <= names.max_length(kind):
+        return None
+    _, length = names.longest_derived(kind, name)
+    template, _ = names.longest_derived(kind, "<name>")
+    label = next(
+        (text for prefix, text in _DERIVED_LABELS.items() if template.startswith(prefix)),
+        "the derived name",
+    )
+    return (
+        f"{noun} name is {len(name)} characters; {label} {template!r} "
+        f"would be {length} > {names.MAX_NAME}"
+    )
+
+
+def name_lengths(ctx: Context) -> Iterator[Diagnostic]:
+    """Catalog names stay within 63 characters once llmgen prefixes them."""
+    for model in ctx.catalog.models.values():
+        if message := _too_long("Model", "model", model.name):
+            yield model.where.doc.diagnostic(("metadata", "name"), message)
+    for cluster in ctx.catalog.clusters.values():
+        if message := _too_long("Cluster", "cluster", cluster.name):
+            yield cluster.where.doc.diagnostic(("metadata", "name"), message)
+        for pool in cluster.node_pools:
+            if message := _too_long("NodePool", "node pool", pool.name):
+                yield pool.where.error(message, "name")
+
+
+def unique_routes(ctx: Context) -> Iterator[Diagnostic]:
+    """Within an environment no two models share a routePrefix or servedModelName."""
+    for env in ctx.catalog.environments.values():
+        seen: dict[tuple[str, str], tuple[str, int]] = {}
+        for i, dep in enumerate(env.models):
+            model = ctx.catalog.models.get(dep.name)
+            if model is None:
+                continue
+            for field_name, value in (
+                ("routePrefix", model.route_prefix),
+                ("servedModelName", model.served_model_name),
+            ):
+                other = seen.get((field_name, value))
+                if other is None:
+                    seen[(field_name, value)] = (model.name, i)
+                elif other[0] != model.name:  # a model listed twice is reported elsewhere
+                    yield env.where.error(
+                        f"{field_name} {value!r} of model {model.name!r} is already used by "
+                        f"model {other[0]!r} (models[{other[1]}]) in this environment",
+                        "models",
+                        i,
+                    )
+
+
+def secret_backends(ctx: Context) -> Iterator[Diagnostic]:
+    """Every cloud an environment runs on has a secret backend (vault serves any cloud)."""
+    for env in ctx.catalog.environments.values():
+        by_cloud: dict[str, list[str]] = {}
+        for name in env.clusters:
+            cluster = ctx.catalog.clusters.get(name)
+            if cluster is not None:
+                by_cloud.setdefault(cluster.cloud, []).append(name)
+        for cloud, clusters in sorted(by_cloud.items()):
+            if "vault" in env.secret_stores or cloud in env.secret_stores:
+                continue
+            yield env.where.error(
+                f"no secret store for the {cloud} clusters ({', '.join(clusters)}); "
+                f"add secretStores.{cloud} or secretStores.vault",
+                "secretStores",
+            )
+
+
+def secret_stores(ctx: Context) -> Iterator[Diagnostic]:
+    """A model secret's `store` is configured in each environment and usable on each cluster."""
+    for env, _i, dep, model in placed_models(ctx.catalog):
+        configured = ", ".join(sorted(env.secret_stores)) or "none"
+        for secret in model.secrets:
+            store = secret.store
+            if store is None:
+                continue
+            if store not in env.secret_stores:
+                yield secret.where.error(
+                    f"secret {secret.name!r} reads from store {store!r}, which environment "
+                    f"{env.name!r} does not configure (it configures: {configured})",
+                    "store",
+                )
+                continue
+            if store == "vault":
+                continue
+            for cluster in targets(ctx.catalog, env, dep):
+                if cluster.cloud != store:
+                    yield secret.where.error(
+                        f"secret {secret.name!r} reads from the {store} store, which cluster "
+                        f"{cluster.name!r} ({cluster.cloud}, environment {env.name!r}) cannot "
+                        f"use; use 'vault' or '{cluster.cloud}'",
+                        "store",
+                    )
+
+
+POLICY_RULES: tuple[Rule, ...] = (
+    pinned,
+    name_lengths,
+    unique_routes,
+    secret_backends,
+    secret_stores,
+)
