@@ -287,7 +287,9 @@ def _cluster(cat: Catalog, doc: Document, spec: dict[str, Any]) -> None:
     name = doc.name
     pools = []
     for i, p in enumerate(spec.get("nodePools", [])):
-        types = tuple(p.get("instanceTypes") or ([p["machineType"]] if p.get("machineType") else []))
+        types = tuple(
+            p.get("instanceTypes") or ([p["machineType"]] if p.get("machineType") else [])
+        )
         pools.append(
             NodePool(
                 name=p["name"],
@@ -370,6 +372,14 @@ def _model(cat: Catalog, doc: Document, spec: dict[str, Any]) -> None:
     )
 
 
+def _config_text(value: Any) -> str:
+    # Environment variables are text; spell booleans the way YAML wrote them
+    # (str(True) would give "True", which many programs do not read as true).
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 def _environment(cat: Catalog, doc: Document, spec: dict[str, Any]) -> None:
     gateway = spec.get("gateway", {})
     oidc = gateway.get("auth", {}).get("oidc")
@@ -405,9 +415,11 @@ def _environment(cat: Catalog, doc: Document, spec: dict[str, Any]) -> None:
         alert_thresholds=tuple(float(t) for t in budget.get("alertThresholds", [80, 100])),
         secret_stores={k: dict(v) for k, v in spec.get("secretStores", {}).items()},
         secret_refresh_interval=rotation.get("refreshInterval", "1h"),
-        config={k: str(v) for k, v in spec.get("config", {}).items()},
+        config={k: _config_text(v) for k, v in spec.get("config", {}).items()},
         tls_issuer=gateway.get("tls", {}).get("issuer", "letsencrypt-prod"),
-        oidc=Oidc(oidc["issuer"], oidc["jwksUri"], tuple(oidc.get("audiences", []))) if oidc else None,
+        oidc=Oidc(oidc["issuer"], oidc["jwksUri"], tuple(oidc.get("audiences", [])))
+        if oidc
+        else None,
         cors_allow_origins=tuple(gateway.get("cors", {}).get("allowOrigins", [])),
         waf_enabled=bool(gateway.get("waf", {}).get("enabled", False)),
         routing_policy=spec.get("routing", {}).get("policy", "latency"),
@@ -430,7 +442,9 @@ def _platform(cat: Catalog, doc: Document, spec: dict[str, Any]) -> None:
         mesh_id=mesh.get("meshID", "llm-mesh"),
         trust_domain=mesh.get("trustDomain", "cluster.local"),
         addons={
-            k: Addon(k, v["chart"], v["repository"], str(v["version"]), _where(doc, "spec", "addons", k))
+            k: Addon(
+                k, v["chart"], v["repository"], str(v["version"]), _where(doc, "spec", "addons", k)
+            )
             for k, v in spec.get("addons", {}).items()
         },
         where=_where(doc, "spec"),
