@@ -119,8 +119,8 @@ class Renderer:
             lstrip_blocks=True,
             keep_trailing_newline=True,
         )
-        env.filters["q"] = scalar
-        env.filters["block"] = block
+        env.filters["q"] = _defined(scalar)
+        env.filters["block"] = _defined(block)
         self.env = env
         self._cache: dict[str, jinja2.Template] = {}
 
@@ -163,6 +163,17 @@ class Renderer:
         ):
             raise RenderSafetyError(where, "rendered document has no metadata.name")
         return text, parsed
+
+
+def _defined(fn: Any) -> Any:
+    """Wrap a filter so an undefined value fails as 'x is undefined', not as a type error."""
+
+    def wrapper(value: Any, *args: Any) -> Any:
+        if isinstance(value, jinja2.Undefined):
+            value._fail_with_undefined_error()
+        return fn(value, *args)
+
+    return wrapper
 
 
 def _template_line(exc: BaseException, name: str) -> int | None:
