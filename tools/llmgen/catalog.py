@@ -201,6 +201,8 @@ class Environment:
     models: tuple[ModelDeployment, ...]
     require_pinned: bool
     suspended: bool
+    #: clusters stopped on their own (`llmgen stop --cluster`); `suspended` stops them all
+    suspended_clusters: tuple[str, ...]
     where: Where
 
 
@@ -427,6 +429,7 @@ def _environment(cat: Catalog, doc: Document, spec: dict[str, Any]) -> None:
         models=tuple(deployments),
         require_pinned=bool(spec.get("requirePinned", False)),
         suspended=bool(spec.get("suspended", False)),
+        suspended_clusters=tuple(spec.get("suspendedClusters", [])),
         where=_where(doc, "spec"),
     )
 
