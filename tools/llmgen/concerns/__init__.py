@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from . import flux, workloads
+from . import flux, secrets, workloads
 
 if TYPE_CHECKING:
     from ..plan import ClusterPlan
@@ -21,6 +21,7 @@ ConcernFn = Callable[["ClusterPlan"], Iterable["Output"]]
 CONCERNS: list[tuple[str, ConcernFn]] = [
     ("flux", flux.outputs),
     ("workloads", workloads.outputs),
+    ("secrets", secrets.outputs),
 ]
 
 
