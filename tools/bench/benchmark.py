@@ -67,7 +67,8 @@ def stage(name: str, root: Path, crds: Path | None) -> dict[str, float]:
         for path in sorted((root / "generated").rglob("*.yaml")):
             if path.name == "kustomization.yaml":
                 continue
-            docs.append(yaml_rs.loads(path.read_text()))
+            loaded = yaml_rs.loads(path.read_text())
+            docs.extend(loaded if isinstance(loaded, list) else [loaded])
         t = time.perf_counter()
         for d in docs:
             yaml.dump(d, Dumper=yaml.CSafeDumper, sort_keys=False)

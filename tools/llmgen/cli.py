@@ -26,6 +26,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click errors: CI logs and terminals of any width read them whole.
+    rich_markup_mode=None,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -232,6 +234,47 @@ def schema_cmd(
     if not target.is_file():
         raise typer.BadParameter(f"no schema for kind {kind!r}", param_hint="KIND")
     echo(target.read_text().rstrip("\n"))
+
+
+@app.command("commit")
+@handled
+def commit_cmd(
+    root: RootOpt = None,
+    message: Annotated[
+        str | None, typer.Option("--message", "-m", help="Subject line (default: a summary).")
+    ] = None,
+    branch: Annotated[
+        str | None, typer.Option("--branch", help="Commit on this branch; created if missing.")
+    ] = None,
+    push: Annotated[bool, typer.Option("--push", help="Push the branch after committing.")] = False,
+    remote: Annotated[str, typer.Option("--remote", help="Remote to push to.")] = "origin",
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite hand edits in generated/.")
+    ] = False,
+) -> None:
+    """Render, then commit generated/ (only) with a per-cluster summary.
+
+    Exit 0 when committed or when there is nothing to commit; 1 on an invalid
+    catalog, hand edits in generated/ (without --force) or a failed git step.
+    """
+    from .commit import commit
+
+    result = commit(find_root(root), message, branch, push, remote, force)
+    echo(report.diagnostics(result.warnings))
+    for note in result.notes:
+        echo(f"note: {note}", err=True)
+    if result.overwritten:
+        n = len(result.overwritten)
+        echo(f"--force: overwrote {n} hand-edited file(s) in generated/", err=True)
+    if not result.committed:
+        echo("nothing to commit: generated/ already matches HEAD")
+        return
+    where = result.branch or "detached HEAD"
+    created = " (new branch)" if result.created_branch else ""
+    echo(f"committed {(result.commit or '')[:12]} on {where}{created}")
+    echo(result.message.rstrip("\n"))
+    if result.pushed:
+        echo(f"pushed {where} to {result.remote}")
 
 
 def main() -> None:

@@ -120,9 +120,26 @@ class Renderer:
             keep_trailing_newline=True,
         )
         env.filters["q"] = _defined(scalar)
-        env.filters["block"] = _defined(block)
+        env.filters["block"] = _defined(self._block)
+        # block() output per (object, indent): a placement's labels and
+        # selectors appear in many documents; emit them once. The value is
+        # kept alive in the memo so its id() cannot be reused.
+        self._memo: dict[tuple[int, int], tuple[Any, str]] = {}
         self.env = env
         self._cache: dict[str, jinja2.Template] = {}
+
+    def _block(self, value: Any, indent: int) -> str:
+        key = (id(value), indent)
+        hit = self._memo.get(key)
+        if hit is not None and hit[0] is value:
+            return hit[1]
+        text = block(value, indent)
+        self._memo[key] = (value, text)
+        return text
+
+    def forget(self) -> None:
+        """Drop memoised blocks (between clusters, to bound memory)."""
+        self._memo.clear()
 
     def template(self, name: str) -> jinja2.Template:
         tpl = self._cache.get(name)
@@ -210,43 +227,80 @@ def _kustomization(resources: Iterable[str], components: Iterable[str], input_ha
     return "".join(lines)
 
 
+# Apply order inside a bundle: what others depend on comes first.
+_KIND_ORDER = {
+    k: i
+    for i, k in enumerate(
+        [
+            "Namespace", "ResourceQuota", "LimitRange", "ServiceAccount", "Role", "RoleBinding",
+            "ConfigMap", "ExternalSecret", "PersistentVolumeClaim", "Service", "Job", "Deployment",
+            "PodDisruptionBudget", "ScaledObject",
+        ]
+    )
+}
+
+
+def _bundle_path(path: str) -> str:
+    """Where an output lands: resources of one model (or one add-on) share a file.
+
+    `models/llama/deployment-llama.yaml` -> `models/llama.yaml`; an output
+    directly in a layer folder keeps its own file. One file per model keeps
+    a model's resources together for review and keeps the tree small enough
+    to write quickly (thousands of files, not tens of thousands).
+    """
+    for layer in LAYERS:
+        if path.startswith(layer + "/"):
+            rest = path[len(layer) + 1 :]
+            if "/" in rest:
+                return f"{layer}/{rest.split('/', 1)[0]}.yaml"
+            return path
+    return path
+
+
 def render_cluster(renderer: Renderer, cp: ClusterPlan, root: Path, result: RenderResult) -> None:
     """Render every concern's outputs for one cluster, plus its kustomizations."""
     from .concerns import outputs_for
 
     base = f"{GENERATED}/clusters/{cp.name}"
+    bundles: dict[str, list[tuple[tuple[int, str], str, str]]] = {}
+    for out in outputs_for(cp):
+        where = f"{base}/{out.path}"
+        text, doc = renderer.render_document(out, where)
+        rank = (_KIND_ORDER.get(doc["kind"], len(_KIND_ORDER)), out.path)
+        bundles.setdefault(_bundle_path(out.path), []).append((rank, text, out.input_hash or cp.input_hash))
+        result.documents += 1
+
     folders: dict[str, list[str]] = {"": [], "infrastructure": []}
     for layer in LAYERS:
-        folders.setdefault(layer, [])
-    for out in outputs_for(cp):
-        rel = f"{base}/{out.path}"
-        if rel in result.files:
-            raise RenderSafetyError(rel, "two outputs claim the same file (a concern bug)")
-        text, _ = renderer.render_document(out, rel)
-        result.files[rel] = (header(out.input_hash or cp.input_hash) + text).encode()
-        result.documents += 1
-        folder, _, fname = out.path.rpartition("/")
+        folders[layer] = []
+    for path, docs in bundles.items():
+        docs.sort()
+        ranks = [d[0] for d in docs]
+        if len(set(ranks)) != len(ranks):
+            raise RenderSafetyError(f"{base}/{path}", "two outputs claim the same file (a concern bug)")
+        hashes = sorted({h for _, _, h in docs})
+        input_hash = hashes[0] if len(hashes) == 1 else _combine(hashes)
+        body = "---\n".join(text for _, text, _ in docs)
+        result.files[f"{base}/{path}"] = (header(input_hash) + body).encode()
+        folder, _, fname = path.rpartition("/")
         folders.setdefault(folder, []).append(fname)
-        # make every ancestor folder known so each gets a kustomization.yaml
-        while folder:
-            folder = folder.rpartition("/")[0]
-            folders.setdefault(folder, [])
-    depth = {f: (f.count("/") + 1 if f else 0) for f in folders}
+
     for folder, files in folders.items():
         entries = sorted(files)
         if folder:  # the cluster root lists only the Flux objects, never the layers
-            subs = sorted(
-                f.rpartition("/")[2]
-                for f in folders
-                if f and f.rpartition("/")[0] == folder
-            )
-            entries += [f"{s}/" for s in subs]
+            entries += sorted(f"{f.rpartition('/')[2]}/" for f in folders if f and f.rpartition("/")[0] == folder)
         components = []
         if folder == "models":
-            up = "../" * (depth[folder] + 3)
-            components = [f"{up}{c}" for c in overlay_components(root, cp)]
+            # generated/clusters/<cluster>/models -> repo root is four levels up
+            components = [f"../../../../{c}" for c in overlay_components(root, cp)]
         path = f"{base}/{folder}/kustomization.yaml" if folder else f"{base}/kustomization.yaml"
         result.files[path] = _kustomization(entries, components, cp.input_hash).encode()
+
+
+def _combine(hashes: list[str]) -> str:
+    import hashlib
+
+    return hashlib.sha256("".join(hashes).encode()).hexdigest()[:16]
 
 
 def render_plan(
@@ -262,6 +316,7 @@ def render_plan(
     for name, cp in plan.clusters.items():
         if wanted is None or name in wanted:
             render_cluster(renderer, cp, root, result)
+            renderer.forget()
     return result
 
 

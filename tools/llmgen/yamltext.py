@@ -32,8 +32,22 @@ _RESERVED = frozenset(
 )
 
 
+# Rendering repeats the same strings (names, label values, keys) thousands of
+# times; remembering their scalar form makes the hot path a dict lookup.
+_STR_CACHE: dict[str, str] = {}
+_STR_CACHE_MAX = 200_000
+
+
 def scalar(value: Any) -> str:
     """One YAML scalar for `value`, on one line."""
+    if type(value) is str:
+        hit = _STR_CACHE.get(value)
+        if hit is None:
+            hit = _string(value)
+            if len(_STR_CACHE) >= _STR_CACHE_MAX:
+                _STR_CACHE.clear()
+            _STR_CACHE[value] = hit
+        return hit
     if value is None:
         return "null"
     if value is True:
@@ -52,12 +66,16 @@ def scalar(value: Any) -> str:
             text = f"{mantissa}.0e{exponent}"
         return text
     if isinstance(value, str):
-        if value.lower() not in _RESERVED and (
-            _PLAIN.match(value) or (_UNIT.match(value) and not _NUMBERISH.match(value))
-        ):
-            return value
-        return _double_quoted(value)
+        return _string(value)
     raise TypeError(f"not a scalar: {type(value).__name__}; use the 'block' filter")
+
+
+def _string(value: str) -> str:
+    if value.lower() not in _RESERVED and (
+        _PLAIN.match(value) or (_UNIT.match(value) and not _NUMBERISH.match(value))
+    ):
+        return value
+    return _double_quoted(value)
 
 
 _SURROGATE_ESCAPE = re.compile(r"\\ud[89a-f][0-9a-f]{2}")
@@ -85,21 +103,26 @@ def block(value: Any, indent: int) -> str:
     Meant to follow a key in a template: `labels:{{ labels | block(4) }}`.
     Empty collections become ` {}` / ` []`; a scalar becomes ` <scalar>`.
     """
-    if isinstance(value, Mapping):
+    if type(value) is dict or isinstance(value, Mapping):
         if not value:
             return " {}"
         pad = "\n" + " " * indent
         parts = []
         for key, item in value.items():
-            parts.append(f"{pad}{scalar(str(key))}:{_nested(item, indent + 2)}")
+            if type(item) is str:
+                parts.append(f"{pad}{scalar(str(key))}: {scalar(item)}")
+            else:
+                parts.append(f"{pad}{scalar(str(key))}:{_nested(item, indent + 2)}")
         return "".join(parts)
-    if isinstance(value, Sequence) and not isinstance(value, str):
+    if type(value) in (list, tuple) or (isinstance(value, Sequence) and not isinstance(value, str)):
         if not value:
             return " []"
         pad = "\n" + " " * indent
         parts = []
         for item in value:
-            if isinstance(item, Mapping) and item:
+            if type(item) is str:
+                parts.append(f"{pad}- {scalar(item)}")
+            elif isinstance(item, Mapping) and item:
                 inner = block(item, indent + 2)
                 # "\n<indent+2>key: ..." -> "\n<indent>- key: ..."
                 parts.append(pad + "- " + inner[indent + 3 :])
