@@ -2,6 +2,24 @@
 
 from __future__ import annotations
 
-from .base import CloudProvider, get_provider, known_clouds, register, unregister
+from .base import (
+    CloudProvider,
+    NodePoolResource,
+    WeightsSync,
+    get_provider,
+    known_clouds,
+    register,
+    registered,
+    unregister,
+)
 
-__all__ = ["CloudProvider", "get_provider", "known_clouds", "register", "unregister"]
+__all__ = [
+    "CloudProvider",
+    "NodePoolResource",
+    "WeightsSync",
+    "get_provider",
+    "known_clouds",
+    "register",
+    "registered",
+    "unregister",
+]

@@ -1,20 +1,45 @@
-"""Amazon EKS: Karpenter GPU node pools, IRSA, S3 weights, Secrets Manager."""
+"""Amazon EKS: Karpenter GPU node pools, IRSA, S3 weights, Secrets Manager, NLB."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import names
-from .base import CloudProvider, register
+from .base import CloudProvider, NodePoolResource, WeightsSync, register
 
 if TYPE_CHECKING:
     from ..catalog import Cluster, Gpu, NodePool
+    from ..plan import ClusterPlan
+
+#: EKS-optimised AL2023 AMI release. Karpenter picks the NVIDIA variant (driver
+#: and container toolkit preinstalled) for GPU instance types. Pinned, not
+#: `@latest`, so a new AMI reaches GPU nodes only through a reviewed change
+#: (which Karpenter then rolls out as drift, one node at a time).
+AMI_ALIAS = "al2023@v20250915"
+#: Root volume for the OS and container images (vLLM images are ~10 GB).
+#: Weights do not live here: the instance store (NVMe, RAID0) backs emptyDirs.
+ROOT_VOLUME = "200Gi"
+#: Pinned AWS CLI image for the weights copy (`aws s3 sync`).
+AWS_CLI_IMAGE = "public.ecr.aws/aws-cli/aws-cli:2.27.0"
+
+GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
+#: Applied at launch and expected to be lifted once the NVIDIA device plugin
+#: advertises `nvidia.com/gpu`: Karpenter does not count it against pods, so
+#: it does not launch a second node while the first one is still initialising.
+STARTUP_TAINT = {"key": "llmgen.io/gpu-initializing", "value": "true", "effect": "NoSchedule"}
+
+
+def role_name(cluster: str, service_account: str) -> str:
+    """The IAM role an IRSA ServiceAccount assumes (IAM allows 64 characters)."""
+    return f"{cluster}-{service_account}"[:64]
 
 
 @register
 class AwsProvider(CloudProvider):
     name: ClassVar[str] = "aws"
     storage_scheme: ClassVar[str] = "s3"
+    secret_store_backend: ClassVar[str] = "aws"
+    cloud_addons: ClassVar[frozenset[str]] = frozenset({"karpenter"})
 
     def gpu_node_selector(self, cluster: Cluster, pool: NodePool, gpu: Gpu) -> dict[str, str]:
         # Karpenter labels every node with the NodePool that launched it.
@@ -23,9 +48,155 @@ class AwsProvider(CloudProvider):
     def gpu_tolerations(self, pool: NodePool) -> list[dict[str, str]]:
         return [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
 
+    def gpu_node_labels(self, cluster: Cluster, pool: NodePool, gpu: Gpu) -> dict[str, str]:
+        return {"llmgen.io/nodepool": pool.name, "llmgen.io/gpu": gpu.key}
+
+    def gpu_taints(self, pool: NodePool) -> list[dict[str, str]]:
+        return [dict(GPU_TAINT)]
+
+    def nodepool_resources(self, cp: ClusterPlan) -> list[NodePoolResource]:
+        out: list[NodePoolResource] = []
+        cluster = cp.cluster
+        for pool in cluster.node_pools:
+            gpu = cp.gpus[pool.gpu]
+            name = names.nodepool_name(pool.name)
+            labels = {**cp.labels, "llmgen.io/nodepool": pool.name}
+            offer = gpu.offers.get(self.name)
+            requirements: list[dict[str, Any]] = [
+                _req("node.kubernetes.io/instance-type", sorted(pool.instance_types)),
+                _req("karpenter.sh/capacity-type", [pool.capacity_type]),
+                _req("kubernetes.io/arch", ["amd64"]),
+                _req("kubernetes.io/os", ["linux"]),
+            ]
+            if pool.zones:
+                requirements.append(_req("topology.kubernetes.io/zone", sorted(pool.zones)))
+            if offer is not None and offer.label:
+                requirements.append(_req("karpenter.k8s.aws/instance-gpu-name", [offer.label]))
+            out.append(
+                NodePoolResource(
+                    "NodePool",
+                    name,
+                    "nodepools/aws/nodepool.yaml.j2",
+                    {
+                        "name": name,
+                        "labels": labels,
+                        "node_labels": self.gpu_node_labels(cluster, pool, gpu),
+                        "node_class": name,
+                        "requirements": requirements,
+                        "taints": self.gpu_taints(pool),
+                        "startup_taints": [dict(STARTUP_TAINT)],
+                        "gpu_limit": pool.max_nodes * pool.gpus_per_node,
+                        # Bound the time a drifted/expired node may spend draining
+                        # behind PDBs before Karpenter forces it (a stuck drain
+                        # would otherwise keep an old AMI forever).
+                        "expire_after": "720h",
+                        "termination_grace": "4h",
+                        "consolidate_after": "10m" if pool.capacity_type == "spot" else "30m",
+                    },
+                    pool=pool.name,
+                )
+            )
+            out.append(
+                NodePoolResource(
+                    "EC2NodeClass",
+                    name,
+                    "nodepools/aws/ec2nodeclass.yaml.j2",
+                    {
+                        "name": name,
+                        "labels": labels,
+                        "ami_alias": AMI_ALIAS,
+                        "role": f"KarpenterNodeRole-{cluster.name}",
+                        "discovery": {"karpenter.sh/discovery": cluster.name},
+                        "root_volume": ROOT_VOLUME,
+                        "tags": {
+                            "llmgen.io/cluster": cluster.name,
+                            "llmgen.io/nodepool": pool.name,
+                            "llmgen.io/environment": cp.env_name,
+                        },
+                    },
+                    pool=pool.name,
+                )
+            )
+        return out
+
     def workload_identity_annotations(
         self, cluster: Cluster, namespace: str, service_account: str
     ) -> dict[str, str]:
         account = cluster.cloud_settings.get("accountID", "")
-        role = f"{cluster.name}-{service_account}"[:64]
+        role = role_name(cluster.name, service_account)
         return {"eks.amazonaws.com/role-arn": f"arn:aws:iam::{account}:role/{role}"}
+
+    def weights_sync(self, uri: str, dest: str) -> WeightsSync:
+        return WeightsSync(
+            image=AWS_CLI_IMAGE,
+            command=("aws", "s3", "sync", "--only-show-errors", "--no-progress", uri, dest),
+            # The CLI writes its cache under $HOME; the root filesystem is read-only.
+            env={"HOME": "/tmp", "AWS_RETRY_MODE": "adaptive", "AWS_MAX_ATTEMPTS": "10"},
+        )
+
+    def load_balancer_annotations(self, cluster: Cluster) -> dict[str, str]:
+        # AWS Load Balancer Controller: an internet-facing NLB straight to pod IPs
+        # (no extra kube-proxy hop, client IPs preserved for the gateway).
+        return {
+            "service.beta.kubernetes.io/aws-load-balancer-type": "external",
+            "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
+            "service.beta.kubernetes.io/aws-load-balancer-scheme": "internet-facing",
+            "service.beta.kubernetes.io/aws-load-balancer-cross-zone-load-balancing-enabled": (
+                "true"
+            ),
+        }
+
+    def addon_values(self, addon: str, cp: ClusterPlan) -> dict[str, Any]:
+        cluster = cp.cluster
+        if addon == "karpenter":
+            return {
+                "settings": {"clusterName": cluster.name, "interruptionQueue": cluster.name},
+                "serviceAccount": {
+                    "annotations": self.workload_identity_annotations(
+                        cluster, "karpenter", "karpenter"
+                    )
+                },
+                # Karpenter must never run on the nodes it manages.
+                "affinity": {
+                    "nodeAffinity": {
+                        "requiredDuringSchedulingIgnoredDuringExecution": {
+                            "nodeSelectorTerms": [
+                                {
+                                    "matchExpressions": [
+                                        {"key": "karpenter.sh/nodepool", "operator": "DoesNotExist"}
+                                    ]
+                                }
+                            ]
+                        }
+                    }
+                },
+            }
+        if addon == "external-dns":
+            return {
+                "provider": {"name": "aws"},
+                "serviceAccount": {
+                    "annotations": self.workload_identity_annotations(
+                        cluster, "external-dns", "external-dns"
+                    )
+                },
+            }
+        if addon == "gpu-operator":
+            # The AL2023 NVIDIA AMI ships the driver and the container toolkit.
+            return {
+                "driver": {"enabled": False},
+                "toolkit": {"enabled": False},
+                "daemonsets": {"tolerations": _operator_tolerations()},
+            }
+        return {}
+
+
+def _req(key: str, values: list[str]) -> dict[str, Any]:
+    return {"key": key, "operator": "In", "values": values}
+
+
+def _operator_tolerations() -> list[dict[str, str]]:
+    """The operator's DaemonSets must start on nodes still under the startup taint."""
+    return [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+        {"key": STARTUP_TAINT["key"], "operator": "Exists", "effect": "NoSchedule"},
+    ]

@@ -1,20 +1,25 @@
 """The CloudProvider interface: everything that differs between clouds.
 
 A provider answers questions about one cluster on its cloud: which node
-labels select a GPU pool, how a ServiceAccount gets cloud credentials, which
-weights URI to load from, which secret-store backend is native. Providers
-register themselves by name; plan and render only ever call this interface,
-so adding a cloud is adding a class (and its templates under
-`templates/nodepools/<cloud>/`).
+labels select a GPU pool, which taints its nodes carry, how a ServiceAccount
+gets cloud credentials, where a model's weights are mirrored and how to copy
+them, which secret-store backend is native, how the ingress load balancer is
+annotated, which cloud-only add-ons run and with what values, and which node
+pool resources exist. Providers register themselves by name; plan, render and
+the concerns only ever call this interface, so adding a cloud is adding a
+class (and its templates under `templates/nodepools/<cloud>/`).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from ..catalog import Cluster, Gpu, Model, NodePool
+    from ..plan import ClusterPlan
 
 _REGISTRY: dict[str, type[CloudProvider]] = {}
 
@@ -44,12 +49,54 @@ def known_clouds() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def registered() -> list[type[CloudProvider]]:
+    """Every registered provider class, by name."""
+    from . import aws, gcp  # noqa: F401
+
+    return [_REGISTRY[n] for n in sorted(_REGISTRY)]
+
+
+@dataclass(frozen=True)
+class NodePoolResource:
+    """One cluster-level object of a GPU node pool, rendered from a template.
+
+    `template` is relative to the templates folder (by convention under
+    `nodepools/<cloud>/`); the nodepools concern decides the file path.
+    """
+
+    kind: str
+    name: str
+    template: str
+    context: Mapping[str, Any]
+    #: the catalog node pool it belongs to; None for objects shared by all pools
+    pool: str | None = None
+
+
+@dataclass(frozen=True)
+class WeightsSync:
+    """How an init container copies a weights mirror into a local folder."""
+
+    image: str
+    command: tuple[str, ...]
+    #: environment the copy tool needs to run with a read-only root filesystem
+    env: Mapping[str, str]
+
+
 class CloudProvider(ABC):
     """One cloud's answers; stateless, so one instance serves every cluster."""
 
     name: ClassVar[str]
-    #: the catalog key under GpuCatalog gpus.<GPU>.<cloud> listing shapes
+    #: the URI scheme of the cloud's object store (weights mirrors)
     storage_scheme: ClassVar[str]
+    #: the Environment `secretStores` key whose backend is this cloud's own
+    secret_store_backend: ClassVar[str]
+    #: Platform add-ons that only make sense on this cloud (e.g. Karpenter on AWS)
+    cloud_addons: ClassVar[frozenset[str]] = frozenset()
+    #: whether add-on namespaces running node-critical pods need a ResourceQuota
+    #: admitting those priority classes (GKE only allows them in kube-system otherwise)
+    critical_pods_need_quota: ClassVar[bool] = False
+
+    # ---------------------------------------------------------------- GPU nodes
 
     @abstractmethod
     def gpu_node_selector(self, cluster: Cluster, pool: NodePool, gpu: Gpu) -> dict[str, str]:
@@ -60,11 +107,43 @@ class CloudProvider(ABC):
         """Tolerations a GPU pod needs to land on `pool`."""
 
     @abstractmethod
+    def gpu_node_labels(self, cluster: Cluster, pool: NodePool, gpu: Gpu) -> dict[str, str]:
+        """Labels the provider puts on every node of `pool`."""
+
+    @abstractmethod
+    def gpu_taints(self, pool: NodePool) -> list[dict[str, str]]:
+        """Taints every node of `pool` carries (Kubernetes spelling: key, value, effect)."""
+
+    @abstractmethod
+    def nodepool_resources(self, cp: ClusterPlan) -> list[NodePoolResource]:
+        """The cluster-level objects that create this cluster's GPU node pools."""
+
+    # ---------------------------------------------------------------- identity
+
+    @abstractmethod
     def workload_identity_annotations(
         self, cluster: Cluster, namespace: str, service_account: str
     ) -> dict[str, str]:
         """ServiceAccount annotations granting cloud credentials (IRSA / Workload Identity)."""
 
+    # ---------------------------------------------------------------- weights
+
     def weights_uri(self, model: Model) -> str:
-        """The cloud-local mirror of the model's weights."""
+        """The cloud-local mirror of the model's weights ('' when there is none)."""
         return model.weight_uris.get(self.name, "")
+
+    @abstractmethod
+    def weights_sync(self, uri: str, dest: str) -> WeightsSync:
+        """An init container's image and command copying `uri` into `dest`."""
+
+    # ---------------------------------------------------------------- network
+
+    @abstractmethod
+    def load_balancer_annotations(self, cluster: Cluster) -> dict[str, str]:
+        """Annotations of the ingress gateway's `LoadBalancer` Service on this cloud."""
+
+    # ---------------------------------------------------------------- add-ons
+
+    def addon_values(self, addon: str, cp: ClusterPlan) -> dict[str, Any]:
+        """Cloud-specific Helm values for `addon`, merged over the generic ones."""
+        return {}

@@ -2,29 +2,238 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+import math
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from .base import CloudProvider, register
+from .. import names
+from .base import CloudProvider, NodePoolResource, WeightsSync, register
 
 if TYPE_CHECKING:
     from ..catalog import Cluster, Gpu, NodePool
+    from ..plan import ClusterPlan
+
+COMPUTE_CLASS_LABEL = "cloud.google.com/compute-class"
+#: Namespace holding the Config Connector node pools (annotated with the project).
+NODEPOOL_NAMESPACE = "gke-node-pools"
+#: Pinned Google Cloud CLI image for the weights copy (`gcloud storage rsync`).
+GCLOUD_IMAGE = "gcr.io/google.com/cloudsdktool/google-cloud-cli:540.0.0-slim"
+#: Where GKE's driver installer puts the NVIDIA driver (NVIDIA's GKE guidance).
+GKE_NVIDIA_DIR = "/home/kubernetes/bin/nvidia"
+#: OS and container images; the weights cache (emptyDir) comes on top of this.
+BASE_DISK_GB = 100
+#: GKE's own device plugin would fight the GPU operator's; this node label
+#: switches it off, so the operator's device plugin and DCGM exporter run.
+NO_GKE_DEVICE_PLUGIN = {"gke-no-default-nvidia-gpu-device-plugin": "true"}
+
+
+def gsa_email(cluster: Cluster, service_account: str) -> str:
+    """The Google service account a Kubernetes ServiceAccount impersonates."""
+    project = cluster.cloud_settings.get("projectID", "")
+    gsa = service_account[:30].rstrip("-")
+    return f"{gsa}@{project}.iam.gserviceaccount.com"
+
+
+def disk_size_gb(pool: NodePool, gpu: Gpu) -> int:
+    """Boot disk big enough for the weights of every replica a node can hold.
+
+    Weights must fit in GPU memory (a validate rule), so the weights cached on
+    one node never exceed the node's total GPU memory; 25 % headroom covers
+    tokenizer files and a second copy during a rolling update of one replica.
+    """
+    return BASE_DISK_GB + math.ceil(pool.gpus_per_node * gpu.memory_gib * 1.25)
 
 
 @register
 class GcpProvider(CloudProvider):
     name: ClassVar[str] = "gcp"
     storage_scheme: ClassVar[str] = "gs"
+    secret_store_backend: ClassVar[str] = "gcp"
+    critical_pods_need_quota: ClassVar[bool] = True
 
     def gpu_node_selector(self, cluster: Cluster, pool: NodePool, gpu: Gpu) -> dict[str, str]:
-        return {"cloud.google.com/gke-nodepool": pool.name}
+        # The ComputeClass, not the node pool: it is what falls back from spot to
+        # on-demand when the pool's spot capacity runs out.
+        return {COMPUTE_CLASS_LABEL: names.nodepool_name(pool.name)}
 
     def gpu_tolerations(self, pool: NodePool) -> list[dict[str, str]]:
-        # GKE taints GPU nodes nvidia.com/gpu=present:NoSchedule itself.
-        return [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+        return [
+            {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+            {
+                "key": COMPUTE_CLASS_LABEL,
+                "operator": "Equal",
+                "value": names.nodepool_name(pool.name),
+                "effect": "NoSchedule",
+            },
+        ]
+
+    def gpu_node_labels(self, cluster: Cluster, pool: NodePool, gpu: Gpu) -> dict[str, str]:
+        return {
+            "llmgen.io/nodepool": pool.name,
+            "llmgen.io/gpu": gpu.key,
+            COMPUTE_CLASS_LABEL: names.nodepool_name(pool.name),
+            **NO_GKE_DEVICE_PLUGIN,
+        }
+
+    def gpu_taints(self, pool: NodePool) -> list[dict[str, str]]:
+        # A manually created pool serves a ComputeClass only when it carries the
+        # class's label and taint; GKE adds nvidia.com/gpu=present itself but we
+        # state it so the pool's spec says what its nodes are.
+        return [
+            {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"},
+            {
+                "key": COMPUTE_CLASS_LABEL,
+                "value": names.nodepool_name(pool.name),
+                "effect": "NoSchedule",
+            },
+        ]
+
+    def nodepool_resources(self, cp: ClusterPlan) -> list[NodePoolResource]:
+        cluster = cp.cluster
+        project = cluster.cloud_settings.get("projectID", "")
+        out: list[NodePoolResource] = []
+        if cluster.node_pools:
+            out.append(
+                NodePoolResource(
+                    "Namespace",
+                    NODEPOOL_NAMESPACE,
+                    "nodepools/gcp/namespace.yaml.j2",
+                    {"name": NODEPOOL_NAMESPACE, "labels": cp.labels, "project": project},
+                )
+            )
+        for pool in cluster.node_pools:
+            gpu = cp.gpus[pool.gpu]
+            name = names.nodepool_name(pool.name)
+            labels = {**cp.labels, "llmgen.io/nodepool": pool.name}
+            offer = gpu.offers.get(self.name)
+            accelerator = offer.label if offer else ""
+            machine = pool.instance_types[0] if pool.instance_types else ""
+            spot = pool.capacity_type == "spot"
+            node_labels = self.gpu_node_labels(cluster, pool, gpu)
+            location = {"zones": sorted(pool.zones)} if pool.zones else {}
+            gpu_spec = {
+                "type": accelerator,
+                "count": pool.gpus_per_node,
+                "driverVersion": "default",
+            }
+            # First the Config Connector pool below (bounded by the catalog's
+            # maxNodes); a spot pool then falls back to on-demand capacity of the
+            # same shape, which GKE creates on demand (node auto-creation).
+            priorities: list[dict[str, Any]] = [{"nodepools": [name]}]
+            if spot:
+                fallback: dict[str, Any] = {
+                    "machineType": machine,
+                    "gpu": gpu_spec,
+                    "spot": False,
+                    "nodeLabels": dict(NO_GKE_DEVICE_PLUGIN),
+                }
+                if location:
+                    fallback["location"] = location
+                priorities.append(fallback)
+            out.append(
+                NodePoolResource(
+                    "ComputeClass",
+                    name,
+                    "nodepools/gcp/computeclass.yaml.j2",
+                    {
+                        "name": name,
+                        "labels": labels,
+                        "description": (
+                            f"{pool.gpus_per_node}x {gpu.key} ({machine}), "
+                            + ("spot, on-demand fallback" if spot else "on-demand")
+                        ),
+                        "priorities": priorities,
+                        "auto_create": spot,
+                    },
+                    pool=pool.name,
+                )
+            )
+            out.append(
+                NodePoolResource(
+                    "ContainerNodePool",
+                    name,
+                    "nodepools/gcp/containernodepool.yaml.j2",
+                    {
+                        "name": name,
+                        "namespace": NODEPOOL_NAMESPACE,
+                        "labels": labels,
+                        "project": project,
+                        "cluster": cluster.name,
+                        "location": cluster.region,
+                        "zones": sorted(pool.zones),
+                        "min_nodes": pool.min_nodes,
+                        "max_nodes": pool.max_nodes,
+                        # Spot: take capacity wherever it is (fewer preemptions);
+                        # on-demand: spread across zones.
+                        "location_policy": "ANY" if spot else "BALANCED",
+                        "machine_type": machine,
+                        "spot": spot,
+                        "accelerator": accelerator,
+                        "gpus": pool.gpus_per_node,
+                        "disk_size_gb": disk_size_gb(pool, gpu),
+                        "node_labels": node_labels,
+                        "taints": [
+                            {**t, "effect": _gke_effect(t["effect"])} for t in self.gpu_taints(pool)
+                        ],
+                    },
+                    pool=pool.name,
+                )
+            )
+        return out
 
     def workload_identity_annotations(
         self, cluster: Cluster, namespace: str, service_account: str
     ) -> dict[str, str]:
-        project = cluster.cloud_settings.get("projectID", "")
-        gsa = service_account[:30].rstrip("-")
-        return {"iam.gke.io/gcp-service-account": f"{gsa}@{project}.iam.gserviceaccount.com"}
+        return {"iam.gke.io/gcp-service-account": gsa_email(cluster, service_account)}
+
+    def weights_sync(self, uri: str, dest: str) -> WeightsSync:
+        return WeightsSync(
+            image=GCLOUD_IMAGE,
+            command=("gcloud", "storage", "rsync", "--recursive", uri, dest),
+            # gcloud keeps its configuration under CLOUDSDK_CONFIG; the root
+            # filesystem is read-only.
+            env={"HOME": "/tmp", "CLOUDSDK_CONFIG": "/tmp/gcloud"},
+        )
+
+    def load_balancer_annotations(self, cluster: Cluster) -> dict[str, str]:
+        # A backend-service-based external passthrough NLB (regional, preserves
+        # client IPs, supports more than 250 backends).
+        return {"cloud.google.com/l4-rbs": "enabled"}
+
+    def addon_values(self, addon: str, cp: ClusterPlan) -> dict[str, Any]:
+        cluster = cp.cluster
+        if addon == "external-dns":
+            project = cluster.cloud_settings.get("projectID", "")
+            return {
+                "provider": {"name": "google"},
+                "extraArgs": [f"--google-project={project}"],
+                "serviceAccount": {
+                    "annotations": self.workload_identity_annotations(
+                        cluster, "external-dns", "external-dns"
+                    )
+                },
+            }
+        if addon == "gpu-operator":
+            # NVIDIA's guidance for GKE with Google's driver installer: GKE
+            # installs the driver (node pools ask for it), the operator runs the
+            # toolkit, device plugin and DCGM exporter against GKE's paths.
+            return {
+                "driver": {"enabled": False},
+                "hostPaths": {"driverInstallDir": GKE_NVIDIA_DIR},
+                "toolkit": {
+                    "installDir": GKE_NVIDIA_DIR,
+                    # Container Toolkit otherwise rewrites GKE 1.33+'s containerd
+                    # config wrongly (NVIDIA known issue).
+                    "env": [{"name": "RUNTIME_CONFIG_SOURCE", "value": "file"}],
+                },
+                "cdi": {"enabled": True, "default": True},
+            }
+        return {}
+
+
+def _gke_effect(effect: str) -> str:
+    """Kubernetes taint effect -> the GKE API's enum (NoSchedule -> NO_SCHEDULE)."""
+    return {
+        "NoSchedule": "NO_SCHEDULE",
+        "PreferNoSchedule": "PREFER_NO_SCHEDULE",
+        "NoExecute": "NO_EXECUTE",
+    }[effect]

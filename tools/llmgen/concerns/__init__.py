@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from . import flux, secrets, workloads
+from . import flux, nodepools, secrets, workloads
 
 if TYPE_CHECKING:
     from ..plan import ClusterPlan
