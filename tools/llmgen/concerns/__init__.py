@@ -21,6 +21,7 @@ ConcernFn = Callable[["ClusterPlan"], Iterable["Output"]]
 CONCERNS: list[tuple[str, ConcernFn]] = [
     ("flux", flux.outputs),
     ("workloads", workloads.outputs),
+    ("nodepools", nodepools.outputs),
     ("secrets", secrets.outputs),
 ]
 
