@@ -115,12 +115,47 @@ class CostLine:
         return self.max_replicas * self.replica_hourly_usd * HOURS_PER_MONTH
 
 
+def serving_clusters(env: Environment, dep: ModelDeployment, catalog: Catalog) -> list[Cluster]:
+    """The clusters that will actually run a model of `env`, sorted by name.
+
+    Its target clusters that exist and have an eligible, priced pool; when
+    the environment routes by weight, only those the routing sends traffic
+    to (a cluster with weight 0 hosts nothing).
+    """
+    model = catalog.models.get(dep.name)
+    if model is None:
+        return []
+    found = [
+        cluster
+        for name in sorted(target_clusters(env, dep))
+        if (cluster := catalog.clusters.get(name)) is not None
+        and replica_hourly(model, cluster, catalog.gpus) is not None
+    ]
+    if any(env.routing_weights.get(c.name, 0) > 0 for c in found):
+        found = [c for c in found if env.routing_weights.get(c.name, 0) > 0]
+    return found
+
+
+def effective_min(low: int, high: int, clusters: int, scale_to_zero: bool) -> int:
+    """The environment-wide minimum that will really run.
+
+    A model that may not scale to zero keeps a replica on every cluster it is
+    placed on (a cluster at zero would need scale-from-zero to serve), so its
+    minimum is at least its number of clusters, though never above its maximum.
+    """
+    if scale_to_zero:
+        return min(low, high)
+    return min(max(low, clusters), max(high, low))
+
+
 def environment_cost_lines(env: Environment, catalog: Catalog) -> list[CostLine]:
     """Monthly cost inputs of every model of `env` that can be priced.
 
-    A replica is priced at the dearest of the model's target clusters: until
-    plan splits replicas per cluster, any replica may land on any of them.
-    Models or clusters that other rules reject (unknown, no pool) are left out.
+    A replica is priced at the dearest of the model's serving clusters, so
+    the budget caps hold however plan splits replicas between them; the
+    minimum counts the replica per cluster that a model which may not scale
+    to zero keeps (`effective_min`), as plan will run it. Models or clusters
+    that other rules reject (unknown, no pool) are left out.
     """
     lines: list[CostLine] = []
     for dep in env.models:
@@ -129,13 +164,13 @@ def environment_cost_lines(env: Environment, catalog: Catalog) -> list[CostLine]
             continue
         prices = [
             price
-            for name in target_clusters(env, dep)
-            if (cluster := catalog.clusters.get(name)) is not None
-            and (price := replica_hourly(model, cluster, catalog.gpus)) is not None
+            for cluster in serving_clusters(env, dep, catalog)
+            if (price := replica_hourly(model, cluster, catalog.gpus)) is not None
         ]
         if not prices:
             continue
         low, high = replica_bounds(dep, model)
+        low = effective_min(low, high, len(prices), model.scale_to_zero)
         lines.append(CostLine(dep.name, low, high, max(prices)))
     return lines
 

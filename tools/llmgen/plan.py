@@ -10,16 +10,17 @@ concern's module under `concerns/`, computed from this plan.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from . import __version__, names
-from .allocate import split_replicas
+from . import __version__, cost, names
+from .allocate import Allocation, Demand, Site, allocate
 from .catalog import Catalog, Cluster, Environment, Gpu, Model, ModelDeployment, NodePool, Platform
 from .clouds import CloudProvider, get_provider
 from .load import Document
 
-HOURS_PER_MONTH = 730.0
+HOURS_PER_MONTH = float(cost.HOURS_PER_MONTH)
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,11 @@ class Placement:
     replica_hourly_usd: float
     input_hash: str
     reasons: tuple[str, ...] = ()
+    #: the same replica priced on-demand (equal to replica_hourly_usd on on-demand pools)
+    replica_on_demand_hourly_usd: float = 0.0
+    #: bounds of the `<model>-canary` Deployment; 0..0 when the environment has no canary
+    canary_min_replicas: int = 0
+    canary_max_replicas: int = 0
 
     @property
     def suspended(self) -> bool:
@@ -78,12 +84,36 @@ class Placement:
         return self.max_replicas * self.model.gpu_count
 
     @property
+    def has_canary(self) -> bool:
+        return self.canary_max_replicas > 0
+
+    @property
+    def gpu_hourly_usd(self) -> float:
+        """USD per GPU-hour of this placement's pool (what the cost recording rules multiply)."""
+        return self.replica_hourly_usd / self.model.gpu_count if self.model.gpu_count else 0.0
+
+    @property
+    def replicas_min_total(self) -> int:
+        """Primary and canary replicas at their minimums."""
+        return self.min_replicas + self.canary_min_replicas
+
+    @property
+    def replicas_max_total(self) -> int:
+        return self.max_replicas + self.canary_max_replicas
+
+    @property
     def monthly_usd_min(self) -> float:
-        return self.min_replicas * self.replica_hourly_usd * HOURS_PER_MONTH
+        return self.replicas_min_total * self.replica_hourly_usd * HOURS_PER_MONTH
 
     @property
     def monthly_usd_max(self) -> float:
-        return self.max_replicas * self.replica_hourly_usd * HOURS_PER_MONTH
+        return self.replicas_max_total * self.replica_hourly_usd * HOURS_PER_MONTH
+
+    @property
+    def monthly_spot_savings_max(self) -> float:
+        """What spot saves at the maximum, against the same shapes on-demand."""
+        per = max(self.replica_on_demand_hourly_usd - self.replica_hourly_usd, 0.0)
+        return self.replicas_max_total * per * HOURS_PER_MONTH
 
 
 @dataclass(frozen=True)
@@ -99,6 +129,16 @@ class ClusterPlan:
     input_hash: str
     #: every cluster of the same environment (for mesh peers and failover)
     peers: tuple[Cluster, ...] = ()
+    #: node pool name -> the GPU limit its NodePool/ComputeClass should carry:
+    #: the GPUs of the nodes the placed models need at their (budget-capped)
+    #: maximum, never above maxNodes x gpusPerNode; 0 for a pool nothing uses
+    gpu_caps: dict[str, int] = field(default_factory=dict)
+    #: node pool name -> the same limit in nodes
+    node_caps: dict[str, int] = field(default_factory=dict)
+    #: this cluster's allotment of the environment's monthly budget (its share
+    #: of the environment's maximum spend); each cluster's Prometheus sees
+    #: only its own spend, so budget alerts and the scale-up brake compare to this
+    monthly_budget_usd: float = 0.0
 
     @property
     def name(self) -> str:
@@ -123,6 +163,9 @@ class ClusterPlan:
 class EnvironmentPlan:
     environment: Environment
     placements: tuple[Placement, ...]
+
+    #: environment-level notes from the allocator (budget caps)
+    notes: tuple[str, ...] = ()
 
     @property
     def monthly_usd_min(self) -> float:
@@ -151,29 +194,107 @@ def _hash(docs: Iterable[Document | None]) -> str:
 
 def pool_per_gpu_hourly(pool: NodePool, gpu: Gpu, cloud: str) -> float:
     """Conservative hourly USD of one GPU of `pool`: its dearest listed shape."""
-    offer = gpu.offers.get(cloud)
-    if offer is None:
-        return 0.0
-    prices = [
-        t.hourly(pool.capacity_type) / t.gpus
-        for name, t in offer.types.items()
-        if name in pool.instance_types and t.gpus
-    ]
-    return max(prices, default=0.0)
+    return cost.pool_gpu_hourly(pool, gpu, cloud) or 0.0
 
 
 def choose_pool(model: Model, cluster: Cluster, gpu: Gpu) -> NodePool | None:
     """The cheapest pool in `cluster` with the model's GPU and room for gpuCount."""
-    eligible = [
-        p for p in cluster.node_pools if p.gpu == model.gpu and p.gpus_per_node >= model.gpu_count
-    ]
+    eligible = cost.eligible_pools(model, cluster)
     if not eligible:
         return None
     return min(eligible, key=lambda p: (pool_per_gpu_hourly(p, gpu, cluster.cloud), p.name))
 
 
-def _target_clusters(env: Environment, dep: ModelDeployment) -> list[str]:
-    return sorted(dep.clusters if dep.clusters is not None else env.clusters)
+def _on_demand(pool: NodePool) -> NodePool:
+    return NodePool(
+        pool.name,
+        pool.gpu,
+        pool.gpus_per_node,
+        pool.instance_types,
+        "on-demand",
+        pool.min_nodes,
+        pool.max_nodes,
+        pool.zones,
+        pool.where,
+    )
+
+
+def pool_key(cluster: str, pool: str) -> str:
+    return f"{cluster}/{pool}"
+
+
+def canary_bounds(dep: ModelDeployment, low: int, high: int) -> tuple[int, int]:
+    """The canary Deployment's bounds next to a primary of `low`..`high` replicas.
+
+    Enough replicas for its traffic weight at the primary's maximum (at least
+    one, so the canary route always has an endpoint), and a standing replica
+    only where the primary keeps one.
+    """
+    if dep.canary is None or high == 0:
+        return 0, 0
+    top = max(1, math.ceil(high * dep.canary.weight / 100))
+    return (1 if low >= 1 else 0), top
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    cluster: Cluster
+    pool: NodePool
+    price: float
+    on_demand: float
+
+
+def _candidates(
+    catalog: Catalog, env: Environment, dep: ModelDeployment, model: Model, gpu: Gpu
+) -> list[_Candidate]:
+    found = []
+    for cluster in cost.serving_clusters(env, dep, catalog):
+        pool = choose_pool(model, cluster, gpu)
+        if pool is None:
+            continue
+        price = model.gpu_count * pool_per_gpu_hourly(pool, gpu, cluster.cloud)
+        on_demand = model.gpu_count * pool_per_gpu_hourly(_on_demand(pool), gpu, cluster.cloud)
+        found.append(_Candidate(cluster, pool, price, on_demand))
+    return found
+
+
+def _allocate_environment(
+    catalog: Catalog, env: Environment
+) -> tuple[Allocation, dict[str, dict[str, _Candidate]]]:
+    """Build the allocator's input for `env`, run it, and keep the chosen pools."""
+    demands: list[Demand] = []
+    chosen: dict[str, dict[str, _Candidate]] = {}
+    for dep in env.models:
+        model = catalog.models[dep.name]
+        gpu = catalog.gpus[model.gpu]
+        found = _candidates(catalog, env, dep, model, gpu)
+        chosen[dep.name] = {c.cluster.name: c for c in found}
+        low, high = cost.replica_bounds(dep, model)
+        demands.append(
+            Demand(
+                model=dep.name,
+                low=low,
+                high=high,
+                sites=tuple(
+                    Site(
+                        cluster=c.cluster.name,
+                        weight=float(env.routing_weights.get(c.cluster.name, 0)),
+                        replica_hourly_usd=c.price,
+                        pool=pool_key(c.cluster.name, c.pool.name),
+                        replicas_per_node=c.pool.gpus_per_node // model.gpu_count,
+                    )
+                    for c in found
+                ),
+                scale_to_zero=model.scale_to_zero,
+            )
+        )
+    pool_nodes = {
+        pool_key(name, p.name): p.max_nodes
+        for name in env.clusters
+        if (cluster := catalog.clusters.get(name)) is not None
+        for p in cluster.node_pools
+    }
+    return allocate(demands, pool_nodes, env.monthly_budget_usd), chosen
 
 
 def build_plan(catalog: Catalog) -> Plan:
@@ -190,61 +311,99 @@ def build_plan(catalog: Catalog) -> Plan:
         env_placements: list[Placement] = []
         for c in env.clusters:
             env_of[c] = env
+        allocation, chosen = _allocate_environment(catalog, env)
         for dep in env.models:
             model = catalog.models[dep.name]
             gpu = catalog.gpus[model.gpu]
-            targets = [c for c in _target_clusters(env, dep) if c in catalog.clusters]
-            lo = dep.min_replicas if dep.min_replicas is not None else model.min_replicas
-            hi = dep.max_replicas if dep.max_replicas is not None else model.max_replicas
-            pools = {c: choose_pool(model, catalog.clusters[c], gpu) for c in targets}
-            prices = {
-                c: model.gpu_count * pool_per_gpu_hourly(p, gpu, catalog.clusters[c].cloud)
-                for c, p in pools.items()
-                if p is not None
-            }
-            split = split_replicas(lo, hi, env.routing_weights, sorted(prices), prices)
-            for c in sorted(prices):
-                cluster = catalog.clusters[c]
-                pool = pools[c]
-                assert pool is not None
-                lo_c, hi_c, why = split[c]
-                if hi_c == 0:
+            for c in sorted(chosen[dep.name]):
+                cand = chosen[dep.name][c]
+                share = allocation.shares[(dep.name, c)]
+                if share.max_replicas == 0:
                     continue  # this cluster's share of the model is nothing
+                canary_lo, canary_hi = canary_bounds(dep, share.min_replicas, share.max_replicas)
                 placement = Placement(
                     model=model,
                     deployment=dep,
                     environment=env,
-                    cluster=cluster,
-                    pool=pool,
+                    cluster=cand.cluster,
+                    pool=cand.pool,
                     gpu=gpu,
-                    min_replicas=lo_c,
-                    max_replicas=hi_c,
-                    replica_hourly_usd=prices[c],
+                    min_replicas=share.min_replicas,
+                    max_replicas=share.max_replicas,
+                    replica_hourly_usd=cand.price,
                     input_hash=_hash(
-                        [model.where.doc, env.where.doc, cluster.where.doc, gpu_doc, platform_doc]
+                        [
+                            model.where.doc,
+                            env.where.doc,
+                            cand.cluster.where.doc,
+                            gpu_doc,
+                            platform_doc,
+                        ]
                     ),
-                    reasons=tuple(why),
+                    reasons=share.reasons,
+                    replica_on_demand_hourly_usd=cand.on_demand,
+                    canary_min_replicas=canary_lo,
+                    canary_max_replicas=canary_hi,
                 )
                 by_cluster[c].append(placement)
                 env_placements.append(placement)
-        env_plans[env.name] = EnvironmentPlan(env, tuple(env_placements))
+        env_plans[env.name] = EnvironmentPlan(env, tuple(env_placements), tuple(allocation.notes))
 
     clusters: dict[str, ClusterPlan] = {}
     for name in sorted(catalog.clusters):
         cluster = catalog.clusters[name]
-        env = env_of.get(name)
+        owner = env_of.get(name)
         placements = tuple(sorted(by_cluster[name], key=lambda p: p.model.name))
-        peers = tuple(catalog.clusters[c] for c in sorted(env.clusters) if c in catalog.clusters) if env else ()
+        peers = (
+            tuple(catalog.clusters[c] for c in sorted(owner.clusters) if c in catalog.clusters)
+            if owner
+            else ()
+        )
+        node_caps = _node_caps(cluster, placements)
         clusters[name] = ClusterPlan(
             cluster=cluster,
-            environment=env,
+            environment=owner,
             provider=get_provider(cluster.cloud),
             platform=platform,
             gpus=catalog.gpus,
             placements=placements,
             # Cluster-wide files depend on the cluster, its environment, the
             # GPU catalog and the platform; model files carry their own hash.
-            input_hash=_hash([cluster.where.doc, env.where.doc if env else None, gpu_doc, platform_doc]),
+            input_hash=_hash(
+                [cluster.where.doc, owner.where.doc if owner else None, gpu_doc, platform_doc]
+            ),
             peers=peers,
+            gpu_caps={p.name: node_caps[p.name] * p.gpus_per_node for p in cluster.node_pools},
+            node_caps=node_caps,
+            monthly_budget_usd=_cluster_budget(owner, env_plans, placements),
         )
     return Plan(clusters=clusters, environments=env_plans)
+
+
+def _node_caps(cluster: Cluster, placements: tuple[Placement, ...]) -> dict[str, int]:
+    """Per pool, the nodes its models need at their maximum (canaries included).
+
+    Replicas of one model pack `gpusPerNode // gpuCount` to a node and models
+    are counted on separate nodes, so the count is enough however the
+    scheduler packs them; it never exceeds the pool's maxNodes.
+    """
+    needed = dict.fromkeys((p.name for p in cluster.node_pools), 0)
+    for p in placements:
+        per_node = max(p.pool.gpus_per_node // p.model.gpu_count, 1)
+        needed[p.pool.name] += math.ceil(p.replicas_max_total / per_node)
+    return {pool.name: min(pool.max_nodes, needed[pool.name]) for pool in cluster.node_pools}
+
+
+def _cluster_budget(
+    env: Environment | None,
+    env_plans: dict[str, EnvironmentPlan],
+    placements: tuple[Placement, ...],
+) -> float:
+    """The cluster's allotment: the budget split in proportion to maximum spend."""
+    if env is None:
+        return 0.0
+    total = env_plans[env.name].monthly_usd_max
+    mine = sum(p.monthly_usd_max for p in placements)
+    if total <= 0:
+        return 0.0
+    return round(env.monthly_budget_usd * mine / total, 2)
