@@ -21,8 +21,9 @@ import errno
 import fcntl
 import hashlib
 import os
+import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -205,45 +206,93 @@ def hand_edits(
 # ------------------------------------------------------------------ summary
 
 
-def summarise(old: dict[str, bytes], new: dict[str, bytes]) -> list[ClusterChange]:
+# Every model resource carries this label (DESIGN: standard labels); reading it
+# from the text keeps the summary independent of how files are laid out.
+_MODEL_LABEL = re.compile(rb"^[ \t]*llmgen\.io/model:[ \t]*[\"']?([a-z0-9][a-z0-9.-]*)", re.M)
+
+
+def _cluster_of(path: str) -> str | None:
+    parts = path.split("/")
+    if len(parts) >= 4 and parts[:2] == [GENERATED, "clusters"]:
+        return parts[2]
+    return None
+
+
+def models_by_cluster(files: Mapping[str, bytes]) -> dict[str, set[str]]:
+    """cluster -> models with a resource in `files` (root-relative paths)."""
+    out: dict[str, set[str]] = {}
+    for path, data in files.items():
+        cluster = _cluster_of(path)
+        if cluster is not None:
+            out.setdefault(cluster, set()).update(m.decode() for m in _MODEL_LABEL.findall(data))
+    return out
+
+
+def summarise(
+    old: Mapping[str, bytes],
+    new: Mapping[str, bytes],
+    before: Mapping[str, set[str]],
+    after: Mapping[str, set[str]],
+) -> list[ClusterChange]:
     """Per cluster: models and resources added, changed and removed.
 
-    `old` and `new` map root-relative paths under generated/ to bytes; only
-    paths that differ need to be present.
+    `old` and `new` hold the changed files (root-relative paths under
+    generated/); `before` and `after` name every model of each cluster in the
+    whole old and new trees, which decides added versus changed.
     """
-    by_cluster: dict[str, ClusterChange] = {}
-    models: dict[str, dict[str, set[str]]] = {}
-    for path in sorted(old.keys() | new.keys()):
-        if old.get(path) == new.get(path):
-            continue
-        parts = path.split("/")
-        if len(parts) < 4 or parts[:2] != [GENERATED, "clusters"]:
-            continue
-        mine = models.setdefault(parts[2], {"old": set(), "new": set(), "touched": set()})
-        if len(parts) >= 6 and parts[3] == "models":
-            mine["touched"].add(parts[4])
-    for cluster, mine in models.items():
-        # A model folder is added when nothing of it was in the old tree.
-        pre = f"{GENERATED}/clusters/{cluster}/models/"
-        had = {p[len(pre) :].split("/")[0] for p in old if p.startswith(pre) and p.count("/") > 4}
-        has = {p[len(pre) :].split("/")[0] for p in new if p.startswith(pre) and p.count("/") > 4}
-        touched = mine["touched"]
-        by_cluster[cluster] = ClusterChange(
-            cluster,
-            models_added=tuple(sorted(m for m in touched if m in has and m not in had)),
-            models_changed=tuple(sorted(m for m in touched if m in has and m in had)),
-            models_removed=tuple(sorted(m for m in touched if m in had and m not in has)),
+    touched: dict[str, set[str]] = {}
+    for side in (old, new):
+        for cluster, models in models_by_cluster(
+            {p: b for p, b in side.items() if old.get(p) != new.get(p)}
+        ).items():
+            touched.setdefault(cluster, set()).update(models)
+    resources: dict[str, list[ResourceChange]] = {}
+    for change in resource_changes(dict(old), dict(new)):
+        resources.setdefault(change.cluster, []).append(change)
+    out = []
+    for cluster in sorted(touched.keys() | resources.keys()):
+        ms = touched.get(cluster, set())
+        had, has = before.get(cluster, set()), after.get(cluster, set())
+        out.append(
+            ClusterChange(
+                cluster,
+                models_added=tuple(sorted(m for m in ms if m in has and m not in had)),
+                models_changed=tuple(sorted(m for m in ms if m in has and m in had)),
+                models_removed=tuple(sorted(m for m in ms if m in had and m not in has)),
+                resources=tuple(resources.get(cluster, [])),
+            )
         )
-    for change in resource_changes(old, new):
-        cc = by_cluster.setdefault(change.cluster, ClusterChange(change.cluster))
-        by_cluster[change.cluster] = ClusterChange(
-            cc.cluster,
-            cc.models_added,
-            cc.models_changed,
-            cc.models_removed,
-            (*cc.resources, change),
+    return out
+
+
+def _models_at(repo: git.Repo, rev: str | None, pathspec: str, prefix: str) -> dict[str, set[str]]:
+    """cluster -> models labelled anywhere in generated/ at `rev`, via one `git grep`."""
+    if rev is None:
+        return {}
+    try:
+        out = repo.git.grep(
+            "-I",
+            "--no-color",
+            "-o",
+            "-E",
+            "-e",
+            r"llmgen\.io/model:[ \t]*[\"']?[a-z0-9][a-z0-9.-]*",
+            rev,
+            "--",
+            pathspec,
         )
-    return [by_cluster[c] for c in sorted(by_cluster)]
+    except git.GitCommandError as exc:
+        if exc.status == 1:  # no match: no model in that tree
+            return {}
+        raise
+    found: dict[str, set[str]] = {}
+    for line in out.splitlines():
+        _rev, path, match = line.split(":", 2)
+        cluster = _cluster_of(path[len(prefix) :])
+        if cluster is not None:
+            value = match.split(":", 1)[1].strip().strip("\"'")
+            found.setdefault(cluster, set()).add(value)
+    return found
 
 
 def commit_message(subject: str | None, clusters: list[ClusterChange], digest: str) -> str:
@@ -351,7 +400,9 @@ def commit(
             for rel in (p[len(prefix) :] for p in changed)
             if (root / rel).is_file()
         }
-        clusters = summarise(old, new)
+        clusters = summarise(
+            old, new, _models_at(repo, head, pathspec, prefix), models_by_cluster(rendered.files)
+        )
         text = commit_message(message, clusters, catalog_hash(root))
         sha = _land(repo, tree, head, text, target, create)
         # The user's own index still lists the old generated/; align just that folder.
