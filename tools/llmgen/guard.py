@@ -91,6 +91,7 @@ _ENV_LITERAL = re.compile(
     re.MULTILINE,
 )
 _KIND_LINE = re.compile(rb"^kind: *(ConfigMap|Secret) *$", re.MULTILINE)
+_KIND_TEXT = re.compile(r"^kind: *(ConfigMap|Secret) *$", re.MULTILINE)
 
 
 def _words(key: str) -> list[str]:
@@ -170,34 +171,48 @@ def _diag(file: str, text: str, offset: int, path: str, message: str) -> Diagnos
     return Diagnostic(SourceLocation(file, line, col), path, message)
 
 
+_DOC_SEPARATOR = re.compile(r"^---[ \t]*$", re.MULTILINE)
+
+
+def _split(text: str) -> Iterator[tuple[int, str]]:
+    """Each YAML document of a (possibly bundled) file with its offset in the file."""
+    start = 0
+    for m in _DOC_SEPARATOR.finditer(text):
+        yield start, text[start : m.start()]
+        start = m.end()
+    yield start, text[start:]
+
+
 def _key_offset(text: str, section: str, key: str) -> int:
-    """Offset of `key:` inside the `section:` block (best effort; 0 if not found)."""
+    """Offset of `key:` inside the `section:` block of one document (0 if not found)."""
     start = text.find(f"\n{section}:")
-    start = 0 if start < 0 else start
+    if start < 0:
+        return 0
+    if not key:
+        return start + 1
     for candidate in (f" {key}:", f' "{key}":', f" '{key}':"):
         at = text.find(candidate, start)
         if at >= 0:
             return at + 1
-    return max(start, 0)
+    return start + 1
 
 
-def _documents(text: str) -> list[dict[str, Any]]:
+def _document(text: str) -> dict[str, Any] | None:
     try:
         parsed = yaml_rs.loads(text, parse_datetime=False)
     except Exception:  # unparsable output is verify's finding, not the guard's
-        return []
-    if isinstance(parsed, dict):
-        return [parsed]
-    if isinstance(parsed, list):
-        return [d for d in parsed if isinstance(d, dict)]
-    return []
+        return None
+    return parsed if isinstance(parsed, dict) else None
 
 
 def _scan_data(file: str, text: str) -> Iterator[Diagnostic]:
-    for doc in _documents(text):
-        kind = doc.get("kind")
-        if kind not in ("ConfigMap", "Secret"):
+    for base, part in _split(text):
+        if not _KIND_TEXT.search(part):
             continue
+        doc = _document(part)
+        if doc is None:
+            continue
+        kind = doc.get("kind")
         for section in ("data", "stringData", "binaryData"):
             data = doc.get(section)
             if not isinstance(data, Mapping) or not data:
@@ -206,7 +221,7 @@ def _scan_data(file: str, text: str) -> Iterator[Diagnostic]:
                 yield _diag(
                     file,
                     text,
-                    _key_offset(text, section, ""),
+                    base + _key_offset(part, section, ""),
                     section,
                     "a Secret with literal data; llmgen renders ExternalSecrets, never Secrets",
                 )
@@ -217,7 +232,7 @@ def _scan_data(file: str, text: str) -> Iterator[Diagnostic]:
                     yield _diag(
                         file,
                         text,
-                        _key_offset(text, section, str(key)),
+                        base + _key_offset(part, section, str(key)),
                         f"{section}.{key}",
                         f"{reason}; credentials must come from a secret store",
                     )
