@@ -116,7 +116,11 @@ def _not_in_environment(ctx: Context, env: Environment, name: str) -> str:
 
 
 def model_clusters(ctx: Context) -> Iterator[Diagnostic]:
-    """An environment model's `clusters` are clusters of that environment."""
+    """An environment model's `clusters` (and `suspendedClusters`) are the environment's."""
+    for env in ctx.catalog.environments.values():
+        for j, name in enumerate(env.suspended_clusters):
+            if name not in env.clusters:
+                yield env.where.error(_not_in_environment(ctx, env, name), "suspendedClusters", j)
     for env, i, dep in deployments(ctx.catalog):
         for j, name in enumerate(dep.clusters or ()):
             if name not in env.clusters:

@@ -93,6 +93,11 @@ def budget(ctx: Context) -> Iterator[Diagnostic]:
     for env in ctx.catalog.environments.values():
         if env.suspended:
             continue  # a suspended environment runs nothing
+        cat = ctx.catalog
+        if any(d.name not in cat.models for d in env.models) or any(
+            c not in cat.clusters for c in env.clusters
+        ):
+            continue  # a partial sum would mislead; the missing pieces are reported already
         lines = cost.environment_cost_lines(env, ctx.catalog)
         low, high = cost.monthly_min(lines), cost.monthly_max(lines)
         limit = env.monthly_budget_usd

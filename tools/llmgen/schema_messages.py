@@ -135,7 +135,7 @@ def _message(error: ValidationError, condition: str) -> str:
         return "must not be empty" if value == 1 else f"needs at least {value} entries"
     if kw in ("maxItems", "maxProperties"):
         return f"has more than {value} entries"
-    if kw is None:  # a `false` subschema: the key may not appear here
+    if kw == "not" and value == {}:  # `not: {}` forbids a key (e.g. per cloud)
         return f"is not allowed{condition}"
     return str(error.message)
 
@@ -175,7 +175,7 @@ def translate(doc: Document, error: ValidationError, root: dict[str, Any]) -> It
                 yield doc.diagnostic(path, error.message)
             else:
                 yield from translate(doc, inner, root)
-    elif kw is None:
+    elif kw == "not" and error.validator_value == {}:
         yield doc.diagnostic(path, _message(error, condition), key=True)
     else:
         yield doc.diagnostic(path, _message(error, condition))
