@@ -30,8 +30,9 @@ from pathlib import Path
 import git
 
 from . import __version__, pipeline
-from .diff import ResourceChange, resource_changes
+from .diff import ResourceChange
 from .errors import Diagnostic, LlmgenError, UsageError
+from .prsummary import document_changes
 from .resources import templates_dir
 from .write import GENERATED, write_tree
 
@@ -247,7 +248,7 @@ def summarise(
         ).items():
             touched.setdefault(cluster, set()).update(models)
     resources: dict[str, list[ResourceChange]] = {}
-    for change in resource_changes(dict(old), dict(new)):
+    for change in document_changes(dict(old), dict(new)):
         resources.setdefault(change.cluster, []).append(change)
     out = []
     for cluster in sorted(touched.keys() | resources.keys()):

@@ -1,0 +1,503 @@
+"""`llmgen diff --base REF`: what a pull request changes, in catalog terms.
+
+Both sides are planned and rendered by this llmgen: the working tree, and the
+render inputs of REF (catalog/, templates/ and overlays/) read from git into
+a temporary folder, never touching the working tree. Comparing two renders
+by the same tool shows the effect of the pull request itself, not of
+generator upgrades or of a stale generated/ on the base branch. Where REF's
+catalog no longer validates or renders with this llmgen, the resource changes
+fall back to REF's committed generated/ and the summary says so.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import git
+import yaml_rs
+
+from .catalog import Catalog
+from .diff import ResourceChange
+from .errors import CatalogError, LlmgenError, UsageError
+from .pipeline import checked_catalog
+from .plan import Placement, Plan, build_plan
+from .render import render_plan
+from .resources import templates_dir
+from .write import GENERATED
+
+#: the render inputs copied out of the base revision
+INPUT_FOLDERS = ("catalog", "templates", "overlays")
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """GPUs and monthly USD at minimum and maximum replicas."""
+
+    gpus_min: int = 0
+    gpus_max: int = 0
+    usd_min: float = 0.0
+    usd_max: float = 0.0
+
+    @classmethod
+    def of(cls, placements: Iterable[Placement]) -> Capacity:
+        ps = list(placements)
+        return cls(
+            sum(p.gpus_min for p in ps),
+            sum(p.gpus_max for p in ps),
+            round(sum(p.monthly_usd_min for p in ps), 2),
+            round(sum(p.monthly_usd_max for p in ps), 2),
+        )
+
+
+@dataclass(frozen=True)
+class ModelChange:
+    """One model in one cluster of one environment that the pull request adds, drops or alters."""
+
+    environment: str
+    cluster: str
+    model: str
+    change: str  # added | removed | changed
+    details: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class EnvironmentDelta:
+    """An environment's models and capacity before and after (None: absent on that side)."""
+
+    environment: str
+    models_before: int | None
+    models_after: int | None
+    before: Capacity
+    after: Capacity
+    budget_before: float | None
+    budget_after: float | None
+    suspended: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return (
+            self.models_before != self.models_after
+            or self.before != self.after
+            or self.budget_before != self.budget_after
+        )
+
+
+@dataclass
+class PrSummary:
+    """Everything `llmgen diff --base` reports; `format_summary` turns it into text."""
+
+    base: str
+    base_commit: str
+    environments: list[EnvironmentDelta] = field(default_factory=list)
+    models: list[ModelChange] = field(default_factory=list)
+    resources: list[ResourceChange] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    catalog_compared: bool = True
+
+
+# ------------------------------------------------------------ resources
+
+
+def _documents(files: dict[str, bytes], paths: Iterable[str]) -> dict[tuple[str, ...], Any]:
+    """(cluster, kind, namespace, name) -> parsed document, for the files at `paths`."""
+    out: dict[tuple[str, ...], Any] = {}
+    for path in paths:
+        parts = path.split("/")
+        if len(parts) < 4 or parts[:2] != [GENERATED, "clusters"]:
+            continue
+        try:
+            loaded: Any = yaml_rs.loads(files[path].decode())
+        except Exception:  # a hand-broken file: nothing to compare it by
+            continue
+        for doc in loaded if isinstance(loaded, list) else [loaded]:
+            if (
+                not isinstance(doc, dict)
+                or doc.get("apiVersion") == "kustomize.config.k8s.io/v1beta1"
+            ):
+                continue  # kustomization.yaml files are plumbing, not cluster resources
+            meta = doc.get("metadata") or {}
+            key = (
+                parts[2],
+                str(doc.get("kind", "?")),
+                str(meta.get("namespace", "")),
+                str(meta.get("name", "")),
+            )
+            out[key] = doc
+    return out
+
+
+def document_changes(old: dict[str, bytes], new: dict[str, bytes]) -> list[ResourceChange]:
+    """Resources added, changed or removed between two trees, compared as data.
+
+    Comparing parsed documents rather than file bytes keeps provenance comments
+    (which change with any catalog input) and the grouping of documents into
+    files from counting as changes to what the cluster runs.
+    """
+    touched = [p for p in sorted(old.keys() | new.keys()) if old.get(p) != new.get(p)]
+    before = _documents(old, [p for p in touched if p in old])
+    after = _documents(new, [p for p in touched if p in new])
+    out = []
+    for key in before.keys() | after.keys():
+        if key not in before:
+            change = "added"
+        elif key not in after:
+            change = "removed"
+        elif before[key] != after[key]:
+            change = "changed"
+        else:
+            continue
+        out.append(ResourceChange(key[0], change, key[1], key[2], key[3]))
+    return sorted(out)
+
+
+# ------------------------------------------------------------ base revision
+
+
+def open_repo(root: Path) -> git.Repo:
+    """The git repository holding `root` (which may be a subfolder of it)."""
+    try:
+        return git.Repo(root, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        raise UsageError(f"{root} is not inside a git repository") from None
+
+
+def resolve(repo: git.Repo, ref: str) -> git.Commit:
+    """The commit `ref` names, or a usage error saying it does not exist."""
+    try:
+        return repo.commit(ref)
+    except (git.BadName, ValueError, git.GitCommandError):
+        raise UsageError(f"--base {ref!r} is not a commit in {repo.working_tree_dir}") from None
+
+
+def _subtree(commit: git.Commit, path: str) -> git.Tree | None:
+    try:
+        obj = commit.tree / path if path else commit.tree
+    except KeyError:
+        return None
+    return obj if isinstance(obj, git.Tree) else None
+
+
+def _blobs(tree: git.Tree) -> Iterable[tuple[str, bytes]]:
+    """(path relative to `tree`, bytes) of every regular file, symlinks skipped."""
+    base = PurePosixPath(tree.path)
+    for item in tree.traverse():
+        if isinstance(item, git.Blob) and item.mode != 0o120000:
+            yield PurePosixPath(item.path).relative_to(base).as_posix(), item.data_stream.read()
+
+
+def extract_inputs(commit: git.Commit, prefix: str, dest: Path) -> list[str]:
+    """Write the render inputs of `commit` under `dest`; return the folders found."""
+    found = []
+    for folder in INPUT_FOLDERS:
+        tree = _subtree(commit, f"{prefix}{folder}")
+        if tree is None:
+            continue
+        found.append(folder)
+        for rel, data in _blobs(tree):
+            target = dest / folder / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+    return found
+
+
+def committed_generated(commit: git.Commit, prefix: str) -> dict[str, bytes]:
+    """generated/ as committed at `commit`, keyed like a render (generated/...)."""
+    tree = _subtree(commit, f"{prefix}{GENERATED}")
+    if tree is None:
+        return {}
+    return {f"{GENERATED}/{rel}": data for rel, data in _blobs(tree)}
+
+
+# ------------------------------------------------------------ comparison
+
+
+def _side(root: Path) -> tuple[Catalog, Plan, dict[str, bytes]]:
+    catalog, _warnings = checked_catalog(root)
+    plan = build_plan(catalog)
+    return catalog, plan, render_plan(plan, templates_dir(root), root).files
+
+
+def _short(value: str) -> str:
+    return value[:12] if len(value) == 40 and all(c in "0123456789abcdef" for c in value) else value
+
+
+def placement_details(old: Placement, new: Placement) -> tuple[str, ...]:
+    """What changed for one placement, in the words a reviewer uses."""
+    out = []
+    if (old.min_replicas, old.max_replicas) != (new.min_replicas, new.max_replicas):
+        was, now = (old.min_replicas, old.max_replicas), (new.min_replicas, new.max_replicas)
+        out.append(f"replicas {was[0]}–{was[1]} → {now[0]}–{now[1]}")
+    a, b = old.model, new.model
+    if a.revision != b.revision:
+        out.append(f"revision {_short(a.revision)} → {_short(b.revision)}")
+    if a.image != b.image:
+        out.append(f"image {a.image} → {b.image}")
+    if (a.gpu, a.gpu_count) != (b.gpu, b.gpu_count):
+        out.append(f"GPU {a.gpu_count}× {a.gpu} → {b.gpu_count}× {b.gpu}")
+    if old.pool.name != new.pool.name:
+        out.append(f"node pool {old.pool.name} → {new.pool.name}")
+    ca, cb = old.deployment.canary, new.deployment.canary
+    if (ca and (ca.revision, ca.image, ca.weight)) != (cb and (cb.revision, cb.image, cb.weight)):
+        out.append(f"canary {_canary(ca)} → {_canary(cb)}")
+    if old.suspended != new.suspended:
+        out.append("stopped" if new.suspended else "started")
+    if round(old.replica_hourly_usd, 4) != round(new.replica_hourly_usd, 4):
+        out.append(
+            f"${old.replica_hourly_usd:,.2f} → ${new.replica_hourly_usd:,.2f} per replica-hour"
+        )
+    if not out and a.where.doc.data.get("spec") != b.where.doc.data.get("spec"):
+        out.append("model spec")
+    return tuple(out)
+
+
+def _canary(c: object) -> str:
+    weight = getattr(c, "weight", None)
+    return f"{weight}%" if weight is not None else "none"
+
+
+def describe(p: Placement) -> tuple[str, ...]:
+    """A new or removed placement in one line's worth of facts."""
+    return (
+        f"{p.min_replicas}–{p.max_replicas} replicas",
+        f"{p.model.gpu_count}× {p.gpu.key} on pool {p.pool.name}",
+        f"revision {_short(p.model.revision)}",
+    )
+
+
+def _placements(plan: Plan | None) -> dict[tuple[str, str, str], Placement]:
+    if plan is None:
+        return {}
+    return {
+        (p.environment.name, p.cluster.name, p.model.name): p
+        for ep in plan.environments.values()
+        for p in ep.placements
+    }
+
+
+def model_changes(before: Plan | None, after: Plan) -> list[ModelChange]:
+    """Models added, removed and changed per environment and cluster."""
+    old, new = _placements(before), _placements(after)
+    out = []
+    for key in sorted(old.keys() | new.keys()):
+        env, cluster, model = key
+        if key not in old:
+            out.append(ModelChange(env, cluster, model, "added", describe(new[key])))
+        elif key not in new:
+            out.append(ModelChange(env, cluster, model, "removed", describe(old[key])))
+        else:
+            details = placement_details(old[key], new[key])
+            if details:
+                out.append(ModelChange(env, cluster, model, "changed", details))
+    return out
+
+
+def environment_deltas(before: Plan | None, after: Plan) -> list[EnvironmentDelta]:
+    old = before.environments if before else {}
+    new = after.environments
+    out = []
+    for name in sorted(old.keys() | new.keys()):
+        a, b = old.get(name), new.get(name)
+        out.append(
+            EnvironmentDelta(
+                name,
+                len({p.model.name for p in a.placements}) if a else None,
+                len({p.model.name for p in b.placements}) if b else None,
+                Capacity.of(a.placements) if a else Capacity(),
+                Capacity.of(b.placements) if b else Capacity(),
+                a.environment.monthly_budget_usd if a else None,
+                b.environment.monthly_budget_usd if b else None,
+                suspended=bool(b and b.environment.suspended),
+            )
+        )
+    return out
+
+
+def _selected(
+    plans: list[Plan], envs: list[str] | None, clusters: list[str] | None
+) -> set[str] | None:
+    if not envs and not clusters:
+        return None
+    known_envs = {e for p in plans for e in p.environments}
+    known_clusters = {c for p in plans for c in p.clusters}
+    chosen: set[str] = set()
+    for env in envs or []:
+        if env not in known_envs:
+            raise UsageError(f"no environment named {env!r} on either side")
+        chosen.update(c.name for p in plans for c in p.clusters.values() if c.env_name == env)
+    for name in clusters or []:
+        if name not in known_clusters:
+            raise UsageError(f"no cluster named {name!r} on either side")
+        chosen.add(name)
+    return chosen
+
+
+def pr_summary(
+    root: Path, base: str, envs: list[str] | None = None, clusters: list[str] | None = None
+) -> PrSummary:
+    """Compare the working tree's catalog with the one at `base`.
+
+    Raises CatalogError when the working tree's catalog is invalid (the pull
+    request itself is wrong); a base that no longer validates is only noted.
+    """
+    repo = open_repo(root)
+    top = Path(str(repo.working_tree_dir)).resolve()
+    rel = root.resolve().relative_to(top).as_posix()
+    prefix = "" if rel == "." else rel + "/"
+    commit = resolve(repo, base)
+    summary = PrSummary(base, commit.hexsha)
+
+    _catalog, after, new_files = _side(root)
+    before: Plan | None = None
+    old_files: dict[str, bytes] | None = None
+    with tempfile.TemporaryDirectory(prefix="llmgen-base-") as tmp:
+        work = Path(tmp)
+        extract_inputs(commit, prefix, work)
+        if (root / "schemas").is_dir():
+            # One schema for both sides: the base is read by this llmgen's typed catalog.
+            shutil.copytree(root / "schemas", work / "schemas")
+        if not (work / "catalog").is_dir():
+            summary.notes.append(f"{base} has no catalog/; every model counts as added")
+            old_files = {}
+        else:
+            try:
+                _c, before, old_files = _side(work)
+            except CatalogError as exc:
+                summary.catalog_compared = False
+                summary.notes.append(
+                    f"the catalog at {base} does not validate with this llmgen "
+                    f"({len(exc.diagnostics)} problem(s)); catalog changes are not compared"
+                )
+            except LlmgenError as exc:
+                summary.notes.append(f"the catalog at {base} does not render: {exc}")
+    if old_files is None:
+        old_files = committed_generated(commit, prefix)
+        summary.notes.append(f"resource changes are against generated/ as committed at {base}")
+
+    chosen = _selected([p for p in (before, after) if p is not None], envs, clusters)
+    if summary.catalog_compared:
+        summary.models = [
+            m for m in model_changes(before, after) if chosen is None or m.cluster in chosen
+        ]
+        env_names = None if not envs else set(envs)
+        summary.environments = [
+            e
+            for e in environment_deltas(before, after)
+            if (env_names is None or e.environment in env_names)
+            and (chosen is None or envs or _touches(e.environment, summary.models))
+        ]
+    summary.resources = [
+        r for r in document_changes(old_files, new_files) if chosen is None or r.cluster in chosen
+    ]
+    return summary
+
+
+def _touches(env: str, models: list[ModelChange]) -> bool:
+    return any(m.environment == env for m in models)
+
+
+# ------------------------------------------------------------ formatting
+
+#: GitHub refuses comments over 65,536 characters; long resource lists are cut.
+MAX_RESOURCE_ROWS = 300
+
+
+def _usd(v: float) -> str:
+    return f"${v:,.0f}"
+
+
+def _delta(a: float, b: float, money: bool = False) -> str:
+    d = b - a
+    if abs(d) < 0.5:
+        return "±0"
+    text = _usd(abs(d)) if money else f"{abs(d):,.0f}"
+    return ("+" if d > 0 else "−") + text
+
+
+def _env_row(e: EnvironmentDelta) -> list[str]:
+    a, b = e.before, e.after
+    models = "—" if e.models_after is None else str(e.models_after)
+    if e.models_before != e.models_after:
+        models += f" (was {'—' if e.models_before is None else e.models_before})"
+    gpus = (
+        f"{b.gpus_min}–{b.gpus_max} "
+        f"({_delta(a.gpus_min, b.gpus_min)} / {_delta(a.gpus_max, b.gpus_max)})"
+    )
+    cost = (
+        f"{_usd(b.usd_min)}–{_usd(b.usd_max)} "
+        f"({_delta(a.usd_min, b.usd_min, True)} / {_delta(a.usd_max, b.usd_max, True)})"
+    )
+    budget = "—" if e.budget_after is None else _usd(e.budget_after)
+    if e.budget_before != e.budget_after and e.budget_before is not None:
+        budget += f" (was {_usd(e.budget_before)})"
+    name = e.environment + (" (stopped)" if e.suspended else "")
+    return [name, models, gpus, cost, budget]
+
+
+def _counts(changes: list[ResourceChange]) -> str:
+    kinds = [c.change for c in changes]
+    return ", ".join(f"{kinds.count(k)} {k}" for k in ("added", "changed", "removed"))
+
+
+def format_summary(s: PrSummary, fmt: str = "markdown") -> str:
+    """The summary as `markdown` (a pull-request comment), `text` or `json`."""
+    if fmt == "json":
+        import dataclasses
+        import json
+
+        return json.dumps(dataclasses.asdict(s), indent=2, default=str)
+    md = fmt == "markdown"
+    out: list[str] = []
+    head = f"llmgen: changes against {s.base} ({s.base_commit[:12]})"
+    out += [f"### {head}" if md else head, ""]
+    out += [f"> {n}" if md else f"note: {n}" for n in s.notes]
+    if s.notes:
+        out.append("")
+    envs = [e for e in s.environments if e.changed or _touches(e.environment, s.models)]
+    if s.catalog_compared and not envs and not s.models:
+        out += ["No model, capacity or cost changes.", ""]
+    if envs:
+        cols = ["environment", "models", "GPUs min–max (Δ)", "monthly USD min–max (Δ)", "budget"]
+        out += _table(cols, [_env_row(e) for e in envs], md)
+        out.append("")
+    for env in sorted({m.environment for m in s.models}):
+        rows = [
+            [m.cluster, m.model, m.change, "; ".join(m.details)]
+            for m in s.models
+            if m.environment == env
+        ]
+        out += [f"#### {env}" if md else f"{env}:", ""]
+        out += _table(["cluster", "model", "change", "details"], rows, md)
+        out.append("")
+    out += ["#### Resources" if md else "resources:", ""]
+    if not s.resources:
+        out.append("No resource changes.")
+    for cluster in sorted({r.cluster for r in s.resources}):
+        mine = [r for r in s.resources if r.cluster == cluster]
+        out.append(f"**{cluster}**: {_counts(mine)}" if md else f"{cluster}: {_counts(mine)}")
+    if s.resources:
+        shown = s.resources[:MAX_RESOURCE_ROWS]
+        rows = [[r.cluster, r.change, f"`{r.ref}`" if md else r.ref] for r in shown]
+        table = _table(["cluster", "change", "resource"], rows, md)
+        if len(s.resources) > len(shown):
+            table.append(f"... and {len(s.resources) - len(shown)} more")
+        if md:
+            out += ["", "<details><summary>Every resource</summary>", "", *table, "", "</details>"]
+        else:
+            out += ["", *table]
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _table(header: list[str], rows: list[list[str]], md: bool) -> list[str]:
+    if md:
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        return lines + ["| " + " | ".join(r) + " |" for r in rows]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
+    return [
+        "  ".join(str(x).ljust(w) for x, w in zip(r, widths, strict=False)).rstrip()
+        for r in [header, *rows]
+    ]
