@@ -161,12 +161,25 @@ def diff_cmd(
     root: RootOpt = None,
     env: EnvOpt = None,
     cluster: ClusterOpt = None,
-    fmt: Annotated[str, typer.Option("--format", help="text | markdown")] = "text",
+    fmt: Annotated[str, typer.Option("--format", help="text | markdown | json (--base)")] = "text",
+    base: Annotated[
+        str | None,
+        typer.Option("--base", help="Summarise the catalog changes since this git ref (a PR)."),
+    ] = None,
 ) -> None:
-    """Show what a re-render would change, per resource, then as a unified diff."""
+    """Show what a re-render would change, per resource, then as a unified diff.
+
+    With --base REF: a pull-request summary instead: models added, removed and
+    changed per environment and cluster, GPU and cost deltas, then resources.
+    """
     from . import pipeline
     from .diff import format_changes, resource_changes
 
+    if base is not None:
+        from .prsummary import format_summary, pr_summary
+
+        echo(format_summary(pr_summary(find_root(root), base, env, cluster), fmt).rstrip("\n"))
+        return
     r = pipeline.check(find_root(root), env, cluster)
     changes = resource_changes(r.old, r.files)
     echo(format_changes(changes, pipeline.unified_diff(r), fmt))
