@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from . import addons, flux, nodepools, secrets, workloads
+from . import addons, autoscaling, flux, nodepools, secrets, workloads
 
 if TYPE_CHECKING:
     from ..plan import ClusterPlan
@@ -21,6 +21,7 @@ ConcernFn = Callable[["ClusterPlan"], Iterable["Output"]]
 CONCERNS: list[tuple[str, ConcernFn]] = [
     ("flux", flux.outputs),
     ("workloads", workloads.outputs),
+    ("autoscaling", autoscaling.outputs),
     ("nodepools", nodepools.outputs),
     ("addons", addons.outputs),
     ("secrets", secrets.outputs),
