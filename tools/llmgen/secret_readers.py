@@ -215,8 +215,11 @@ def gcp_version_name(project: str, secret_id: str) -> str:
 class GcpReader:
     """Secret Manager AccessSecretVersion (latest) with Application Default Credentials."""
 
-    def __init__(self, settings: Mapping[str, Any], client: Any = None) -> None:
+    def __init__(
+        self, settings: Mapping[str, Any], client: Any = None, timeout: float = TIMEOUT_SECONDS
+    ) -> None:
         self.project = str(settings["projectID"])
+        self.timeout = timeout
         self.address = f"secretmanager.googleapis.com (project {self.project})"
         if client is None:
             try:
@@ -238,12 +241,14 @@ class GcpReader:
 
     def lookup(self, ref: RemoteRef) -> Lookup:
         from google.api_core import exceptions as gexc
+        from google.api_core.retry import Retry
         from google.auth.exceptions import GoogleAuthError
 
         try:
             response = self._client.access_secret_version(
                 request={"name": gcp_version_name(self.project, ref.key)},
-                timeout=TIMEOUT_SECONDS,
+                retry=Retry(timeout=self.timeout),
+                timeout=self.timeout,
             )
         except gexc.NotFound:
             return MISSING
