@@ -128,7 +128,9 @@ def check_requirements(
         try:
             reader = factories[backend](env.secret_stores[backend])
         except BackendError as exc:
-            report.backends.append(BackendSummary(backend, "not reached", len(todo), reachable=False))
+            report.backends.append(
+                BackendSummary(backend, "not reached", len(todo), reachable=False)
+            )
             report.diagnostics.append(store_where.error(str(exc)))
             continue
         summary = BackendSummary(backend, reader.address, len(todo))
