@@ -16,6 +16,7 @@ Nothing prints: the result is a `VerifyReport` of located diagnostics.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Iterable
@@ -275,10 +276,13 @@ def _labels(m: Manifest, base: PathKey, meta: dict[str, Any]) -> list[Diagnostic
     return out
 
 
+# Cached: the same few dozen label keys and values recur on every document.
+@functools.lru_cache(maxsize=65536)
 def _label_value_ok(value: str) -> bool:
     return not value or (len(value) <= 63 and _LABEL_NAME.fullmatch(value) is not None)
 
 
+@functools.lru_cache(maxsize=65536)
 def _key_problem(key: str) -> str | None:
     prefix, _, name = key.rpartition("/")
     if prefix and not (_DNS_SUBDOMAIN.fullmatch(prefix) and len(prefix) <= 253):
@@ -312,8 +316,18 @@ def _promql(m: Manifest) -> list[Diagnostic]:
                     queries.append((("spec", "groups", g, "rules", r, "expr"), rule["expr"]))
     out: list[Diagnostic] = []
     for path, query in queries:
-        try:
-            promql_parser.parse(str(query))
-        except (ValueError, TypeError) as exc:  # the parser raises both
-            out.append(m.diagnostic(path, f"PromQL does not parse: {exc}"))
+        problem = _promql_problem(str(query))
+        if problem:
+            out.append(m.diagnostic(path, f"PromQL does not parse: {problem}"))
     return out
+
+
+# Cached: the same query recurs in every cluster a model runs in (on the
+# benchmark tree, 14,400 queries are 1,006 distinct ones).
+@functools.lru_cache(maxsize=65536)
+def _promql_problem(query: str) -> str | None:
+    try:
+        promql_parser.parse(query)
+    except (ValueError, TypeError) as exc:  # the parser raises both
+        return str(exc) or type(exc).__name__
+    return None
