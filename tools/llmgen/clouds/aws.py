@@ -10,6 +10,7 @@ from .base import CloudProvider, NodePoolResource, WeightsSync, register
 if TYPE_CHECKING:
     from ..catalog import Cluster, Gpu, NodePool
     from ..plan import ClusterPlan
+    from ..routing import DnsRecord
 
 #: EKS-optimised AL2023 AMI release. Karpenter picks the NVIDIA variant (driver
 #: and container toolkit preinstalled) for GPU instance types. Pinned, not
@@ -40,6 +41,7 @@ class AwsProvider(CloudProvider):
     storage_scheme: ClassVar[str] = "s3"
     secret_store_backend: ClassVar[str] = "aws"
     cloud_addons: ClassVar[frozenset[str]] = frozenset({"karpenter"})
+    dns_routing_policies: ClassVar[bool] = True
 
     def gpu_node_selector(self, cluster: Cluster, pool: NodePool, gpu: Gpu) -> dict[str, str]:
         # Karpenter labels every node with the NodePool that launched it.
@@ -145,6 +147,31 @@ class AwsProvider(CloudProvider):
                 "true"
             ),
         }
+
+    def external_dns_annotations(self, record: DnsRecord) -> dict[str, str]:
+        """Route 53 routing-policy records: one per gateway, told apart by set identifier.
+
+        Health: ExternalDNS writes alias records to the NLB with "evaluate
+        target health", so Route 53 stops answering with a gateway whose NLB
+        has no healthy targets (the gateway pods' readiness), no health-check
+        ID needed. geo uses geoproximity by AWS region: every client gets the
+        nearest gateway, where geolocation needs a default record and allows
+        only one record per continent.
+        """
+        out = super().external_dns_annotations(record)
+        if record.policy is None or record.set_identifier is None:
+            return out
+        prefix = "external-dns.alpha.kubernetes.io/"
+        out[prefix + "set-identifier"] = record.set_identifier
+        if record.policy == "latency" and record.region:
+            out[prefix + "aws-region"] = record.region
+        elif record.policy == "geo" and record.region:
+            out[prefix + "aws-geoproximity-region"] = record.region
+        elif record.policy == "weighted" and record.weight is not None:
+            out[prefix + "aws-weight"] = str(record.weight)
+        elif record.policy == "failover" and record.failover:
+            out[prefix + "aws-failover"] = record.failover
+        return out
 
     def addon_values(self, addon: str, cp: ClusterPlan) -> dict[str, Any]:
         cluster = cp.cluster

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 if TYPE_CHECKING:
     from ..catalog import Cluster, Gpu, Model, NodePool
     from ..plan import ClusterPlan
+    from ..routing import DnsRecord
 
 _REGISTRY: dict[str, type[CloudProvider]] = {}
 
@@ -95,6 +96,9 @@ class CloudProvider(ABC):
     #: whether add-on namespaces running node-critical pods need a ResourceQuota
     #: admitting those priority classes (GKE only allows them in kube-system otherwise)
     critical_pods_need_quota: ClassVar[bool] = False
+    #: whether the cloud's ExternalDNS provider writes routing-policy record
+    #: sets (set identifiers); others write plain records only
+    dns_routing_policies: ClassVar[bool] = False
 
     # ---------------------------------------------------------------- GPU nodes
 
@@ -141,6 +145,23 @@ class CloudProvider(ABC):
     @abstractmethod
     def load_balancer_annotations(self, cluster: Cluster) -> dict[str, str]:
         """Annotations of the ingress gateway's `LoadBalancer` Service on this cloud."""
+
+    def workload_identity_egress(self, cluster: Cluster) -> list[dict[str, Any]]:
+        """NetworkPolicy egress rules pods need for cloud credentials, beyond HTTPS (443)."""
+        return []
+
+    def external_dns_annotations(self, record: DnsRecord) -> dict[str, str]:
+        """ExternalDNS annotations of the ingress gateway Service publishing `record`.
+
+        The default publishes plain records; a cloud whose DNS supports
+        routing policies adds them where `record.policy` is set.
+        """
+        # A short TTL so clients follow a gateway that moved within a minute
+        # (alias records, where the DNS offers them, ignore it).
+        return {
+            "external-dns.alpha.kubernetes.io/hostname": ",".join(record.hostnames),
+            "external-dns.alpha.kubernetes.io/ttl": "60",
+        }
 
     # ---------------------------------------------------------------- add-ons
 

@@ -199,6 +199,19 @@ class GcpProvider(CloudProvider):
         # client IPs, supports more than 250 backends).
         return {"cloud.google.com/l4-rbs": "enabled"}
 
+    def workload_identity_egress(self, cluster: Cluster) -> list[dict[str, Any]]:
+        # GKE's metadata server (Workload Identity tokens) listens on the node:
+        # 169.254.169.252:988 with Dataplane V2, 127.0.0.1:988 without it.
+        return [
+            {
+                "to": [
+                    {"ipBlock": {"cidr": "169.254.169.252/32"}},
+                    {"ipBlock": {"cidr": "127.0.0.1/32"}},
+                ],
+                "ports": [{"protocol": "TCP", "port": 988}],
+            }
+        ]
+
     def addon_values(self, addon: str, cp: ClusterPlan) -> dict[str, Any]:
         cluster = cp.cluster
         if addon == "external-dns":

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from . import addons, autoscaling, flux, nodepools, secrets, workloads
+from . import addons, autoscaling, flux, mesh, nodepools, secrets, workloads
 
 if TYPE_CHECKING:
     from ..plan import ClusterPlan
@@ -25,6 +25,7 @@ CONCERNS: list[tuple[str, ConcernFn]] = [
     ("nodepools", nodepools.outputs),
     ("addons", addons.outputs),
     ("secrets", secrets.outputs),
+    ("mesh", mesh.outputs),
 ]
 
 
