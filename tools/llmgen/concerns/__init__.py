@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from . import addons, autoscaling, flux, mesh, nodepools, secrets, workloads
+from . import addons, autoscaling, flux, mesh, monitoring, nodepools, secrets, workloads
 
 if TYPE_CHECKING:
     from ..plan import ClusterPlan
@@ -22,6 +22,7 @@ CONCERNS: list[tuple[str, ConcernFn]] = [
     ("flux", flux.outputs),
     ("workloads", workloads.outputs),
     ("autoscaling", autoscaling.outputs),
+    ("monitoring", monitoring.outputs),
     ("nodepools", nodepools.outputs),
     ("addons", addons.outputs),
     ("secrets", secrets.outputs),
