@@ -161,6 +161,15 @@ def test_model_new_needs_a_size_it_cannot_guess(scratch_repo: Path) -> None:
     assert not (scratch_repo / "catalog" / "models" / "mixtral-2.yaml").exists()
 
 
+@pytest.mark.parametrize("name", ["../../escape", "Upper", "-dash", "a" * 64, "dots.in.name"])
+def test_model_new_refuses_names_that_are_not_dns_labels(scratch_repo: Path, name: str) -> None:
+    spec = lifecycle.ModelSpec(name, "Qwen/Qwen2.5-7B-Instruct", "e" * 40, "L4")
+    before = sorted(p.relative_to(scratch_repo) for p in scratch_repo.rglob("*"))
+    with pytest.raises(UsageError, match="DNS-1123"):
+        lifecycle.new_model(scratch_repo, spec)
+    assert sorted(p.relative_to(scratch_repo) for p in scratch_repo.rglob("*")) == before
+
+
 def test_model_new_refuses_to_replace_a_model_without_force(scratch_repo: Path) -> None:
     path = scratch_repo / "catalog" / "models" / "bge-m3.yaml"
     before = path.read_bytes()

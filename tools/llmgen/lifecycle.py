@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ STOP_EXPLAINED = (
     "reconciling. GPU nodes then drain away: Karpenter consolidates empty nodes (EKS), "
     "the GKE cluster autoscaler scales node pools down to minNodes (GKE)."
 )
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 NOT_YET_LIVE = (
     "Nothing changes on the clusters until this is rendered and committed "
     "(pass --commit, or run 'llmgen render' and commit catalog/ and generated/)."
@@ -348,6 +350,12 @@ def new_model(
     spec leaves open (image, weights buckets) are taken from the models the
     catalog already has; see `scaffold.model.model_file`.
     """
+    if not _DNS_LABEL.fullmatch(spec.name):
+        # The name becomes a file path and Kubernetes names; refuse it before either.
+        raise UsageError(
+            f"model name {spec.name!r} must be a DNS-1123 label: lower-case letters, digits "
+            "and '-', starting and ending with a letter or digit, at most 63 characters"
+        )
     docs = _documents(root)
     rel = f"catalog/models/{spec.name}.yaml"
     existing = [d for d in docs if d.kind == "Model" and d.name == spec.name]
