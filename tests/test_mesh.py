@@ -1,0 +1,387 @@
+"""The mesh concerns: rendered Istio routing, security and multi-cluster documents.
+
+Documents are rendered through the real renderer from the shipped catalog
+(prod: two AWS and two GCP clusters), with every placement of the
+environment, as the plan will hand them over. Decisions are asserted on the
+parsed documents; the whole tree then goes through strict schema validation
+and `kubectl kustomize` (llmgen verify).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from llmgen import render
+from llmgen.concerns import gateway, istio, mesh
+from llmgen.pipeline import build_plan, checked_catalog
+from llmgen.plan import ClusterPlan, Placement, Plan
+from llmgen.verify import verify_tree
+
+Doc = dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def plan(repo_root: Path) -> Plan:
+    catalog, _ = checked_catalog(repo_root)
+    return build_plan(catalog)
+
+
+@pytest.fixture(scope="module")
+def renderer(repo_root: Path) -> render.Renderer:
+    return render.Renderer(repo_root / "templates")
+
+
+def env_placements(plan: Plan, cp: ClusterPlan) -> tuple[Placement, ...]:
+    assert cp.environment is not None
+    return plan.environments[cp.environment.name].placements
+
+
+def rendered(
+    renderer: render.Renderer,
+    cp: ClusterPlan,
+    placements: tuple[Placement, ...],
+) -> list[tuple[str, Doc]]:
+    out = []
+    for o in mesh.outputs_with(cp, placements):
+        _, doc = renderer.render_document(o, o.path)
+        out.append((o.path, doc))
+    return out
+
+
+def docs_of(plan: Plan, renderer: render.Renderer, cluster: str) -> list[Doc]:
+    cp = plan.clusters[cluster]
+    return [d for _, d in rendered(renderer, cp, env_placements(plan, cp))]
+
+
+def find(docs: list[Doc], kind: str, name: str | None = None, ns: str | None = None) -> list[Doc]:
+    return [
+        d
+        for d in docs
+        if d["kind"] == kind
+        and (name is None or d["metadata"]["name"] == name)
+        and (ns is None or d["metadata"].get("namespace") == ns)
+    ]
+
+
+def one(docs: list[Doc], kind: str, name: str, ns: str | None = None) -> Doc:
+    found = find(docs, kind, name, ns)
+    assert len(found) == 1, (kind, name, ns, len(found))
+    return found[0]
+
+
+def clusters_in(plan: Plan, env: str) -> list[str]:
+    return [n for n, cp in plan.clusters.items() if cp.environment and cp.environment.name == env]
+
+
+def all_clusters(plan: Plan) -> Iterator[str]:
+    yield from (n for n, cp in plan.clusters.items() if cp.environment is not None)
+
+
+# ------------------------------------------------------------------ routing
+
+
+def test_route_weights_sum_to_100_and_canary_gets_its_weight(
+    plan: Plan, renderer: render.Renderer
+) -> None:
+    seen_canary = False
+    for cluster in all_clusters(plan):
+        vs = one(docs_of(plan, renderer, cluster), "VirtualService", istio.VIRTUAL_SERVICE)
+        for route in vs["spec"]["http"]:
+            weights = {d["destination"]["subset"]: d["weight"] for d in route["route"]}
+            assert sum(weights.values()) == 100, (cluster, route["name"])
+            if "canary" in weights:
+                seen_canary = True
+                assert route["name"].startswith("mixtral-8x7b-instruct")
+                assert weights == {"stable": 90, "canary": 10}
+    assert seen_canary  # staging's mixtral canary (weight 10) is routed
+
+
+def test_prefix_routes_rewrite_to_v1_and_come_before_header_routes(
+    plan: Plan, renderer: render.Renderer
+) -> None:
+    docs = docs_of(plan, renderer, "prod-aws-use1")
+    http = one(docs, "VirtualService", istio.VIRTUAL_SERVICE)["spec"]["http"]
+    kinds = [r["name"].rsplit("-", 1)[1] for r in http]
+    assert kinds == sorted(kinds, key=lambda k: k != "prefix")
+    llama = next(r for r in http if r["name"] == "llama-3-1-8b-instruct-prefix")
+    assert llama["match"] == [{"uri": {"prefix": "/v1/llama-3.1-8b/"}}]
+    assert llama["rewrite"] == {"uri": "/v1/"}
+    header = next(r for r in http if r["name"] == "llama-3-1-8b-instruct-header")
+    assert header["match"] == [
+        {
+            "uri": {"prefix": "/v1/"},
+            "headers": {"x-llmgen-model": {"exact": "llama-3.1-8b-instruct"}},
+        }
+    ]
+    assert "rewrite" not in header
+    prefixes = [r["match"][0]["uri"]["prefix"] for r in http if r["name"].endswith("-prefix")]
+    assert [len(p) for p in prefixes] == sorted((len(p) for p in prefixes), reverse=True)
+
+
+def test_streaming_routes_never_retry_a_started_generation(
+    plan: Plan, renderer: render.Renderer
+) -> None:
+    vs = one(docs_of(plan, renderer, "prod-gcp-usc1"), "VirtualService", istio.VIRTUAL_SERVICE)
+    for route in vs["spec"]["http"]:
+        retry_on = set(route["retries"]["retryOn"].split(","))
+        assert retry_on <= {"connect-failure", "refused-stream", "reset-before-request"}
+        assert not retry_on & {"5xx", "gateway-error", "reset", "retriable-status-codes"}
+        assert int(route["timeout"].rstrip("s")) >= 60
+
+
+def test_cors_equals_the_catalog(plan: Plan, renderer: render.Renderer) -> None:
+    for cluster in all_clusters(plan):
+        env = plan.clusters[cluster].environment
+        assert env is not None
+        vs = one(docs_of(plan, renderer, cluster), "VirtualService", istio.VIRTUAL_SERVICE)
+        for route in vs["spec"]["http"]:
+            origins = [o["exact"] for o in route["corsPolicy"]["allowOrigins"]]
+            assert origins == list(env.cors_allow_origins)
+            assert route["corsPolicy"]["allowCredentials"] is False
+
+
+def test_a_gateway_routes_models_placed_only_in_other_clusters(
+    plan: Plan, renderer: render.Renderer
+) -> None:
+    # mixtral runs in prod-aws-use1 and prod-gcp-usc1 only; usw2's gateway
+    # still routes it, failing over within the continent, same cloud first.
+    assert not any(
+        p.name == "mixtral-8x7b-instruct" for p in plan.clusters["prod-aws-usw2"].placements
+    )
+    docs = docs_of(plan, renderer, "prod-aws-usw2")
+    names = [r["name"] for r in one(docs, "VirtualService", istio.VIRTUAL_SERVICE)["spec"]["http"]]
+    assert "mixtral-8x7b-instruct-prefix" in names
+    dr = one(docs, "DestinationRule", "mixtral-8x7b-instruct", istio.INGRESS_NAMESPACE)
+    locality = dr["spec"]["trafficPolicy"]["loadBalancer"]["localityLbSetting"]
+    assert locality["failover"] == [{"from": "us-west-2", "to": "us-east-1"}]
+    assert dr["spec"]["exportTo"] == ["."]
+
+
+def test_failover_excludes_a_cluster_serving_another_revision(
+    plan: Plan, renderer: render.Renderer
+) -> None:
+    cp = plan.clusters["prod-aws-use1"]
+    placements = env_placements(plan, cp)
+
+    def failover(ps: tuple[Placement, ...]) -> list[dict[str, str]]:
+        docs = [d for _, d in rendered(renderer, cp, ps)]
+        dr = one(docs, "DestinationRule", "llama-3-1-8b-instruct")
+        return dr["spec"]["trafficPolicy"]["loadBalancer"]["localityLbSetting"].get("failover", [])
+
+    assert failover(placements) == [{"from": "us-east-1", "to": "us-west-2"}]
+    # us-west-2 lags on an older revision: traffic must fail over elsewhere.
+    lagging = tuple(
+        replace(p, model=replace(p.model, revision="0" * 40))
+        if p.cluster.name == "prod-aws-usw2" and p.model.name == "llama-3-1-8b-instruct"
+        else p
+        for p in placements
+    )
+    assert failover(lagging) == [{"from": "us-east-1", "to": "us-central1"}]
+
+
+def test_subsets_select_tracks_and_canary_exists_only_with_a_canary(
+    plan: Plan, renderer: render.Renderer
+) -> None:
+    docs = docs_of(plan, renderer, "staging-aws-use1")
+    mixtral = one(docs, "DestinationRule", "mixtral-8x7b-instruct")
+    assert [s["labels"] for s in mixtral["spec"]["subsets"]] == [
+        {"llmgen.io/track": "stable"},
+        {"llmgen.io/track": "canary"},
+    ]
+    llama = one(docs, "DestinationRule", "llama-3-1-8b-instruct")
+    assert [s["name"] for s in llama["spec"]["subsets"]] == ["stable"]
+    outlier = llama["spec"]["trafficPolicy"]["outlierDetection"]
+    assert outlier["maxEjectionPercent"] == 100  # lets locality failover take over
+
+
+# ----------------------------------------------------------------- security
+
+
+def test_no_unauthenticated_model_route_in_an_oidc_environment(
+    plan: Plan, renderer: render.Renderer
+) -> None:
+    for cluster in all_clusters(plan):
+        cp = plan.clusters[cluster]
+        env = cp.environment
+        assert env is not None
+        docs = docs_of(plan, renderer, cluster)
+        gateway_aps = find(docs, "AuthorizationPolicy", ns=istio.INGRESS_NAMESPACE)
+        if env.oidc is None:
+            assert gateway_aps == []
+            continue
+        ra = one(docs, "RequestAuthentication", "gateway-jwt", istio.INGRESS_NAMESPACE)
+        assert ra["spec"]["jwtRules"][0]["issuer"] == env.oidc.issuer
+        assert ra["spec"]["jwtRules"][0]["audiences"] == list(env.oidc.audiences)
+        # A DENY without any path or host condition covers every route,
+        # present and future; only CORS preflights pass without a token.
+        (deny,) = gateway_aps
+        assert deny["spec"]["action"] == "DENY"
+        assert deny["spec"]["selector"]["matchLabels"] == {"istio": "ingressgateway"}
+        (rule,) = deny["spec"]["rules"]
+        assert rule["from"] == [{"source": {"notRequestPrincipals": ["*"]}}]
+        assert rule["to"] == [{"operation": {"notMethods": ["OPTIONS"]}}]
+        # Each model: only the ingress gateway identity with a token reaches
+        # the API; the one tokenless rule is GET /health.
+        for p in cp.placements:
+            ap = one(docs, "AuthorizationPolicy", p.name, p.namespace)
+            assert ap["spec"]["action"] == "ALLOW"
+            for r in ap["spec"]["rules"]:
+                sources = [f["source"] for f in r.get("from", [])]
+                if sources and all(s.get("requestPrincipals") == ["*"] for s in sources):
+                    continue
+                assert r == {"to": [{"operation": {"methods": ["GET"], "paths": ["/health"]}}]}
+            one(docs, "RequestAuthentication", p.name, p.namespace)
+
+
+def test_mtls_is_strict_mesh_wide(plan: Plan, renderer: render.Renderer) -> None:
+    for cluster in all_clusters(plan):
+        pa = one(docs_of(plan, renderer, cluster), "PeerAuthentication", "default", "istio-system")
+        assert pa["spec"] == {"mtls": {"mode": "STRICT"}}
+
+
+def test_default_deny_in_every_model_namespace(plan: Plan, renderer: render.Renderer) -> None:
+    checked = 0
+    for cluster in all_clusters(plan):
+        cp = plan.clusters[cluster]
+        docs = docs_of(plan, renderer, cluster)
+        for p in cp.placements:
+            checked += 1
+            deny = one(docs, "NetworkPolicy", "default-deny", p.namespace)
+            assert deny["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+            egress = one(docs, "NetworkPolicy", "allow-egress", p.namespace)["spec"]["egress"]
+            ports = {(port["protocol"], port["port"]) for e in egress for port in e["ports"]}
+            assert {("UDP", 53), ("TCP", 53), ("TCP", 15012), ("TCP", 443)} <= ports
+            serving = one(docs, "NetworkPolicy", "allow-serving", p.namespace)["spec"]["ingress"]
+            sources = [f["namespaceSelector"]["matchLabels"] for r in serving for f in r["from"]]
+            assert {"kubernetes.io/metadata.name": "istio-ingress"} in sources
+            assert {"kubernetes.io/metadata.name": "monitoring"} in sources
+    assert checked == sum(len(e.placements) for e in plan.environments.values())
+
+
+def test_waf_only_where_enabled_and_pinned_by_digest(plan: Plan, renderer: render.Renderer) -> None:
+    for cluster in all_clusters(plan):
+        env = plan.clusters[cluster].environment
+        assert env is not None
+        wasm = find(docs_of(plan, renderer, cluster), "WasmPlugin")
+        assert len(wasm) == (1 if env.waf_enabled else 0)
+        for w in wasm:
+            assert "@sha256:" in w["spec"]["url"]
+            directives = w["spec"]["pluginConfig"]["directives_map"]["default"]
+            assert "Include @owasp_crs/*.conf" in directives
+            # streamed answers are never buffered for inspection
+            assert directives.index("SecResponseBodyAccess Off") > directives.index(
+                "Include @recommended-conf"
+            )
+
+
+# ------------------------------------------------------- gateways and mesh
+
+
+def _ingress_annotations(docs: list[Doc]) -> dict[str, str]:
+    hr = one(docs, "HelmRelease", istio.INGRESS_RELEASE)
+    annotations: dict[str, str] = hr["spec"]["values"]["service"]["annotations"]
+    return annotations
+
+
+def test_prod_two_clouds_golden(plan: Plan, renderer: render.Renderer) -> None:
+    """The shipped prod: 2 AWS + 2 GCP clusters, latency routing, one mesh."""
+    prod = clusters_in(plan, "prod")
+    assert sorted(prod) == ["prod-aws-use1", "prod-aws-usw2", "prod-gcp-euw4", "prod-gcp-usc1"]
+    dns = "external-dns.alpha.kubernetes.io/"
+    for cluster in prod:
+        cp = plan.clusters[cluster]
+        docs = docs_of(plan, renderer, cluster)
+        ann = _ingress_annotations(docs)
+        # load-balancer annotations come from the cloud provider
+        for key, value in cp.provider.load_balancer_annotations(cp.cluster).items():
+            assert ann[key] == value
+        if cp.cluster.cloud == "aws":
+            assert ann[dns + "hostname"] == "llm.example.com"
+            assert ann[dns + "set-identifier"] == cluster
+            assert ann[dns + "aws-region"] == cp.cluster.region
+            hosts = ["llm.example.com"]
+        else:
+            assert ann[dns + "hostname"] == f"{cluster}.llm.example.com"
+            assert not any(k.startswith(dns + "aws-") or k == dns + "set-identifier" for k in ann)
+            hosts = [f"{cluster}.llm.example.com"]
+        gw = one(docs, "Gateway", istio.GATEWAY_NAME, istio.INGRESS_NAMESPACE)
+        assert [s["hosts"] for s in gw["spec"]["servers"]] == [hosts, hosts]
+        assert gw["spec"]["servers"][1]["tls"] == {"httpsRedirect": True}
+        cert = one(docs, "Certificate", istio.GATEWAY_NAME, istio.INGRESS_NAMESPACE)
+        assert cert["spec"]["dnsNames"] == hosts
+        assert cert["spec"]["issuerRef"]["name"] == "letsencrypt-prod"
+        assert cert["spec"]["secretName"] == gw["spec"]["servers"][0]["tls"]["credentialName"]
+        # east-west gateway on this cluster's network
+        ew = one(docs, "HelmRelease", istio.EASTWEST_RELEASE)["spec"]["values"]
+        assert ew["networkGateway"] == cp.cluster.network
+        assert ew["labels"]["topology.istio.io/network"] == cp.cluster.network
+        # remote secrets for exactly the other three clusters, no value in git
+        remotes = {
+            d["metadata"]["name"]: d
+            for d in find(docs, "ExternalSecret", ns="istio-system")
+            if d["metadata"]["name"] != mesh.CACERTS
+        }
+        peers = sorted(set(prod) - {cluster})
+        assert sorted(remotes) == [f"istio-remote-secret-{p}" for p in peers]
+        for peer in peers:
+            target = remotes[f"istio-remote-secret-{peer}"]["spec"]["target"]["template"]
+            assert target["metadata"]["labels"] == {"istio/multiCluster": "true"}
+            assert target["metadata"]["annotations"] == {"networking.istio.io/cluster": peer}
+            assert list(target["data"]) == [peer]
+        one(docs, "ExternalSecret", mesh.CACERTS, "istio-system")
+
+
+def test_gateway_dns_record_is_shared_with_the_certificate(
+    plan: Plan, renderer: render.Renderer
+) -> None:
+    cp = plan.clusters["dev-aws-use2"]
+    mv = istio.view(cp, env_placements(plan, cp))
+    assert mv is not None
+    # one AWS cluster: a plain record for the domain and its regional name
+    assert gateway.gateway_hosts(mv) == ["llm.dev.example.com", "dev-aws-use2.llm.dev.example.com"]
+    ann = _ingress_annotations(docs_of(plan, renderer, "dev-aws-use2"))
+    assert "external-dns.alpha.kubernetes.io/set-identifier" not in ann
+
+
+def test_whole_tree_validates_strictly_and_builds(
+    plan: Plan,
+    repo_root: Path,
+    crd_schemas: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every rendered document against its strict schema, every folder through kustomize."""
+    by_env = {name: e.placements for name, e in plan.environments.items()}
+    monkeypatch.setattr(
+        mesh,
+        "environment_placements",
+        lambda cp: by_env[cp.environment.name] if cp.environment else None,
+    )
+    result = render.render_plan(plan, repo_root / "templates", repo_root)
+    for rel, data in result.files.items():
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    if (repo_root / "overlays").is_dir():
+        shutil.copytree(repo_root / "overlays", tmp_path / "overlays")
+    report = verify_tree(tmp_path, crd_schemas)
+    problems = [str(d) for d in report.diagnostics if d.is_error]
+    assert problems == []
+    for cluster in all_clusters(plan):
+        base = f"generated/clusters/{cluster}/infrastructure"
+        for rel in (
+            "controllers/istio-gateway.yaml",
+            "configs/gateway.yaml",
+            "configs/routes.yaml",
+            "configs/security.yaml",
+            "configs/mesh.yaml",
+        ):
+            kinds = {d["kind"] for d in yaml.safe_load_all(result.files[f"{base}/{rel}"])}
+            assert kinds, rel
