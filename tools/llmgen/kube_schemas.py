@@ -26,6 +26,8 @@ from .errors import ToolMissingError
 from .load import PathKey
 
 _VERSION_DIR = re.compile(r"v(\d+)\.(\d+)\.(\d+)-(?:local|standalone)-strict")
+_GROUP = re.compile(r"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)?")
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 _DEFS_REF = "_definitions.json#/$defs/"
 _OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 # Definitions whose `oneOf` failure message ("is not valid under any of the
@@ -110,6 +112,9 @@ class SchemaStore:
         Raises `SchemaProblem` when a schema file exists but is unusable.
         """
         key = (api_version, kind)
+        group, version = split_api_version(api_version)
+        if not (_GROUP.fullmatch(group) and _WORD.fullmatch(version) and _WORD.fullmatch(kind)):
+            return None  # not a Kubernetes name; never let it become a file path
         if key in self._problems:
             raise SchemaProblem(self._problems[key])
         if key not in self._validators:

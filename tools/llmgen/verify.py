@@ -180,19 +180,28 @@ def _read(root: Path, rel: str, report: VerifyReport) -> list[Manifest]:
 
 
 def verify_documents(
-    docs: Iterable[Manifest | tuple[str, int, Any]], schemas: SchemaStore
+    docs: Iterable[Manifest | tuple[str, int, Any]],
+    schemas: SchemaStore | Path | None = None,
+    *,
+    kubernetes_version: str = "1.33",
 ) -> list[Diagnostic]:
     """Per-document checks (schema, names, labels, PromQL) on in-memory documents.
 
     Each document is a `Manifest` or `(file, line, data)`; the latter are
     located at `line`, since there is no source text to find nodes in.
-    Kustomize configurations get their structural check only (no file exists
-    to resolve their entries against).
+    `schemas` is a `SchemaStore` to reuse (its compiled validators are the
+    expensive part), or the CRD schema folder to build one from. Kustomize
+    configurations get their structural check only (no files exist to resolve
+    their entries against), and Flux references are not checked (they need
+    the whole tree).
     """
+    store = (
+        schemas if isinstance(schemas, SchemaStore) else SchemaStore(schemas, kubernetes_version)
+    )
     out: list[Diagnostic] = []
     for doc in docs:
         m = doc if isinstance(doc, Manifest) else Manifest(doc[0], doc[1], doc[2])
-        out += check_document(m, schemas)
+        out += check_document(m, store)
     return out
 
 
