@@ -5,21 +5,21 @@ from __future__ import annotations
 import json
 import random
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
 import pytest
-from hypothesis import given, settings
+import yaml
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from llmgen.errors import Severity
 from llmgen.load import load_file
 from llmgen.resources import schemas_dir, templates_dir
-from llmgen.validate import KIND_SCHEMAS, ValidationResult, validate
+from llmgen.validate import KIND_SCHEMAS, ValidationResult, schema_validator, validate
 
 REPO = Path(__file__).resolve().parents[1]
 CASES = REPO / "tests" / "cases" / "invalid"
@@ -228,6 +228,14 @@ def test_references_to_a_file_that_failed_to_load_are_not_reported(scratch_repo:
         ),
         pytest.param(
             "catalog/models/bge-m3.yaml",
+            "revision: 5617a9f61b028005a4858fdac845db406aefb181",
+            'revision: "main\\n"',
+            "catalog/models/bge-m3.yaml:11:15: spec.source.revision: 'main\\n' must be a git "
+            "revision (commit, tag or branch)",
+            id="pattern-end-is-the-end",
+        ),
+        pytest.param(
+            "catalog/models/bge-m3.yaml",
             "  task: embed",
             "  task:",
             "catalog/models/bge-m3.yaml:8:8: spec.task: expected one of 'generate', 'embed'; "
@@ -367,6 +375,7 @@ def _mutations() -> st.SearchStrategy[list[tuple[str, Any]]]:
         st.integers(-5, 10**12),
         st.floats(allow_nan=False),
         st.text(max_size=12),
+        st.sampled_from(["main\n", "x\n", "Z", "ab/cd", "v1.2.3", "2.18"]),
         st.just([]),
         st.just({}),
         st.just({"x": 1}),
@@ -409,35 +418,67 @@ _SHIPPED = {
 }
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(st.sampled_from(sorted(_SHIPPED)), _mutations(), st.randoms(use_true_random=False))
 def test_fast_and_full_validators_agree(rel: str, ops: list[tuple[str, Any]], rng: Any) -> None:
     """The Rust pre-check and jsonschema accept exactly the same documents."""
     data = json.loads(json.dumps(_SHIPPED[rel]))
-    schema = json.loads((REPO / "schemas" / KIND_SCHEMAS[data["kind"]]).read_text())
+    kind = data["kind"]
+    schema = json.loads((REPO / "schemas" / KIND_SCHEMAS[kind]).read_text())
     _mutate(data, ops, rng)
     fast = jsonschema_rs.validator_for(schema).is_valid(data)
-    full = not list(Draft202012Validator(schema).iter_errors(data))
+    full = not list(schema_validator(kind, REPO / "schemas").iter_errors(data))
     assert fast == full
 
 
-@settings(max_examples=40, deadline=None)
+@pytest.fixture(scope="module")
+def fuzz_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One scratch copy of the catalog for the fuzz tests; each example restores its file."""
+    root = tmp_path_factory.mktemp("fuzz")
+    shutil.copytree(REPO / "catalog", root / "catalog")
+    shutil.copytree(REPO / "schemas", root / "schemas")
+    return root
+
+
+def _validate_with(root: Path, rel: str, content: bytes) -> ValidationResult:
+    path = root / rel
+    original = path.read_bytes()
+    path.write_bytes(content)
+    try:
+        return validate(root)
+    finally:
+        path.write_bytes(original)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     st.sampled_from(sorted(_SHIPPED)),
     st.lists(st.tuples(st.integers(0, 4000), st.text(max_size=6)), min_size=1, max_size=4),
 )
-def test_validate_survives_a_fuzzed_catalog_file(rel: str, edits: list[tuple[int, str]]) -> None:
-    """Whatever a file turns into, validate returns diagnostics; it never raises."""
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        shutil.copytree(REPO / "catalog", root / "catalog")
-        shutil.copytree(REPO / "schemas", root / "schemas")
-        path = root / rel
-        text = path.read_text()
-        for at, insert in edits:
-            at = at % (len(text) + 1)
-            text = text[:at] + insert + text[at + len(insert) :]
-        path.write_text(text, encoding="utf-8", errors="surrogateescape")
-        result = validate(root)
-        for diagnostic in result.diagnostics:
-            assert diagnostic.location.file.startswith("catalog")
+def test_validate_survives_a_fuzzed_catalog_file(
+    fuzz_root: Path, rel: str, edits: list[tuple[int, str]]
+) -> None:
+    """Whatever a file's text turns into, validate returns diagnostics; it never raises."""
+    text = (REPO / rel).read_text()
+    for at, insert in edits:
+        at = at % (len(text) + 1)
+        text = text[:at] + insert + text[at + len(insert) :]
+    result = _validate_with(fuzz_root, rel, text.encode("utf-8", "surrogateescape"))
+    for diagnostic in result.diagnostics:
+        assert diagnostic.location.file.startswith("catalog")
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.sampled_from(sorted(_SHIPPED)), _mutations(), st.randoms(use_true_random=False))
+def test_validate_survives_a_mutated_document(
+    fuzz_root: Path, rel: str, ops: list[tuple[str, Any]], rng: Any
+) -> None:
+    """Structural mutations reach the typed catalog and the rules; nothing raises."""
+    data = json.loads(json.dumps(_SHIPPED[rel]))
+    _mutate(data, ops, rng)
+    result = _validate_with(fuzz_root, rel, yaml.safe_dump(data, allow_unicode=True).encode())
+    assert result.catalog is not None

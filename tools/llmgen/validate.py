@@ -9,14 +9,16 @@ guard against a wrong type.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
+from jsonschema.exceptions import ValidationError
 
 from . import API_VERSION
 from .catalog import Catalog
@@ -61,11 +63,31 @@ class ValidationResult:
         return [d for d in self.diagnostics if d.severity is Severity.WARNING]
 
 
+@lru_cache(maxsize=256)
+def _regex(pattern: str) -> re.Pattern[str]:
+    # JSON Schema patterns are ECMA-262 regexes, where `$` ends the string;
+    # Python's `$` also matches before a final newline and would let
+    # "main\n" through. `\Z` is the ECMA meaning.
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + "\\Z"
+    return re.compile(pattern)
+
+
+def _pattern(
+    validator: Any, pattern: str, instance: Any, schema: dict[str, Any]
+) -> Iterator[ValidationError]:
+    if validator.is_type(instance, "string") and not _regex(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+_Validator = validators.extend(Draft202012Validator, {"pattern": _pattern})
+
+
 @dataclass(frozen=True)
 class _Compiled:
     schema: dict[str, Any]
     fast: Any  # jsonschema_rs validator: a yes/no answer in microseconds
-    full: Draft202012Validator  # every error, with paths, for the report
+    full: Any  # jsonschema validator: every error, with paths, for the report
 
 
 @lru_cache(maxsize=32)
@@ -74,11 +96,11 @@ def _compiled(path: str) -> _Compiled:
     # than validating a catalog document.
     schema = json.loads(Path(path).read_text(encoding="utf-8"))
     Draft202012Validator.check_schema(schema)
-    return _Compiled(schema, jsonschema_rs.validator_for(schema), Draft202012Validator(schema))
+    return _Compiled(schema, jsonschema_rs.validator_for(schema), _Validator(schema))
 
 
-def schema_validator(kind: str, schemas: Path) -> Draft202012Validator:
-    """The compiled validator for a catalog kind (KeyError for an unknown kind)."""
+def schema_validator(kind: str, schemas: Path) -> Any:
+    """The compiled jsonschema validator for a catalog kind (KeyError for an unknown kind)."""
     return _compiled(str((schemas / KIND_SCHEMAS[kind]).resolve())).full
 
 
@@ -134,6 +156,9 @@ def _duplicates(docs: Iterable[Document]) -> tuple[list[Document], list[Diagnost
     found: list[Diagnostic] = []
     for doc in docs:
         key = (doc.kind, doc.name)
+        if not doc.name:  # a missing name is the schema's to report
+            kept.append(doc)
+            continue
         if key in first:
             where = first[key].locate(("metadata", "name"))
             found.append(
