@@ -51,7 +51,9 @@ def test_every_addon_has_a_pinned_source_and_release(
 ) -> None:
     cp = cluster(plan, cloud)
     docs = documents(files, cp.name)
-    rels = releases(docs)
+    # The mesh concern adds its gateway releases to this layer; ours are named
+    # after the platform's add-ons.
+    rels = {n: r for n, r in releases(docs).items() if n in cp.platform.addons}
     expected = set(cp.platform.addons) - {"istio-gateway"}
     if cloud != "aws":
         expected -= {"karpenter"}
