@@ -533,6 +533,21 @@ def model_new_cmd(
     _lifecycle(base, new_model(base, spec, force=force, dry_run=dry_run), commit)
 
 
+@app.command("plan")
+@handled
+def plan_cmd(
+    root: RootOpt = None,
+    env: EnvOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="text | json | markdown")] = "text",
+) -> None:
+    """Capacity and cost per environment, cluster and model, against the budget."""
+    from .planreport import FORMATS, plan_command
+
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"expected one of {', '.join(FORMATS)}", param_hint="--format")
+    echo(plan_command(find_root(root), env, fmt))
+
+
 def main() -> None:
     """Console entry point."""
     try:
