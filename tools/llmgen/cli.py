@@ -533,6 +533,33 @@ def model_new_cmd(
     _lifecycle(base, new_model(base, spec, force=force, dry_run=dry_run), commit)
 
 
+@app.command("status")
+@handled
+def status_cmd(
+    root: RootOpt = None,
+    env: EnvOpt = None,
+    cluster: ClusterOpt = None,
+    kubeconfig: Annotated[
+        Path | None,
+        typer.Option("--kubeconfig", help="Kubeconfig (default: $KUBECONFIG, ~/.kube/config)."),
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
+) -> None:
+    """Live state per cluster: Flux readiness, model replicas, applied revision.
+
+    Uses each cluster's kubeContext. Exit 0 when every cluster was reached and
+    everything on it is ready (stopped environments count as ready), else 1.
+    """
+    from .status import status
+    from .statusview import to_json, to_table
+
+    if fmt not in ("table", "json"):
+        raise typer.BadParameter("expected table or json", param_hint="--format")
+    report = status(find_root(root), env, cluster, kubeconfig)
+    echo(to_json(report) if fmt == "json" else to_table(report))
+    raise typer.Exit(0 if report.ok else 1)
+
+
 @app.command("plan")
 @handled
 def plan_cmd(
