@@ -398,11 +398,15 @@ def test_every_secrets_document_passes_strict_schemas(
 ) -> None:
     checked: dict[str, int] = {}
     for cluster in ("dev-aws-use2", "prod-aws-use1", "prod-gcp-usc1"):
-        for key in secrets_objects(shipped, cluster):
-            data = obj(shipped, cluster, *key)
+        for (kind, ns, _name), (_path, data) in objects(shipped, cluster).items():
+            mine = kind == "ClusterSecretStore" or (
+                kind == "ExternalSecret" and ns.startswith("llm-")
+            )
+            if not mine and (kind, _name) != ("ServiceAccount", sb.AWS_SERVICE_ACCOUNT):
+                continue  # other concerns' ExternalSecrets (the mesh's) are theirs to test
             if data["apiVersion"].startswith("external-secrets.io/"):
                 validator = _crd_validator(crd_schemas, data["apiVersion"], data["kind"])
-                assert [e.message for e in validator.iter_errors(data)] == [], key
+                assert [e.message for e in validator.iter_errors(data)] == [], (kind, _name)
             else:
                 kubernetes_validate.validate(data, KUBERNETES_VERSION, strict=True)
             checked[data["kind"]] = checked.get(data["kind"], 0) + 1

@@ -54,6 +54,20 @@ _PATTERNS: tuple[tuple[str, str], ...] = (
     ("a JWT", r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
 )
 _COMBINED = re.compile("|".join(f"(?P<p{i}>{rx})" for i, (_, rx) in enumerate(_PATTERNS)))
+# A pre-filter: a fragment of every pattern above, factored by first byte so
+# that `re` rejects most positions at once. The full expression runs at about
+# 5 MB/s, this one at over 100 MB/s; the full one then runs only on the rare
+# files this one matches.
+_ANCHORS = re.compile(
+    rb"[APaeghx](?:RIVATE KEY|KIA|SIA|h[pousr]_|ithub_pat_|lpat-|ox|ooks\.slack\.com|yJ"
+    rb"|[wW][sS]_?[sS][eE][cC][rR][eE][tT])"
+)
+
+
+def _may_match(content: bytes) -> bool:
+    """False only when no pattern can match `content`."""
+    return _ANCHORS.search(content) is not None
+
 
 # A key names a credential when its last word (or last two) does:
 # HF_TOKEN, dbPassword, OPENAI_API_KEY, client-secret; not HF_TOKEN_PATH or MAX_TOKENS.
@@ -82,13 +96,13 @@ _DIGEST_KEY = re.compile(r"(?i)sha|digest|hash|checksum|revision|commit|etag")
 _BASE64ISH_RUN = re.compile(r"[A-Za-z0-9+/=]{20,}")
 _HEX_RUN = re.compile(r"\A[0-9a-fA-F]{32,}\Z")
 _TOKENISH = re.compile(r"\A[A-Za-z0-9+/=_.-]+\Z")
-# A container env entry with a literal value, as the YAML emitter writes it.
-_ENV_LITERAL = re.compile(
-    r"^(?P<pad>[ ]*)- name: *(?P<name>[A-Za-z_][A-Za-z0-9_.-]*) *\n"
-    r"(?P=pad)  value: *(?P<value>.+)$"
-    r"|^(?P<pad2>[ ]*)- value: *(?P<value2>.+)\n"
-    r"(?P=pad2)  name: *(?P<name2>[A-Za-z_][A-Za-z0-9_.-]*) *$",
-    re.MULTILINE,
+# A container env entry with a literal value, as the YAML emitter writes it
+# (either key first). Each starts with a literal so the scan skips quickly.
+_ENV_NAME_FIRST = re.compile(
+    r"- name: *(?P<name>[A-Za-z_][A-Za-z0-9_.-]*) *\n[ ]+value: *(?P<value>\S.*)$", re.MULTILINE
+)
+_ENV_VALUE_FIRST = re.compile(
+    r"- value: *(?P<value>\S.*)\n[ ]+name: *(?P<name>[A-Za-z_][A-Za-z0-9_.-]*) *$", re.MULTILINE
 )
 _KIND_LINE = re.compile(rb"^kind: *(ConfigMap|Secret) *$", re.MULTILINE)
 _KIND_TEXT = re.compile(r"^kind: *(ConfigMap|Secret) *$", re.MULTILINE)
@@ -239,8 +253,9 @@ def _scan_data(file: str, text: str) -> Iterator[Diagnostic]:
 
 
 def _scan_env(file: str, text: str) -> Iterator[Diagnostic]:
-    for m in _ENV_LITERAL.finditer(text):
-        name = m.group("name") or m.group("name2") or ""
+    matches = [*_ENV_NAME_FIRST.finditer(text), *_ENV_VALUE_FIRST.finditer(text)]
+    for m in matches:
+        name = m.group("name")
         if credential_key(name):
             yield _diag(
                 file,
@@ -276,7 +291,7 @@ def scan(files: Mapping[str, bytes], seeded: Iterable[str] = ()) -> list[Diagnos
     found: list[Diagnostic] = []
     for file, content in files.items():
         text = content.decode("utf-8", errors="replace")
-        for m in _COMBINED.finditer(text):
+        for m in _COMBINED.finditer(text) if _may_match(content) else ():
             assert m.lastgroup is not None
             what = _PATTERNS[int(m.lastgroup[1:])][0]
             found.append(
