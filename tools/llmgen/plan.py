@@ -139,6 +139,10 @@ class ClusterPlan:
     #: of the environment's maximum spend); each cluster's Prometheus sees
     #: only its own spend, so budget alerts and the scale-up brake compare to this
     monthly_budget_usd: float = 0.0
+    #: every placement of this cluster's environment, on any cluster: each
+    #: gateway routes every model of its environment (DNS may send a request
+    #: for any model to any gateway; the mesh fails over to where it runs)
+    environment_placements: tuple[Placement, ...] = ()
 
     @property
     def name(self) -> str:
@@ -376,6 +380,7 @@ def build_plan(catalog: Catalog) -> Plan:
             gpu_caps={p.name: node_caps[p.name] * p.gpus_per_node for p in cluster.node_pools},
             node_caps=node_caps,
             monthly_budget_usd=_cluster_budget(owner, env_plans, placements),
+            environment_placements=env_plans[owner.name].placements if owner else (),
         )
     return Plan(clusters=clusters, environments=env_plans)
 

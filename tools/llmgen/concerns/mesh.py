@@ -123,14 +123,8 @@ def multicluster_outputs(mv: MeshView) -> Iterator[Output]:
 
 
 def environment_placements(cp: ClusterPlan) -> tuple[Placement, ...] | None:
-    """The placements of `cp`'s whole environment, when the plan carries them.
-
-    The plan does not carry them yet (asked for as `ClusterPlan.
-    environment_placements`); until then a gateway routes only the models
-    placed in its own cluster.
-    """
-    found = getattr(cp, "environment_placements", None)
-    return tuple(found) if found is not None else None
+    """The placements of `cp`'s whole environment (None for a cluster in no environment)."""
+    return cp.environment_placements if cp.environment is not None else None
 
 
 def outputs_with(cp: ClusterPlan, env_placements: tuple[Placement, ...] | None) -> Iterator[Output]:
