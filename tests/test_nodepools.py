@@ -58,7 +58,11 @@ def test_karpenter_pool_per_catalog_pool(plan: Plan, files: dict[str, bytes]) ->
         for pool in cp.cluster.node_pools:
             np = pools[names.nodepool_name(pool.name)]["spec"]
             # the GPU limit bounds the pool at maxNodes full nodes
-            assert np["limits"]["nvidia.com/gpu"] == pool.max_nodes * pool.gpus_per_node
+            # The budget-capped need from the plan, never above the catalog's ceiling.
+            limit = np["limits"]["nvidia.com/gpu"]
+            assert limit == cp.gpu_caps[pool.name]
+            assert limit <= pool.max_nodes * pool.gpus_per_node
+            assert limit % pool.gpus_per_node == 0
             reqs = {r["key"]: r["values"] for r in np["template"]["spec"]["requirements"]}
             assert reqs["karpenter.sh/capacity-type"] == [pool.capacity_type]
             assert reqs["node.kubernetes.io/instance-type"] == sorted(pool.instance_types)
@@ -104,7 +108,9 @@ def test_gke_pools_follow_the_catalog(plan: Plan, files: dict[str, bytes]) -> No
             assert accel["count"] == pool.gpus_per_node
             assert accel["type"] == cp.gpus[pool.gpu].offers["gcp"].label
             assert accel["gpuDriverInstallationConfig"] == {"gpuDriverVersion": "DEFAULT"}
-            assert spec["autoscaling"]["totalMaxNodeCount"] == pool.max_nodes
+            total_max = spec["autoscaling"]["totalMaxNodeCount"]
+            assert total_max == max(cp.node_caps[pool.name], pool.min_nodes, 1)
+            assert total_max <= pool.max_nodes
             assert spec["autoscaling"]["totalMinNodeCount"] == pool.min_nodes
             assert spec["nodeLocations"] == sorted(pool.zones)
             assert spec["clusterRef"] == {"external": cp.name}

@@ -163,10 +163,12 @@ def test_spot_savings_and_gpu_caps(report: dict[str, dict[str, object]]) -> None
     )
     assert report["dev"]["spot_savings_per_month_max"] == pytest.approx(per_hour * H, abs=0.05)
     (dev,) = report["dev"]["clusters"]  # type: ignore[misc]
-    # l4-x1: llama 2 + bge 1 on 1-GPU nodes = 3 GPUs; l4-x4: one 4-GPU node; a10g unused.
-    assert dev["gpu_caps"] == {"l4-x1": 3, "l4-x4": 4, "a10g-x4": 0}
+    # l4-x1: llama 2 + bge 1 on 1-GPU nodes = 3 nodes, +1 node of rollout headroom
+    # = 4 GPUs; l4-x4: one 4-GPU node (+1 headroom, but maxNodes is 1); a10g unused.
+    assert dev["gpu_caps"] == {"l4-x1": 4, "l4-x4": 4, "a10g-x4": 0}
     staging = {c["cluster"]: c for c in report["staging"]["clusters"]}  # type: ignore[attr-defined]
-    # gcp a100-x2 holds one 2-GPU replica per node: mixtral 1 + canary 1 = 2 nodes, 4 GPUs.
+    # gcp a100-x2 holds one 2-GPU replica per node: mixtral 1 + canary 1 = 2 nodes
+    # (+1 headroom, but maxNodes is 2) = 4 GPUs.
     assert staging["staging-gcp-usc1"]["gpu_caps"]["a100-x2"] == 4
 
 

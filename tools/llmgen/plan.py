@@ -390,13 +390,18 @@ def _node_caps(cluster: Cluster, placements: tuple[Placement, ...]) -> dict[str,
 
     Replicas of one model pack `gpusPerNode // gpuCount` to a node and models
     are counted on separate nodes, so the count is enough however the
-    scheduler packs them; it never exceeds the pool's maxNodes.
+    scheduler packs them; it never exceeds the pool's maxNodes. A used pool
+    gets one node of headroom: Deployments roll out one surge pod at a time,
+    and at maximum replicas that pod needs somewhere to start.
     """
     needed = dict.fromkeys((p.name for p in cluster.node_pools), 0)
     for p in placements:
         per_node = max(p.pool.gpus_per_node // p.model.gpu_count, 1)
         needed[p.pool.name] += math.ceil(p.replicas_max_total / per_node)
-    return {pool.name: min(pool.max_nodes, needed[pool.name]) for pool in cluster.node_pools}
+    return {
+        pool.name: min(pool.max_nodes, needed[pool.name] + 1 if needed[pool.name] else 0)
+        for pool in cluster.node_pools
+    }
 
 
 def _cluster_budget(

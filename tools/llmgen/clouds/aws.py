@@ -87,7 +87,10 @@ class AwsProvider(CloudProvider):
                         "requirements": requirements,
                         "taints": self.gpu_taints(pool),
                         "startup_taints": [dict(STARTUP_TAINT)],
-                        "gpu_limit": pool.max_nodes * pool.gpus_per_node,
+                        # The plan's cap: GPUs the placed models need at their
+                        # budget-capped maximum (<= maxNodes x gpusPerNode), so
+                        # Karpenter cannot buy capacity the budget forbids.
+                        "gpu_limit": cp.gpu_caps.get(pool.name, pool.max_nodes * pool.gpus_per_node),
                         # Bound the time a drifted/expired node may spend draining
                         # behind PDBs before Karpenter forces it (a stuck drain
                         # would otherwise keep an old AMI forever).

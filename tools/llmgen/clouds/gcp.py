@@ -161,7 +161,9 @@ class GcpProvider(CloudProvider):
                         "location": cluster.region,
                         "zones": sorted(pool.zones),
                         "min_nodes": pool.min_nodes,
-                        "max_nodes": pool.max_nodes,
+                        # The plan's budget cap in nodes (<= maxNodes); GKE wants
+                        # a maximum of at least one and at least the minimum.
+                        "max_nodes": max(cp.node_caps.get(pool.name, pool.max_nodes), pool.min_nodes, 1),
                         # Spot: take capacity wherever it is (fewer preemptions);
                         # on-demand: spread across zones.
                         "location_policy": "ANY" if spot else "BALANCED",
