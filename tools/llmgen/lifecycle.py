@@ -371,6 +371,11 @@ def new_model(
     notes = [
         f"Review the defaults in {rel}; then deploy it: llmgen deploy {spec.name} --env ENV.",
     ]
+    if not spec.weights_sha256:
+        notes.append(
+            "Mirror the weights to the URIs in the file, then add weights.sha256 (the hash "
+            "of the weights manifest) so that pods verify the bytes they load."
+        )
     return Outcome(f"add model {spec.name}", f"wrote {rel}", applied, notes)
 
 
