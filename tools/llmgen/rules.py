@@ -226,6 +226,8 @@ def pool_shapes(ctx: Context) -> Iterator[Diagnostic]:
 
 
 def _rules() -> tuple[Rule, ...]:
+    """Every rule, in a stable order (the output is sorted anyway)."""
+    # Imported here: the themed modules import Context and helpers from this one.
     from .rules_capacity import CAPACITY_RULES
     from .rules_policy import POLICY_RULES
 
