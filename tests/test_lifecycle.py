@@ -152,7 +152,7 @@ def test_model_new_follows_the_catalogs_conventions(scratch_repo: Path) -> None:
     text = (scratch_repo / outcome.paths[0]).read_text()
     assert text.startswith("# yaml-language-server: $schema=../../schemas/model.schema.json\n")
     assert "team: unowned  # TODO" in text
-    assert "sha256" not in text and any("weights.sha256" in n for n in outcome.notes)
+    assert "\n    sha256:" not in text and any("weights.sha256" in n for n in outcome.notes)
 
 
 def test_model_new_needs_a_size_it_cannot_guess(scratch_repo: Path) -> None:
