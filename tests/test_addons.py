@@ -130,7 +130,8 @@ def test_gpu_operator_follows_each_cloud(plan: Plan, files: dict[str, bytes]) ->
     gcp_v = releases(gcp_docs)["gpu-operator"]["spec"]["values"]
     for v in (aws_v, gcp_v):
         assert v["driver"] == {"enabled": False}  # AMI / GKE install the driver
-        assert v["dcgmExporter"]["serviceMonitor"] == {"enabled": True}
+        # honorLabels: DCGM series keep the GPU pod's namespace/pod labels
+        assert v["dcgmExporter"]["serviceMonitor"] == {"enabled": True, "honorLabels": True}
     assert gcp_v["hostPaths"]["driverInstallDir"] == "/home/kubernetes/bin/nvidia"
     assert gcp_v["toolkit"]["installDir"] == "/home/kubernetes/bin/nvidia"
     assert aws_v["toolkit"] == {"enabled": False}

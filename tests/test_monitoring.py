@@ -319,3 +319,34 @@ def test_cost_recording_rules_multiply_gpus_by_the_plans_price(
 
 def _labels(labels: dict[str, str]) -> str:
     return "{" + ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
+
+
+def test_scrapes_go_through_istio_merged_metrics_past_strict_mtls(shipped: Any) -> None:
+    # STRICT mTLS would refuse a plain-text scrape of the serving port; every
+    # PodMonitor must use the sidecar's merged endpoint, which the model
+    # namespaces' NetworkPolicies admit from the monitoring namespace.
+    monitors = of_kind(shipped[1], "PodMonitor")
+    assert monitors
+    for _cluster, doc in monitors:
+        (endpoint,) = doc["spec"]["podMetricsEndpoints"]
+        assert endpoint["portNumber"] == 15020 and endpoint["path"] == "/stats/prometheus"
+        assert "port" not in endpoint
+    policies = of_kind(shipped[1], "NetworkPolicy")
+    allow_scrape = [
+        d
+        for _c, d in policies
+        if any(
+            15020 in [p.get("port") for p in rule.get("ports", [])]
+            for rule in d["spec"].get("ingress", [])
+        )
+    ]
+    model_namespaces = {d["metadata"]["namespace"] for _c, d in monitors if d["metadata"]["namespace"].startswith("llm-")}
+    assert model_namespaces <= {d["metadata"]["namespace"] for d in allow_scrape}
+
+
+def test_every_environment_cluster_scrapes_its_ingress_gateway(shipped: Any) -> None:
+    plan, docs = shipped
+    gateways = {c for c, d in of_kind(docs, "PodMonitor") if d["metadata"]["namespace"] == "istio-ingress"}
+    assert gateways == {name for name, cp in plan.clusters.items() if cp.environment is not None}
+    releases = {d["metadata"]["name"] for _c, d in of_kind(docs, "HelmRelease")}
+    assert "istio-ingressgateway" in releases

@@ -46,8 +46,10 @@ class Placement:
 
     @property
     def suspended(self) -> bool:
-        """`llmgen stop` marks the environment; its models scale to zero and stay there."""
-        return self.environment.suspended
+        """`llmgen stop` marks the environment (or this cluster of it); its models
+        scale to zero and stay there."""
+        env = self.environment
+        return env.suspended or self.cluster.name in env.suspended_clusters
 
     @property
     def namespace(self) -> str:

@@ -23,6 +23,12 @@ from ..plan import HOURS_PER_MONTH
 from ..promql import require
 from ..render import Output, file_name
 from ..signals import label
+from .istio import INGRESS_LABELS, INGRESS_NAMESPACE
+
+# Istio's merged Prometheus endpoint on every sidecar and gateway pod.
+ISTIO_MERGED_METRICS_PORT = 15020
+ISTIO_MERGED_METRICS_PATH = "/stats/prometheus"
+GATEWAY_MONITOR = "istio-ingressgateway"
 
 if TYPE_CHECKING:
     from ..catalog import Platform
@@ -282,8 +288,11 @@ def outputs(cp: ClusterPlan) -> Iterator[Output]:
                 "namespace": p.namespace,
                 "labels": p.labels,
                 "selector": p.selector_labels,
-                "port": "http",
-                "path": "/metrics",
+                # STRICT mTLS refuses Prometheus' plain-text scrape of the
+                # serving port; the sidecar merges vLLM's /metrics with its own
+                # (istio_requests_total) on 15020, outside mTLS.
+                "port_number": ISTIO_MERGED_METRICS_PORT,
+                "path": ISTIO_MERGED_METRICS_PATH,
                 "interval": SCRAPE_INTERVAL,
             },
             p.input_hash,
@@ -298,6 +307,23 @@ def outputs(cp: ClusterPlan) -> Iterator[Output]:
                 "groups": model_groups(cp, p),
             },
             p.input_hash,
+        )
+    if cp.environment is not None:
+        # The ingress gateway's request counts wake scaled-to-zero models and
+        # feed the error-rate alerts; its Envoy serves them on the same port.
+        yield Output(
+            f"infrastructure/configs/monitoring/{file_name('PodMonitor', GATEWAY_MONITOR)}",
+            "monitoring/podmonitor.yaml.j2",
+            {
+                "name": GATEWAY_MONITOR,
+                "namespace": INGRESS_NAMESPACE,
+                "labels": cp.labels,
+                "selector": INGRESS_LABELS,
+                "port_number": ISTIO_MERGED_METRICS_PORT,
+                "path": ISTIO_MERGED_METRICS_PATH,
+                "interval": SCRAPE_INTERVAL,
+            },
+            cp.input_hash,
         )
     if cp.environment is not None and cp.monthly_budget_usd > 0:
         yield Output(
