@@ -45,7 +45,9 @@ def test_check_fails_after_a_catalog_edit_and_names_the_stale_files(scratch_repo
     assert all("bge-m3" in line for line in lines[1:])
 
 
-def test_invalid_catalog_exits_1_with_a_located_error_and_leaves_generated_alone(scratch_repo: Path) -> None:
+def test_invalid_catalog_exits_1_with_a_located_error_and_leaves_generated_alone(
+    scratch_repo: Path,
+) -> None:
     pipeline.render(scratch_repo)
     before = _snapshot(scratch_repo)
     model = scratch_repo / "catalog" / "models" / "bge-m3.yaml"
@@ -95,7 +97,9 @@ def test_unknown_environment_is_a_usage_error_with_a_suggestion(scratch_repo: Pa
     assert "no environment named 'prdo'; did you mean 'prod'?" in result.output
 
 
-def test_a_bug_exits_3_without_a_traceback(scratch_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bug_exits_3_without_a_traceback(
+    scratch_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("boom")
 

@@ -91,7 +91,9 @@ def test_a_killed_render_leaves_the_old_or_the_new_tree_whole(tmp_path: Path) ->
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         state = _digest(root)
-        assert state in (old, new), f"killed at {fraction:.0%} of a render: generated/ is neither tree"
+        assert state in (old, new), (
+            f"killed at {fraction:.0%} of a render: generated/ is neither tree"
+        )
     # The next run cleans whatever the killed one left beside generated/.
     pipeline.render(root)
     assert _digest(root) == new

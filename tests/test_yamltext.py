@@ -43,7 +43,18 @@ def test_scalar_reads_back_as_itself_in_yaml_1_1_and_1_2(value: object) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.recursive(scalars, lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(alphabet=st.characters(blacklist_categories=("Cs",))), c, max_size=3), max_leaves=12))
+@given(
+    st.recursive(
+        scalars,
+        lambda c: (
+            st.lists(c, max_size=3)
+            | st.dictionaries(
+                st.text(alphabet=st.characters(blacklist_categories=("Cs",))), c, max_size=3
+            )
+        ),
+        max_leaves=12,
+    )
+)
 def test_block_reads_back_as_itself(value: object) -> None:
     text = "root:" + block(value, 2) + "\nafter: 1\n"
     for loaded in _both_readers(text):

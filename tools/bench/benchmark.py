@@ -50,7 +50,10 @@ def stage(name: str, root: Path, crds: Path | None) -> dict[str, float]:
         result = validate(root)
         dt = time.perf_counter() - t
         if not result.ok:
-            raise SystemExit("benchmark catalog does not validate:\n" + "\n".join(map(str, result.diagnostics[:20])))
+            raise SystemExit(
+                "benchmark catalog does not validate:\n"
+                + "\n".join(map(str, result.diagnostics[:20]))
+            )
         return {"seconds": dt, "documents": len(result.documents)}
     if name in ("render", "noop"):
         from llmgen import pipeline
@@ -83,7 +86,12 @@ def stage(name: str, root: Path, crds: Path | None) -> dict[str, float]:
         else:
             rep = verify_tree(root, crds, kustomize=True)
         dt = time.perf_counter() - t
-        return {"seconds": dt, "documents": rep.documents, "folders": rep.folders, "errors": len(rep.diagnostics)}
+        return {
+            "seconds": dt,
+            "documents": rep.documents,
+            "folders": rep.folders,
+            "errors": len(rep.diagnostics),
+        }
     raise SystemExit(f"unknown stage {name}")
 
 
@@ -102,7 +110,9 @@ def run_child(name: str, root: Path, crds: Path | None) -> dict[str, float]:
     return figures
 
 
-def best(name: str, root: Path, crds: Path | None, repeat: int, reset: bool = False) -> dict[str, float]:
+def best(
+    name: str, root: Path, crds: Path | None, repeat: int, reset: bool = False
+) -> dict[str, float]:
     runs = []
     for _ in range(repeat):
         if reset:
@@ -111,11 +121,15 @@ def best(name: str, root: Path, crds: Path | None, repeat: int, reset: bool = Fa
             shutil.rmtree(root / "generated", ignore_errors=True)
             shutil.rmtree(root / ".llmgen", ignore_errors=True)
         runs.append(run_child(name, root, crds))
-    return min(runs, key=lambda r: r["seconds"]) | {"peak_rss_mb": max(r["peak_rss_mb"] for r in runs)}
+    return min(runs, key=lambda r: r["seconds"]) | {
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in runs)
+    }
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--models", type=int, default=200)
     ap.add_argument("--clusters", type=int, default=12)
     ap.add_argument("--environments", type=int, default=3)
@@ -142,19 +156,42 @@ def main() -> None:
 
     docs = cold["documents"]
     rows = [
-        ("catalog", f"{args.models} models x {args.clusters} clusters x {args.environments} environments"),
+        (
+            "catalog",
+            f"{args.models} models x {args.clusters} clusters x {args.environments} environments",
+        ),
         ("documents rendered", f"{int(docs)}"),
         ("validate", f"{v['seconds']:.3f} s (target <= 1 s)"),
-        ("cold render", f"{cold['seconds']:.2f} s, {cold['seconds'] / docs * 1000:.3f} ms/document"),
-        ("PyYAML C dumper, same documents", f"{dump['seconds']:.2f} s, {dump['seconds'] / dump['documents'] * 1000:.3f} ms/document"),
+        (
+            "cold render",
+            f"{cold['seconds']:.2f} s, {cold['seconds'] / docs * 1000:.3f} ms/document",
+        ),
+        (
+            "PyYAML C dumper, same documents",
+            f"{dump['seconds']:.2f} s, "
+            f"{dump['seconds'] / dump['documents'] * 1000:.3f} ms/document",
+        ),
         ("render / dumper ratio", f"{cold['seconds'] / dump['seconds']:.2f} (target <= 1.0)"),
         ("no-op render", f"{noop['seconds']:.3f} s"),
         ("no-op / cold ratio", f"{noop['seconds'] / cold['seconds']:.3f} (target <= 0.1)"),
-        ("verify (schemas, one core)", f"{ver['documents'] / ver['seconds']:.0f} documents/s over {int(ver['documents'])} (target >= 4000)"),
-        ("peak RSS", f"validate {v['peak_rss_mb']:.0f} MB, render {cold['peak_rss_mb']:.0f} MB, verify {ver['peak_rss_mb']:.0f} MB (target <= 300 MB)"),
+        (
+            "verify (schemas, one core)",
+            f"{ver['documents'] / ver['seconds']:.0f} documents/s "
+            f"over {int(ver['documents'])} (target >= 4000)",
+        ),
+        (
+            "peak RSS",
+            f"validate {v['peak_rss_mb']:.0f} MB, render {cold['peak_rss_mb']:.0f} MB, "
+            f"verify {ver['peak_rss_mb']:.0f} MB (target <= 300 MB)",
+        ),
     ]
     if kus is not None:
-        rows.append(("kustomize build (all folders, one core)", f"{kus['seconds']:.1f} s for {int(kus['folders'])} folders"))
+        rows.append(
+            (
+                "kustomize build (all folders, one core)",
+                f"{kus['seconds']:.1f} s for {int(kus['folders'])} folders",
+            )
+        )
     width = max(len(k) for k, _ in rows)
     print(f"llmgen benchmark ({sys.platform}, Python {sys.version.split()[0]})")
     for k, val in rows:

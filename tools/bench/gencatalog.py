@@ -28,7 +28,14 @@ SHAPES = [
 ]
 
 AWS_REGIONS = ["us-east-1", "us-west-2", "eu-west-1", "ap-northeast-1", "us-east-2", "eu-central-1"]
-GCP_REGIONS = ["us-central1", "europe-west4", "us-east4", "asia-northeast1", "us-west1", "europe-west1"]
+GCP_REGIONS = [
+    "us-central1",
+    "europe-west4",
+    "us-east4",
+    "asia-northeast1",
+    "us-west1",
+    "europe-west1",
+]
 
 
 def _hex(seed: str, n: int) -> str:
@@ -99,9 +106,9 @@ spec:{task_line}
     uris:
       aws: s3://bench-weights/{name}/{rev}/
       gcp: gs://bench-weights/{name}/{rev}/
-    sha256: {_hex(name + 'w', 64)}
+    sha256: {_hex(name + "w", 64)}
   engine:
-    image: vllm/vllm-openai:v0.11.0@sha256:{_hex('img', 64)}
+    image: vllm/vllm-openai:v0.11.0@sha256:{_hex("img", 64)}
     tensorParallel: {tp}
     maxModelLen: 8192
     dtype: {dtype}{quant_line}
@@ -134,16 +141,18 @@ spec:{task_line}
 
 
 def environment_yaml(name: str, clusters: list[str], models: list[str], pinned: bool) -> str:
-    weights = "\n".join(f"      {c}: {w}" for c, w in zip(clusters, _weights(len(clusters)), strict=True))
+    weights = "\n".join(
+        f"      {c}: {w}" for c, w in zip(clusters, _weights(len(clusters)), strict=True)
+    )
     model_lines = "\n".join(f"    - name: {m}\n      replicas: {{min: 1, max: 4}}" for m in models)
     return f"""apiVersion: llmgen.io/v1alpha1
 kind: Environment
 metadata:
   name: {name}
 spec:
-  clusters: [{', '.join(clusters)}]
+  clusters: [{", ".join(clusters)}]
   domain: {name}.bench.example.com
-  requirePinned: {'true' if pinned else 'false'}
+  requirePinned: {"true" if pinned else "false"}
   budget:
     monthlyUSD: 1000000000
     alertThresholds: [80, 100]
@@ -214,7 +223,9 @@ def generate(out: Path, models: int, clusters: int, environments: int) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("out", type=Path)
     ap.add_argument("--models", type=int, default=200)
     ap.add_argument("--clusters", type=int, default=12)

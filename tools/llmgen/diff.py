@@ -82,7 +82,15 @@ def format_changes(changes: list[ResourceChange], unified: str, fmt: str = "text
             lines += [f"| {c.change} | `{c.ref}` |" for c in mine]
             lines.append("")
         if unified:
-            lines += ["<details><summary>Unified diff</summary>", "", "```diff", unified.rstrip("\n"), "```", "", "</details>"]
+            lines += [
+                "<details><summary>Unified diff</summary>",
+                "",
+                "```diff",
+                unified.rstrip("\n"),
+                "```",
+                "",
+                "</details>",
+            ]
         return "\n".join(lines)
     lines = []
     for c in changes:

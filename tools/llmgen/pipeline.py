@@ -58,7 +58,9 @@ def checked_catalog(root: Path) -> tuple[Catalog, list[Diagnostic]]:
     return result.catalog, list(result.diagnostics)
 
 
-def select_clusters(plan: Plan, envs: list[str] | None, clusters: list[str] | None) -> list[str] | None:
+def select_clusters(
+    plan: Plan, envs: list[str] | None, clusters: list[str] | None
+) -> list[str] | None:
     """Cluster names selected by --env/--cluster (None means every cluster)."""
     if not envs and not clusters:
         return None
@@ -92,7 +94,9 @@ def render_in_memory(
         tuple(f"{GENERATED}/clusters/{c}/" for c in selected) if selected is not None else None
     )
     old = read_tree(root, prefixes)
-    return Rendered(result.files, old, diff_trees(old, result.files), result.documents, warnings, prefixes)
+    return Rendered(
+        result.files, old, diff_trees(old, result.files), result.documents, warnings, prefixes
+    )
 
 
 def render(

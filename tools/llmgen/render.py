@@ -38,11 +38,14 @@ ALLOWED_KINDS: frozenset[tuple[str, str]] = frozenset(
         ("v1", "ResourceQuota"),
         ("v1", "LimitRange"),
         ("apps/v1", "Deployment"),
+        ("apps/v1", "DaemonSet"),
         ("batch/v1", "Job"),
         ("policy/v1", "PodDisruptionBudget"),
         ("networking.k8s.io/v1", "NetworkPolicy"),
         ("rbac.authorization.k8s.io/v1", "Role"),
         ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+        ("rbac.authorization.k8s.io/v1", "ClusterRole"),
+        ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
         ("scheduling.k8s.io/v1", "PriorityClass"),
         ("kustomize.config.k8s.io/v1beta1", "Kustomization"),
         ("kustomize.toolkit.fluxcd.io/v1", "Kustomization"),
@@ -147,9 +150,13 @@ class Renderer:
             try:
                 tpl = self.env.get_template(name)
             except jinja2.TemplateSyntaxError as exc:
-                raise TemplateError(exc.filename or name, exc.lineno, exc.message or str(exc)) from None
+                raise TemplateError(
+                    exc.filename or name, exc.lineno, exc.message or str(exc)
+                ) from None
             except jinja2.TemplateNotFound:
-                raise TemplateError(name, None, f"template not found under {self.templates_dir}") from None
+                raise TemplateError(
+                    name, None, f"template not found under {self.templates_dir}"
+                ) from None
             self._cache[name] = tpl
         return tpl
 
@@ -232,9 +239,20 @@ _KIND_ORDER = {
     k: i
     for i, k in enumerate(
         [
-            "Namespace", "ResourceQuota", "LimitRange", "ServiceAccount", "Role", "RoleBinding",
-            "ConfigMap", "ExternalSecret", "PersistentVolumeClaim", "Service", "Job", "Deployment",
-            "PodDisruptionBudget", "ScaledObject",
+            "Namespace",
+            "ResourceQuota",
+            "LimitRange",
+            "ServiceAccount",
+            "Role",
+            "RoleBinding",
+            "ConfigMap",
+            "ExternalSecret",
+            "PersistentVolumeClaim",
+            "Service",
+            "Job",
+            "Deployment",
+            "PodDisruptionBudget",
+            "ScaledObject",
         ]
     )
 }
@@ -267,7 +285,9 @@ def render_cluster(renderer: Renderer, cp: ClusterPlan, root: Path, result: Rend
         where = f"{base}/{out.path}"
         text, doc = renderer.render_document(out, where)
         rank = (_KIND_ORDER.get(doc["kind"], len(_KIND_ORDER)), out.path)
-        bundles.setdefault(_bundle_path(out.path), []).append((rank, text, out.input_hash or cp.input_hash))
+        bundles.setdefault(_bundle_path(out.path), []).append(
+            (rank, text, out.input_hash or cp.input_hash)
+        )
         result.documents += 1
 
     folders: dict[str, list[str]] = {"": [], "infrastructure": []}
@@ -277,7 +297,9 @@ def render_cluster(renderer: Renderer, cp: ClusterPlan, root: Path, result: Rend
         docs.sort()
         ranks = [d[0] for d in docs]
         if len(set(ranks)) != len(ranks):
-            raise RenderSafetyError(f"{base}/{path}", "two outputs claim the same file (a concern bug)")
+            raise RenderSafetyError(
+                f"{base}/{path}", "two outputs claim the same file (a concern bug)"
+            )
         hashes = sorted({h for _, _, h in docs})
         input_hash = hashes[0] if len(hashes) == 1 else _combine(hashes)
         body = "---\n".join(text for _, text, _ in docs)
@@ -288,7 +310,9 @@ def render_cluster(renderer: Renderer, cp: ClusterPlan, root: Path, result: Rend
     for folder, files in folders.items():
         entries = sorted(files)
         if folder:  # the cluster root lists only the Flux objects, never the layers
-            entries += sorted(f"{f.rpartition('/')[2]}/" for f in folders if f and f.rpartition("/")[0] == folder)
+            entries += sorted(
+                f"{f.rpartition('/')[2]}/" for f in folders if f and f.rpartition("/")[0] == folder
+            )
         components = []
         if folder == "models":
             # generated/clusters/<cluster>/models -> repo root is four levels up

@@ -157,8 +157,8 @@ def tree_fingerprint(root: Path) -> str:
                         entries.append(f"{e.path}\0{st.st_size}\0{st.st_mtime_ns}")
         except FileNotFoundError:
             continue
-    for e in sorted(entries):
-        h.update(e.encode())
+    for entry in sorted(entries):
+        h.update(entry.encode())
     return h.hexdigest()
 
 

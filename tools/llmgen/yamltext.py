@@ -19,17 +19,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 # Safe as plain scalars: start with a letter, '_', '/', a relative path
-# (`./x`, `../x`) or a flag's dashes (`--port`), then no YAML indicator characters (no ':', '#', ',',
-# brackets, quotes, spaces).
+# (`./x`, `../x`) or a flag's dashes (`--port`), then no YAML indicator
+# characters (no ':', '#', ',', brackets, quotes, spaces).
 _PLAIN = re.compile(r"(?:[A-Za-z_/]|--?[A-Za-z]|\.\.?/)[A-Za-z0-9_./+=-]*\Z")
 # Quantities and durations such as 32Gi, 500m, 1h30m: start with a digit and
 # end in a unit. Excludes hex/octal/binary prefixes and exponents below.
 _UNIT = re.compile(r"[0-9]+(\.[0-9]+)?[A-Za-z][A-Za-z0-9]*\Z")
 _NUMBERISH = re.compile(r"0[xXoObB]|[0-9.]+[eE][-+]?[0-9]*\Z")
 # Words YAML 1.1 (go-yaml, used by kubectl and Flux) reads as bool or null.
-_RESERVED = frozenset(
-    "y yes n no true false on off null".split()
-)
+_RESERVED = frozenset(["y", "yes", "n", "no", "true", "false", "on", "off", "null"])
 
 
 # Rendering repeats the same strings (names, label values, keys) thousands of
