@@ -277,3 +277,25 @@ def test_two_concurrent_commits_do_not_interleave(gitrepo: Path) -> None:
     assert _git(gitrepo, "rev-list", "--count", "HEAD") == "2"
     assert _git(gitrepo, "status", "--porcelain", "--", "generated") == ""
     _git(gitrepo, "fsck", "--no-progress")
+
+
+def test_catalog_in_a_subfolder_commits_only_its_generated(
+    scratch_repo: Path, tmp_path: Path
+) -> None:
+    top = tmp_path / "mono"
+    top.mkdir()
+    shutil.move(str(scratch_repo), top / "platform")
+    (top / "service.py").write_text("print('not ours')\n")
+    _git(top, "init", "-q", "-b", "main")
+    _git(top, "config", "user.name", "Test")
+    _git(top, "config", "user.email", "test@example.com")
+    _git(top, "add", ".")
+    _git(top, "commit", "-q", "-m", "monorepo")
+    (top / "service.py").write_text("print('dirty, not ours')\n")
+
+    result = commit(top / "platform")
+    assert result.committed and result.clusters
+    changed = _changed_in_head(top)
+    assert changed and all(p.startswith("platform/generated/clusters/") for p in changed)
+    assert _git(top, "status", "--porcelain") == "M service.py"
+    assert not commit(top / "platform").committed
