@@ -7,6 +7,7 @@ from the labels it selects.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -75,7 +76,7 @@ class MeshView:
     environment: Environment
     env_placements: tuple[Placement, ...]
 
-    @property
+    @functools.cached_property
     def env_hash(self) -> str:
         """Provenance of files that depend on every model of the environment (routes)."""
         hashes = sorted({self.cp.input_hash, *(p.input_hash for p in self.env_placements)})
@@ -90,11 +91,24 @@ class MeshView:
         by_name = {p.model.name: p.model for p in self.env_placements}
         return [by_name[d.name] for d in self.environment.models if d.name in by_name]
 
-    def sites(self) -> list[routing.Site]:
+    # A gateway asks these once per model; computed once per view (the
+    # environment's placements are thousands in a large catalog).
+    @functools.cached_property
+    def _sites(self) -> list[routing.Site]:
         return routing.sites(self.env_placements)
 
+    @functools.cached_property
+    def _by_model(self) -> dict[str, list[Placement]]:
+        out: dict[str, list[Placement]] = {}
+        for p in self.env_placements:
+            out.setdefault(p.model.name, []).append(p)
+        return out
+
+    def sites(self) -> list[routing.Site]:
+        return self._sites
+
     def placements_of(self, model: str) -> list[Placement]:
-        return [p for p in self.env_placements if p.model.name == model]
+        return self._by_model.get(model, [])
 
     def has_canary(self, model: str) -> bool:
         return any(p.has_canary for p in self.placements_of(model))
