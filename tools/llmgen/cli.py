@@ -176,7 +176,8 @@ def diff_cmd(
     from .diff import format_changes, resource_changes
 
     if base is not None:
-        from .prsummary import format_summary, pr_summary
+        from .prsummary import pr_summary
+        from .prsummaryview import format_summary
 
         echo(format_summary(pr_summary(find_root(root), base, env, cluster), fmt).rstrip("\n"))
         return

@@ -21,18 +21,16 @@ import errno
 import fcntl
 import hashlib
 import os
-import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import git
 
 from . import __version__, pipeline
-from .diff import ResourceChange
+from .changes import ClusterChange, models_at, models_by_cluster, summarise
 from .errors import Diagnostic, LlmgenError, UsageError
-from .prsummary import document_changes
 from .resources import templates_dir
 from .write import GENERATED, write_tree
 
@@ -60,22 +58,6 @@ class HandEditsError(CommitError):
             "generated/ is rendered from catalog/; put the change in catalog/ or overlays/, "
             f"discard the edits (git checkout -- {GENERATED}/), or pass --force to overwrite them."
         )
-
-
-@dataclass(frozen=True)
-class ClusterChange:
-    """What one cluster's folder gains, changes and loses in the commit."""
-
-    cluster: str
-    models_added: tuple[str, ...] = ()
-    models_changed: tuple[str, ...] = ()
-    models_removed: tuple[str, ...] = ()
-    resources: tuple[ResourceChange, ...] = ()
-
-    def counts(self) -> tuple[int, int, int]:
-        """(added, changed, removed) resources."""
-        kinds = [r.change for r in self.resources]
-        return kinds.count("added"), kinds.count("changed"), kinds.count("removed")
 
 
 @dataclass
@@ -207,95 +189,6 @@ def hand_edits(
 # ------------------------------------------------------------------ summary
 
 
-# Every model resource carries this label (DESIGN: standard labels); reading it
-# from the text keeps the summary independent of how files are laid out.
-_MODEL_LABEL = re.compile(rb"^[ \t]*llmgen\.io/model:[ \t]*[\"']?([a-z0-9][a-z0-9.-]*)", re.M)
-
-
-def _cluster_of(path: str) -> str | None:
-    parts = path.split("/")
-    if len(parts) >= 4 and parts[:2] == [GENERATED, "clusters"]:
-        return parts[2]
-    return None
-
-
-def models_by_cluster(files: Mapping[str, bytes]) -> dict[str, set[str]]:
-    """cluster -> models with a resource in `files` (root-relative paths)."""
-    out: dict[str, set[str]] = {}
-    for path, data in files.items():
-        cluster = _cluster_of(path)
-        if cluster is not None:
-            out.setdefault(cluster, set()).update(m.decode() for m in _MODEL_LABEL.findall(data))
-    return out
-
-
-def summarise(
-    old: Mapping[str, bytes],
-    new: Mapping[str, bytes],
-    before: Mapping[str, set[str]],
-    after: Mapping[str, set[str]],
-) -> list[ClusterChange]:
-    """Per cluster: models and resources added, changed and removed.
-
-    `old` and `new` hold the changed files (root-relative paths under
-    generated/); `before` and `after` name every model of each cluster in the
-    whole old and new trees, which decides added versus changed.
-    """
-    touched: dict[str, set[str]] = {}
-    for side in (old, new):
-        for cluster, models in models_by_cluster(
-            {p: b for p, b in side.items() if old.get(p) != new.get(p)}
-        ).items():
-            touched.setdefault(cluster, set()).update(models)
-    resources: dict[str, list[ResourceChange]] = {}
-    for change in document_changes(dict(old), dict(new)):
-        resources.setdefault(change.cluster, []).append(change)
-    out = []
-    for cluster in sorted(touched.keys() | resources.keys()):
-        ms = touched.get(cluster, set())
-        had, has = before.get(cluster, set()), after.get(cluster, set())
-        out.append(
-            ClusterChange(
-                cluster,
-                models_added=tuple(sorted(m for m in ms if m in has and m not in had)),
-                models_changed=tuple(sorted(m for m in ms if m in has and m in had)),
-                models_removed=tuple(sorted(m for m in ms if m in had and m not in has)),
-                resources=tuple(resources.get(cluster, [])),
-            )
-        )
-    return out
-
-
-def _models_at(repo: git.Repo, rev: str | None, pathspec: str, prefix: str) -> dict[str, set[str]]:
-    """cluster -> models labelled anywhere in generated/ at `rev`, via one `git grep`."""
-    if rev is None:
-        return {}
-    try:
-        out = repo.git.grep(
-            "-I",
-            "--no-color",
-            "-o",
-            "-E",
-            "-e",
-            r"llmgen\.io/model:[ \t]*[\"']?[a-z0-9][a-z0-9.-]*",
-            rev,
-            "--",
-            pathspec,
-        )
-    except git.GitCommandError as exc:
-        if exc.status == 1:  # no match: no model in that tree
-            return {}
-        raise
-    found: dict[str, set[str]] = {}
-    for line in out.splitlines():
-        _rev, path, match = line.split(":", 2)
-        cluster = _cluster_of(path[len(prefix) :])
-        if cluster is not None:
-            value = match.split(":", 1)[1].strip().strip("\"'")
-            found.setdefault(cluster, set()).add(value)
-    return found
-
-
 def commit_message(subject: str | None, clusters: list[ClusterChange], digest: str) -> str:
     """Subject, one paragraph per cluster, then the llmgen trailers."""
     names = [c.cluster for c in clusters]
@@ -402,7 +295,7 @@ def commit(
             if (root / rel).is_file()
         }
         clusters = summarise(
-            old, new, _models_at(repo, head, pathspec, prefix), models_by_cluster(rendered.files)
+            old, new, models_at(repo, head, pathspec, prefix), models_by_cluster(rendered.files)
         )
         text = commit_message(message, clusters, catalog_hash(root))
         sha = _land(repo, tree, head, text, target, create)
