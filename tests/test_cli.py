@@ -123,3 +123,46 @@ def test_no_catalog_is_a_usage_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["validate", "--root", str(tmp_path)])
     assert result.exit_code == 2
     assert "has no catalog/ folder" in result.output
+
+
+def test_a_credential_in_the_catalog_is_refused_at_its_line(scratch_repo: Path) -> None:
+    pipeline.render(scratch_repo)
+    before = _snapshot(scratch_repo)
+    env = scratch_repo / "catalog" / "environments" / "dev.yaml"
+    fake_key = "AKIA" + "IOSFODNN7EXAMPLE"  # AWS's documented example key id
+    env.write_text(
+        env.read_text().replace(
+            "  requirePinned: false\n",
+            "  requirePinned: false\n  config:\n    LOG_LEVEL: info\n"
+            f"    S3_ACCESS_KEY_ID: {fake_key}\n",
+        )
+    )
+    result = runner.invoke(app, ["render", "--root", str(scratch_repo)])
+    assert result.exit_code == 1, result.output
+    line = next(x for x in result.stdout.splitlines() if "S3_ACCESS_KEY_ID" in x)
+    assert line.startswith("catalog/environments/dev.yaml:")
+    assert "spec.config.S3_ACCESS_KEY_ID" in line and "looks like an AWS access key ID" in line
+    assert fake_key not in result.output
+    assert _snapshot(scratch_repo) == before
+
+
+def test_verify_finds_a_credential_written_into_generated(
+    scratch_repo: Path, crd_schemas: Path
+) -> None:
+    pipeline.render(scratch_repo)
+    target = scratch_repo / "generated" / "clusters" / "dev-aws-use2" / "models" / "bge-m3.yaml"
+    fake_key = "AKIA" + "IOSFODNN7EXAMPLE"
+    target.write_text(target.read_text() + f"# pasted by hand: {fake_key}\n")
+    args = [
+        "verify",
+        "--no-kustomize",
+        "--crd-schemas",
+        str(crd_schemas),
+        "--root",
+        str(scratch_repo),
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1, result.output
+    assert "generated/clusters/dev-aws-use2/models/bge-m3.yaml:" in result.stdout
+    assert "AWS access key ID" in result.stdout
+    assert fake_key not in result.output

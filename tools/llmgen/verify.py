@@ -26,6 +26,7 @@ from typing import Any
 
 import promql_parser
 
+from . import guard
 from .errors import Diagnostic, SourceLocation
 from .flux_refs import check_flux_refs
 from .kube_schemas import SchemaProblem, SchemaStore, schema_errors, split_api_version
@@ -137,6 +138,9 @@ def verify_tree(
                 if split_api_version(m.api_version)[0].endswith(_FLUX_SUFFIX):
                     flux.append(m)
         report.diagnostics += check_flux_refs(root, flux, namespaces)
+        # No value that looks like a credential may sit in the tree, however
+        # it got there (a hand edit, a template, an overlay-less patch).
+        report.diagnostics += guard.scan_tree(root)
         if builds:
             report.diagnostics += builds.results(broken)
     finally:
