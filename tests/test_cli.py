@@ -69,6 +69,9 @@ def test_diff_lists_resources_then_a_unified_diff(scratch_repo: Path) -> None:
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "dev-aws-use2: changed Deployment/llm-bge-m3/bge-m3" in out
+    # Resources are compared as documents: the model's other resources share
+    # the file but did not change.
+    assert "ServiceAccount/llm-bge-m3/bge-m3" not in out
     assert "prod-aws-use1" not in out
     assert '-              cpu: "4"' in out and '+              cpu: "5"' in out
     md = runner.invoke(app, ["diff", "--format", "markdown", "--root", str(scratch_repo)]).stdout

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-import yaml_rs
-
-from .write import GENERATED
 
 
 @dataclass(frozen=True, order=True)
@@ -24,48 +19,15 @@ class ResourceChange:
         return f"{self.kind}/{ns}/{self.name}"
 
 
-def _resources(files: dict[str, bytes], paths: list[str]) -> dict[tuple[str, str, str, str], bytes]:
-    """(cluster, kind, namespace, name) -> the document's bytes, for `paths`."""
-    out: dict[tuple[str, str, str, str], bytes] = {}
-    for path in paths:
-        parts = path.split("/")
-        if len(parts) < 4 or parts[0] != GENERATED or parts[1] != "clusters":
-            continue
-        cluster = parts[2]
-        try:
-            loaded: Any = yaml_rs.loads(files[path].decode())
-        except Exception:  # a hand-broken file still shows up as a changed file
-            continue
-        docs = loaded if isinstance(loaded, list) else [loaded]
-        for doc in docs:
-            if not isinstance(doc, dict):
-                continue
-            meta = doc.get("metadata") or {}
-            kind = str(doc.get("kind", "?"))
-            if doc.get("apiVersion") == "kustomize.config.k8s.io/v1beta1":
-                continue  # kustomize files are plumbing, not cluster resources
-            key = (cluster, kind, str(meta.get("namespace", "")), str(meta.get("name", "")))
-            out[key] = files[path]
-    return out
-
-
 def resource_changes(old: dict[str, bytes], new: dict[str, bytes]) -> list[ResourceChange]:
-    """Resources added, changed or removed between two trees."""
-    touched = sorted({p for p in old.keys() | new.keys() if old.get(p) != new.get(p)})
-    before = _resources(old, [p for p in touched if p in old])
-    after = _resources(new, [p for p in touched if p in new])
-    changes = []
-    for key in before.keys() | after.keys():
-        if key not in before:
-            change = "added"
-        elif key not in after:
-            change = "removed"
-        elif before[key] != after[key]:
-            change = "changed"
-        else:
-            continue
-        changes.append(ResourceChange(key[0], change, key[1], key[2], key[3]))
-    return sorted(changes)
+    """Resources added, changed or removed between two trees, compared as data.
+
+    A model's resources share a file, so comparing files would mark all of
+    them changed when one is; `changes.document_changes` compares documents.
+    """
+    from .changes import document_changes  # changes imports ResourceChange from here
+
+    return document_changes(old, new)
 
 
 def format_changes(changes: list[ResourceChange], unified: str, fmt: str = "text") -> str:
