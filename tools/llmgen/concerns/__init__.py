@@ -10,7 +10,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from . import addons, autoscaling, flux, mesh, monitoring, nodepools, secrets, workloads
+from . import (
+    addons,
+    autoscaling,
+    flux,
+    gpureadiness,
+    mesh,
+    monitoring,
+    nodepools,
+    secrets,
+    workloads,
+)
 
 if TYPE_CHECKING:
     from ..plan import ClusterPlan
@@ -24,6 +34,7 @@ CONCERNS: list[tuple[str, ConcernFn]] = [
     ("autoscaling", autoscaling.outputs),
     ("monitoring", monitoring.outputs),
     ("nodepools", nodepools.outputs),
+    ("gpureadiness", gpureadiness.outputs),
     ("addons", addons.outputs),
     ("secrets", secrets.outputs),
     ("mesh", mesh.outputs),
