@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -227,6 +228,118 @@ def test_restricted_pod_security_and_memory_for_shm(plan: Plan, files: dict[str,
             pod["terminationGracePeriodSeconds"]
             > vllm(dep)["lifecycle"]["preStop"]["sleep"]["seconds"]
         )
+
+
+TRACK = "llmgen.io/track"
+
+
+def staging_mixtral(plan: Plan) -> list[tuple[ClusterPlan, Placement]]:
+    found = [
+        (cp, p)
+        for cp, p in placements(plan)
+        if p.environment.name == "staging" and p.name == "mixtral-8x7b-instruct"
+    ]
+    assert found
+    return found
+
+
+def test_canary_runs_its_own_revision_beside_the_stable_track(
+    plan: Plan, files: dict[str, bytes]
+) -> None:
+    for cp, p in staging_mixtral(plan):
+        canary_cfg = p.deployment.canary
+        assert canary_cfg is not None and canary_cfg.weight == 10 and canary_cfg.revision
+        assert canary_cfg.revision != p.model.revision
+        docs = documents(files, cp.name)
+        stable = find(docs, "Deployment", p.name)
+        canary = find(docs, "Deployment", names.canary_name(p.name))
+        assert "replicas" not in canary["spec"]  # its own ScaledObject owns the count
+        scaled = find(docs, "ScaledObject", names.canary_name(p.name))
+        assert scaled["spec"]["scaleTargetRef"]["name"] == names.canary_name(p.name)
+        # Same shape: pool, resources, probes; only the revision differs.
+        s_pod, c_pod = (d["spec"]["template"]["spec"] for d in (stable, canary))
+        assert c_pod["nodeSelector"] == s_pod["nodeSelector"]
+        assert vllm(canary)["resources"] == vllm(stable)["resources"]
+        assert c_pod["serviceAccountName"] == s_pod["serviceAccountName"] == p.name
+        assert vllm(canary)["image"] == vllm(stable)["image"]  # revision-only canary
+        fetch = {c["name"]: c for c in c_pod["initContainers"]}["fetch-weights"]
+        mirror = p.model.weight_uris[cp.provider.name]
+        assert p.model.revision in mirror
+        assert mirror.replace(p.model.revision, canary_cfg.revision) in fetch["command"]
+        assert mirror not in fetch["command"]
+        # The catalog pins only the stable manifest: the canary checks its
+        # files against the mirror's manifest, never against the stable hash.
+        verify = {c["name"]: c for c in c_pod["initContainers"]}["verify-weights"]
+        assert "WEIGHTS_SHA256" not in {e["name"] for e in verify["env"]}
+        assert "sha256sum -c --quiet --strict" in verify["command"][2]
+        s_verify = {c["name"]: c for c in s_pod["initContainers"]}["verify-weights"]
+        assert {"name": "WEIGHTS_SHA256", "value": p.model.weights_sha256} in s_verify["env"]
+
+
+def test_track_labels_match_the_destination_rule_subsets(
+    plan: Plan, files: dict[str, bytes]
+) -> None:
+    for cp, p in placements(plan):
+        docs = documents(files, cp.name)
+        rule = find(docs, "DestinationRule", p.name)
+        subsets = {s["name"]: s["labels"] for s in rule["spec"]["subsets"]}
+        deployments = {"stable": find(docs, "Deployment", p.name)}
+        if p.has_canary:
+            deployments["canary"] = find(docs, "Deployment", names.canary_name(p.name))
+        else:
+            assert not [d for d in docs if d["metadata"]["name"] == names.canary_name(p.name)]
+        assert set(subsets) == set(deployments)
+        service = find(docs, "Service", p.name)["spec"]["selector"]
+        for track, dep in deployments.items():
+            pod_labels = dep["spec"]["template"]["metadata"]["labels"]
+            assert pod_labels[TRACK] == track
+            # the subset selects exactly this track's pods; the Service all of them
+            assert subsets[track].items() <= pod_labels.items()
+            assert service.items() <= pod_labels.items() and TRACK not in service
+            selector = dep["spec"]["selector"]["matchLabels"]
+            assert selector[TRACK] == track and selector.items() <= pod_labels.items()
+            name = dep["metadata"]["name"]
+            pdb = find(docs, "PodDisruptionBudget", name)
+            # one PDB per pod: the eviction API refuses pods under two
+            assert pdb["spec"]["selector"]["matchLabels"] == selector
+    assert any(p.has_canary for _, p in placements(plan))
+
+
+def test_canary_of_only_an_image_keeps_the_pinned_weights(plan: Plan) -> None:
+    cp, p = staging_mixtral(plan)[0]
+    image = "vllm/vllm-openai:v0.11.1@sha256:" + "a" * 64
+    canary = dataclasses.replace(p.deployment.canary, revision=None, image=image)
+    q = dataclasses.replace(p, deployment=dataclasses.replace(p.deployment, canary=canary))
+    ctx = workloads.context(cp, q, "canary")
+    assert ctx["name"] == names.canary_name(p.name) and ctx["image"] == image
+    verify = ctx["init_containers"][1]
+    assert {"name": "WEIGHTS_SHA256", "value": p.model.weights_sha256} in verify["env"]
+    assert verify["image"] == image
+    assert p.model.weight_uris[cp.provider.name] in ctx["init_containers"][0]["command"]
+
+
+def test_canary_revision_without_a_mirror_path_loads_from_the_hub(plan: Plan) -> None:
+    cp, p = staging_mixtral(plan)[0]
+    # A mirror laid out without revisions cannot hold the canary's weights.
+    flat = {
+        cloud: uri.replace(p.model.revision + "/", "") for cloud, uri in p.model.weight_uris.items()
+    }
+    q = dataclasses.replace(p, model=dataclasses.replace(p.model, weight_uris=flat))
+    ctx = workloads.context(cp, q, "canary")
+    assert not ctx["mirrored"] and ctx["init_containers"] == []
+    args = ctx["args"]
+    assert args[args.index("--revision") + 1] == p.deployment.canary.revision
+    stable = workloads.context(cp, q)
+    assert stable["mirrored"]  # the stable track still reads its mirror
+
+
+def test_at_revision_replaces_only_a_whole_path_segment() -> None:
+    rev, new = "a" * 40, "b" * 40
+    assert weights.at_revision(f"s3://bucket/org/model/{rev}/", rev, new) == (
+        f"s3://bucket/org/model/{new}/"
+    )
+    assert weights.at_revision(f"gs://bucket/{rev}x/", rev, new) is None
+    assert weights.at_revision(f"gs://{rev}/weights/", rev, new) is None  # a bucket, not a path
 
 
 def test_rendered_tree_validates_and_builds(

@@ -50,6 +50,25 @@ VERIFY_SCRIPT = (
     'echo "$WEIGHTS_SHA256  $WEIGHTS_MANIFEST" | sha256sum -c -\n'
     'sha256sum -c --quiet --strict "$WEIGHTS_MANIFEST"\n'
 )
+# Weights the catalog does not pin (a canary of another revision): every file
+# still has to match the mirror's manifest, so a partial or corrupted copy
+# never starts; only the manifest's own pin is missing.
+VERIFY_FILES_SCRIPT = 'cd "$WEIGHTS_DIR"\nsha256sum -c --quiet --strict "$WEIGHTS_MANIFEST"\n'
+
+
+def at_revision(uri: str, old: str, new: str) -> str | None:
+    """`uri` with the path segment naming revision `old` replaced by `new`.
+
+    Mirrors are laid out by revision (`.../<repo>/<revision>/`); None when no
+    segment of `uri` names `old`, so the mirror of `new` cannot be located.
+    """
+    scheme, sep, path = uri.partition("://")
+    parts = path.split("/")
+    if not sep or old not in parts[1:]:  # parts[0] is the bucket
+        return None
+    return f"{scheme}://" + "/".join(
+        new if (i and part == old) else part for i, part in enumerate(parts)
+    )
 
 
 def bytes_per_parameter(model: Model) -> float:
@@ -90,7 +109,12 @@ def shm_size_gib(model: Model) -> int:
 def init_containers(
     provider: CloudProvider, model: Model, security: dict[str, Any], tmp_volume: str
 ) -> list[dict[str, Any]]:
-    """fetch-weights then verify-weights; empty when the cloud has no mirror."""
+    """fetch-weights then verify-weights; empty when the cloud has no mirror.
+
+    verify-weights pins the manifest to `weights_sha256`; a model without one
+    (a canary of a revision the catalog does not pin) checks its files against
+    the mirror's manifest only.
+    """
     uri = provider.weights_uri(model)
     if not uri:
         return []
@@ -100,6 +124,13 @@ def init_containers(
     read_only = [{"name": "weights", "mountPath": WEIGHTS_DIR, "readOnly": True}, tmp]
     # Copying is network- and disk-bound: a modest CPU request, and enough
     # memory for multipart buffers.
+    pinned = bool(model.weights_sha256)
+    verify_env = [
+        {"name": "WEIGHTS_DIR", "value": WEIGHTS_DIR},
+        {"name": "WEIGHTS_MANIFEST", "value": MANIFEST},
+    ]
+    if pinned:
+        verify_env.append({"name": "WEIGHTS_SHA256", "value": model.weights_sha256})
     resources = {
         "requests": {"cpu": "1", "memory": "1Gi"},
         "limits": {"cpu": "4", "memory": "2Gi"},
@@ -119,12 +150,8 @@ def init_containers(
             "name": "verify-weights",
             "image": model.image,
             "imagePullPolicy": "Always",
-            "command": ["/bin/sh", "-ec", VERIFY_SCRIPT],
-            "env": [
-                {"name": "WEIGHTS_DIR", "value": WEIGHTS_DIR},
-                {"name": "WEIGHTS_MANIFEST", "value": MANIFEST},
-                {"name": "WEIGHTS_SHA256", "value": model.weights_sha256},
-            ],
+            "command": ["/bin/sh", "-ec", VERIFY_SCRIPT if pinned else VERIFY_FILES_SCRIPT],
+            "env": verify_env,
             "resources": resources,
             "securityContext": security,
             "volumeMounts": read_only,

@@ -10,19 +10,29 @@ Decisions made here, per placement:
   switched off at run time whenever a mirror is used.
 - Pods run under the `restricted` Pod Security level with a read-only root
   filesystem; everything vLLM writes goes to emptyDirs.
+- An environment's canary runs as a second Deployment, `<model>-canary`, of
+  the same shape with the canary's revision and/or image. Pods carry
+  `llmgen.io/track: stable|canary` (the DestinationRule's subsets select on
+  it); each Deployment and PodDisruptionBudget selects its own track, the
+  Service selects both. The canary shares the model's ServiceAccount (the
+  same identity reads the same mirror).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from .. import names
 from ..render import Output, file_name
+from ..routing import CANARY, STABLE
 from . import weights
+from .istio import TRACK_LABEL
 
 if TYPE_CHECKING:
+    from ..catalog import Model
     from ..plan import ClusterPlan, Placement
 
 VLLM_PORT = 8000
@@ -61,9 +71,37 @@ CHECKOV_SKIPS = (
 )
 
 
-def vllm_args(p: Placement, mirrored: bool) -> list[str]:
-    """The vLLM OpenAI server's arguments, decided from the catalog."""
+def track_model(p: Placement, track: str) -> Model:
+    """The model as `track` runs it: the catalog's for stable, the canary's overrides for canary.
+
+    A canary of another revision reads that revision's mirror: the stable
+    revision's path segment in each `weights.uris` entry is replaced. Where no
+    segment names it, that mirror cannot be located, so the canary loads the
+    new revision from the hub rather than silently serving the stable weights.
+    The catalog pins only the stable revision's manifest (`weights.sha256`),
+    so such a canary checks its files against the mirror's manifest alone.
+    """
     m = p.model
+    canary = p.deployment.canary
+    if track == STABLE or canary is None:
+        return m
+    image = canary.image or m.image
+    revision = canary.revision or m.revision
+    if revision == m.revision:
+        return dataclasses.replace(m, image=image)
+    uris: dict[str, str] = {}
+    for cloud, uri in m.weight_uris.items():
+        moved = weights.at_revision(uri, m.revision, revision)
+        if moved is not None:
+            uris[cloud] = moved
+    return dataclasses.replace(
+        m, image=image, revision=revision, weight_uris=uris, weights_sha256=""
+    )
+
+
+def vllm_args(p: Placement, mirrored: bool, model: Model | None = None) -> list[str]:
+    """The vLLM OpenAI server's arguments, decided from the catalog (`model`: a track's)."""
+    m = model or p.model
     if mirrored:
         source = ["--model", weights.WEIGHTS_DIR]
     else:
@@ -128,22 +166,27 @@ def checkov_annotations() -> dict[str, str]:
     return {f"checkov.io/skip{i}": why for i, why in enumerate(CHECKOV_SKIPS, start=1)}
 
 
-def context(cp: ClusterPlan, p: Placement) -> dict[str, Any]:
-    m = p.model
+def context(cp: ClusterPlan, p: Placement, track: str = STABLE) -> dict[str, Any]:
+    """Template context of `track`'s Deployment and PDB; the stable track's also
+    renders the shared Namespace, ServiceAccount and Service."""
+    m = track_model(p, track)
     provider = cp.provider
     mirrored = bool(provider.weights_uri(m))
     shm = weights.shm_size_gib(m)
     cache = weights.cache_size_gib(m)
     memory = f"{math.ceil(m.memory_gib) + shm}Gi"  # /dev/shm is memory, charged to the pod
     return {
-        "name": m.name,
+        "name": p.name if track == STABLE else names.canary_name(p.name),
+        "service_account": p.name,
         "namespace": p.namespace,
         "labels": p.labels,
-        "selector": p.selector_labels,
+        "workload_labels": {**p.labels, TRACK_LABEL: track},
+        "selector": {**p.selector_labels, TRACK_LABEL: track},
+        "service_selector": p.selector_labels,
         "annotations": {**reload_annotations(p), **checkov_annotations()},
-        "sa_annotations": provider.workload_identity_annotations(cp.cluster, p.namespace, m.name),
+        "sa_annotations": provider.workload_identity_annotations(cp.cluster, p.namespace, p.name),
         "image": m.image,
-        "args": vllm_args(p, mirrored),
+        "args": vllm_args(p, mirrored, m),
         "env": env(p, mirrored),
         "env_configmap": names.ENV_CONFIGMAP,
         "port": VLLM_PORT,
@@ -172,16 +215,31 @@ def _cpu(cores: float) -> str:
     return str(int(cores)) if cores == int(cores) else f"{int(cores * 1000)}m"
 
 
+SHARED = (
+    ("Namespace", "models/namespace.yaml.j2"),
+    ("ServiceAccount", "models/serviceaccount.yaml.j2"),
+    ("Service", "models/service.yaml.j2"),
+)
+PER_TRACK = (
+    ("Deployment", "models/deployment.yaml.j2"),
+    ("PodDisruptionBudget", "models/pdb.yaml.j2"),
+)
+
+
 def outputs(cp: ClusterPlan) -> Iterator[Output]:
     for p in cp.placements:
-        ctx = context(cp, p)
         folder = f"models/{p.name}"
-        for kind, template in (
-            ("Namespace", "models/namespace.yaml.j2"),
-            ("ServiceAccount", "models/serviceaccount.yaml.j2"),
-            ("Deployment", "models/deployment.yaml.j2"),
-            ("Service", "models/service.yaml.j2"),
-            ("PodDisruptionBudget", "models/pdb.yaml.j2"),
-        ):
+        # The canary runs exactly where the plan gives it replicas, the same
+        # test the mesh uses for its canary subset and autoscaling for its
+        # ScaledObject, so a routed subset always has a Deployment behind it.
+        tracks = (STABLE, CANARY) if p.has_canary else (STABLE,)
+        stable = context(cp, p)
+        for kind, template in SHARED:
             name = p.namespace if kind == "Namespace" else p.name
-            yield Output(f"{folder}/{file_name(kind, name)}", template, ctx, p.input_hash)
+            yield Output(f"{folder}/{file_name(kind, name)}", template, stable, p.input_hash)
+        for track in tracks:
+            ctx = stable if track == STABLE else context(cp, p, track)
+            for kind, template in PER_TRACK:
+                yield Output(
+                    f"{folder}/{file_name(kind, ctx['name'])}", template, ctx, p.input_hash
+                )
