@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,7 @@ def test_every_addon_has_a_pinned_source_and_release(
     rels = {n: r for n, r in releases(docs).items() if n in cp.platform.addons}
     expected = set(cp.platform.addons) - {"istio-gateway"}
     if cloud != "aws":
-        expected -= {"karpenter"}
+        expected -= {"karpenter", "aws-load-balancer-controller"}
     assert set(rels) == expected
     sources = {(d["kind"], d["metadata"]["name"]): d for d in docs if "Repository" in d["kind"]}
     namespaces = [d["metadata"]["name"] for d in docs if d["kind"] == "Namespace"]
@@ -94,7 +95,8 @@ def test_istio_and_dependencies(plan: Plan, files: dict[str, bytes], cloud: str)
     docs = documents(files, cp.name)
     rels = releases(docs)
     istiod = rels["istiod"]["spec"]
-    assert istiod["dependsOn"] == [{"name": "istio-base"}]
+    # Sidecars are only redirected once the CNI node agent runs.
+    assert istiod["dependsOn"] == [{"name": "istio-base"}, {"name": "istio-cni"}]
     g = istiod["values"]["global"]
     assert g["meshID"] == cp.platform.mesh_id
     assert g["multiCluster"]["clusterName"] == cp.name
@@ -136,7 +138,8 @@ def test_gpu_operator_follows_each_cloud(plan: Plan, files: dict[str, bytes]) ->
     assert gcp_v["toolkit"]["installDir"] == "/home/kubernetes/bin/nvidia"
     assert aws_v["toolkit"] == {"enabled": False}
     quota = [d for d in gcp_docs if d["kind"] == "ResourceQuota"]
-    assert [q["metadata"]["namespace"] for q in quota] == ["gpu-operator"]
+    # node-critical DaemonSets: the GPU operator's and the Istio CNI agent's
+    assert sorted(q["metadata"]["namespace"] for q in quota) == ["gpu-operator", "istio-system"]
     assert not [d for d in aws_docs if d["kind"] == "ResourceQuota"]
     ns = {d["metadata"]["name"]: d for d in gcp_docs if d["kind"] == "Namespace"}
     assert ns["gpu-operator"]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == (
@@ -150,3 +153,86 @@ def test_merge_overrides_leaves_and_keeps_siblings() -> None:
     over = {"a": {"c": {"d": 3, "f": 4}}, "e": [2]}
     assert addons.merge(base, over) == {"a": {"b": 1, "c": {"d": 3, "f": 4}}, "e": [2]}
     assert base == {"a": {"b": 1, "c": {"d": 2}}, "e": [1]}  # inputs untouched
+
+
+@pytest.mark.parametrize("cloud", ["aws", "gcp"])
+def test_istio_cni_replaces_the_privileged_init_container(
+    plan: Plan, files: dict[str, bytes], cloud: str
+) -> None:
+    clusters = [cp for cp in plan.clusters.values() if cp.provider.name == cloud]
+    assert clusters
+    for cp in clusters:
+        docs = documents(files, cp.name)
+        rels = releases(docs)
+        cni = rels["istio-cni"]["spec"]
+        istio = cp.platform.addons["istiod"]
+        addon = cp.platform.addons["istio-cni"]
+        assert addon.chart == "cni"
+        assert (addon.repository, addon.version) == (istio.repository, istio.version)
+        assert cni["targetNamespace"] == "istio-system"
+        # istiod injects istio-validation (no NET_ADMIN) instead of istio-init
+        assert rels["istiod"]["spec"]["values"]["pilot"]["cni"] == {"enabled": True}
+        ns = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Namespace"}
+        # the node agent is privileged; Pod Security must admit it where it runs
+        labels = ns["istio-system"]["metadata"]["labels"]
+        assert labels["pod-security.kubernetes.io/enforce"] == "privileged"
+        quotas = [d["metadata"]["namespace"] for d in docs if d["kind"] == "ResourceQuota"]
+        if cloud == "gcp":
+            # GKE's CNI binaries live elsewhere, and system-node-critical pods
+            # outside kube-system need a quota naming the priority class.
+            assert cni["values"]["cni"]["cniBinDir"] == "/home/kubernetes/bin"
+            assert "istio-system" in quotas
+        else:
+            assert "cniBinDir" not in cni["values"].get("cni", {})
+            assert quotas == []
+
+
+def test_aws_load_balancer_controller_only_on_aws(plan: Plan, files: dict[str, bytes]) -> None:
+    aws = cluster(plan, "aws")
+    rels = releases(documents(files, aws.name))
+    spec = rels["aws-load-balancer-controller"]["spec"]
+    addon = aws.platform.addons["aws-load-balancer-controller"]
+    assert addon.repository == "https://aws.github.io/eks-charts"
+    assert spec["chart"]["spec"]["version"] == addon.version
+    values = spec["values"]
+    assert values["clusterName"] == aws.name
+    assert values["region"] == aws.cluster.region
+    # no IMDS from pods: the VPC is found by the same tag Karpenter discovers with
+    assert values["vpcTags"] == {"karpenter.sh/discovery": aws.name}
+    account = aws.cluster.cloud_settings["accountID"]
+    role = values["serviceAccount"]["annotations"]["eks.amazonaws.com/role-arn"]
+    assert role == f"arn:aws:iam::{account}:role/{aws.name}-aws-load-balancer-controller"
+    # the ingress gateway's NLB is this controller's to create
+    gateway = rels["istio-ingressgateway"]["spec"]
+    assert {"name": "aws-load-balancer-controller", "namespace": "flux-system"} in (
+        gateway["dependsOn"]
+    )
+    gcp = cluster(plan, "gcp")
+    gcp_rels = releases(documents(files, gcp.name))
+    assert "aws-load-balancer-controller" not in gcp_rels
+    gcp_gateway = gcp_rels["istio-ingressgateway"]["spec"]
+    assert [d["name"] for d in gcp_gateway["dependsOn"]] == ["istiod"]
+
+
+@pytest.mark.parametrize(
+    ("cloud", "annotation"),
+    [("aws", "eks.amazonaws.com/role-arn"), ("gcp", "iam.gke.io/gcp-service-account")],
+)
+def test_cert_manager_gets_a_cloud_identity_for_dns01(
+    plan: Plan, files: dict[str, bytes], cloud: str, annotation: str
+) -> None:
+    cp = cluster(plan, cloud)
+    values = releases(documents(files, cp.name))["cert-manager"]["spec"]["values"]
+    expected = cp.provider.workload_identity_annotations(cp.cluster, "cert-manager", "cert-manager")
+    assert values["serviceAccount"]["annotations"] == expected
+    assert annotation in expected
+
+
+def test_istiod_injects_for_the_cni_only_where_the_agent_runs(plan: Plan) -> None:
+    cp = cluster(plan, "gcp")
+    with_cni = addons.generic_values("istiod", cp)
+    assert with_cni["pilot"]["cni"] == {"enabled": True}
+    others = {k: v for k, v in cp.platform.addons.items() if k != "istio-cni"}
+    bare = dataclasses.replace(cp, platform=dataclasses.replace(cp.platform, addons=others))
+    # without the node agent nothing would redirect traffic: keep istio-init
+    assert addons.generic_values("istiod", bare)["pilot"]["cni"] == {"enabled": False}

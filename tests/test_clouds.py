@@ -74,6 +74,9 @@ class FakeProvider(CloudProvider):
     def load_balancer_annotations(self, cluster: Cluster) -> dict[str, str]:
         return {}
 
+    def acme_dns01_solver(self, cluster: Cluster, domain: str) -> dict[str, Any]:
+        return {"webhook": {"groupName": "acme.fakecloud.example", "solverName": "fakedns"}}
+
 
 FAKE_TEMPLATE = """\
 apiVersion: v1
@@ -162,6 +165,8 @@ def test_builtin_clouds_answer_the_whole_interface() -> None:
         provider = get_provider(cluster.cloud)
         assert provider.secret_store_backend in {"aws", "gcp"}
         assert provider.load_balancer_annotations(cluster)
+        dns01 = provider.acme_dns01_solver(cluster, "llm.example.com")
+        assert set(dns01) == {"route53" if cluster.cloud == "aws" else "cloudDNS"}
         ident = provider.workload_identity_annotations(cluster, "llm-x", "x")
         for model in cat.models.values():
             uri = provider.weights_uri(model)

@@ -9,12 +9,14 @@ and `kubectl kustomize` (llmgen verify).
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 
@@ -348,6 +350,57 @@ def test_gateway_dns_record_is_shared_with_the_certificate(
     assert gateway.gateway_hosts(mv) == ["llm.dev.example.com", "dev-aws-use2.llm.dev.example.com"]
     ann = _ingress_annotations(docs_of(plan, renderer, "dev-aws-use2"))
     assert "external-dns.alpha.kubernetes.io/set-identifier" not in ann
+
+
+# ---------------------------------------------------------------- TLS issuer
+
+
+def test_every_certificate_names_a_rendered_dns01_cluster_issuer(
+    plan: Plan, renderer: render.Renderer, crd_schemas: Path
+) -> None:
+    schema = json.loads((crd_schemas / "cert-manager.io" / "clusterissuer_v1.json").read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    seen = set()
+    for cluster in all_clusters(plan):
+        cp = plan.clusters[cluster]
+        assert cp.environment is not None
+        docs = docs_of(plan, renderer, cluster)
+        cert = one(docs, "Certificate", istio.GATEWAY_NAME, istio.INGRESS_NAMESPACE)
+        ref = cert["spec"]["issuerRef"]
+        assert ref["kind"] == "ClusterIssuer"
+        issuers = find(docs, "ClusterIssuer")
+        assert [i["metadata"]["name"] for i in issuers] == [ref["name"]]
+        issuer = issuers[0]
+        assert "namespace" not in issuer["metadata"]  # cluster-scoped
+        assert list(validator.iter_errors(issuer)) == []
+        acme = issuer["spec"]["acme"]
+        staging = "staging" in ref["name"]
+        assert acme["server"] == (
+            "https://acme-staging-v02.api.letsencrypt.org/directory"
+            if staging
+            else "https://acme-v02.api.letsencrypt.org/directory"
+        )
+        assert acme["email"] == f"platform@{cp.environment.domain}"
+        assert acme["privateKeySecretRef"]["name"]
+        # DNS-01 only: port 80 redirects to HTTPS, so HTTP-01 can never answer.
+        (solver,) = acme["solvers"]
+        assert set(solver) == {"dns01", "selector"}
+        assert solver["selector"] == {"dnsZones": [cp.environment.domain]}
+        if cp.provider.name == "aws":
+            assert solver["dns01"] == {"route53": {"region": cp.cluster.region}}
+        else:
+            project = cp.cluster.cloud_settings["projectID"]
+            assert solver["dns01"] == {"cloudDNS": {"project": project}}
+        seen.add((cp.provider.name, staging))
+    assert seen == {("aws", True), ("aws", False), ("gcp", True), ("gcp", False)}
+
+
+def test_acme_email_comes_from_the_platform_when_set(plan: Plan, renderer: render.Renderer) -> None:
+    cp = plan.clusters["prod-gcp-euw4"]
+    cp = replace(cp, platform=replace(cp.platform, acme_email="certs@example.org"))
+    docs = [d for _, d in rendered(renderer, cp, env_placements(plan, cp))]
+    (issuer,) = find(docs, "ClusterIssuer")
+    assert issuer["spec"]["acme"]["email"] == "certs@example.org"
 
 
 def test_whole_tree_validates_strictly_and_builds(

@@ -228,6 +228,8 @@ class Platform:
     trust_domain: str
     addons: dict[str, Addon]
     where: Where
+    #: ACME account contact (`spec.acme.email`); None: each environment's default
+    acme_email: str | None = None
 
 
 # ------------------------------------------------------------------ catalog
@@ -451,6 +453,7 @@ def _platform(cat: Catalog, doc: Document, spec: dict[str, Any]) -> None:
             for k, v in spec.get("addons", {}).items()
         },
         where=_where(doc, "spec"),
+        acme_email=spec.get("acme", {}).get("email"),
     )
 
 

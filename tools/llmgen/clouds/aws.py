@@ -30,6 +30,11 @@ GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
 STARTUP_TAINT = {"key": "llmgen.io/gpu-initializing", "value": "true", "effect": "NoSchedule"}
 
 
+#: The tag that marks a cluster's network for discovery (subnets and security
+#: groups for Karpenter, the VPC for the AWS Load Balancer Controller).
+DISCOVERY_TAG = "karpenter.sh/discovery"
+
+
 def role_name(cluster: str, service_account: str) -> str:
     """The IAM role an IRSA ServiceAccount assumes (IAM allows 64 characters)."""
     return f"{cluster}-{service_account}"[:64]
@@ -40,8 +45,11 @@ class AwsProvider(CloudProvider):
     name: ClassVar[str] = "aws"
     storage_scheme: ClassVar[str] = "s3"
     secret_store_backend: ClassVar[str] = "aws"
-    cloud_addons: ClassVar[frozenset[str]] = frozenset({"karpenter"})
+    cloud_addons: ClassVar[frozenset[str]] = frozenset(
+        {"karpenter", "aws-load-balancer-controller"}
+    )
     dns_routing_policies: ClassVar[bool] = True
+    load_balancer_addon: ClassVar[str | None] = "aws-load-balancer-controller"
 
     def gpu_node_selector(self, cluster: Cluster, pool: NodePool, gpu: Gpu) -> dict[str, str]:
         # Karpenter labels every node with the NodePool that launched it.
@@ -90,7 +98,9 @@ class AwsProvider(CloudProvider):
                         # The plan's cap: GPUs the placed models need at their
                         # budget-capped maximum (<= maxNodes x gpusPerNode), so
                         # Karpenter cannot buy capacity the budget forbids.
-                        "gpu_limit": cp.gpu_caps.get(pool.name, pool.max_nodes * pool.gpus_per_node),
+                        "gpu_limit": cp.gpu_caps.get(
+                            pool.name, pool.max_nodes * pool.gpus_per_node
+                        ),
                         # Bound the time a drifted/expired node may spend draining
                         # behind PDBs before Karpenter forces it (a stuck drain
                         # would otherwise keep an old AMI forever).
@@ -111,7 +121,7 @@ class AwsProvider(CloudProvider):
                         "labels": labels,
                         "ami_alias": AMI_ALIAS,
                         "role": f"KarpenterNodeRole-{cluster.name}",
-                        "discovery": {"karpenter.sh/discovery": cluster.name},
+                        "discovery": {DISCOVERY_TAG: cluster.name},
                         "root_volume": ROOT_VOLUME,
                         "tags": {
                             "llmgen.io/cluster": cluster.name,
@@ -150,6 +160,11 @@ class AwsProvider(CloudProvider):
                 "true"
             ),
         }
+
+    def acme_dns01_solver(self, cluster: Cluster, domain: str) -> dict[str, Any]:
+        # IRSA: no keys; cert-manager's ServiceAccount assumes its role (see
+        # addon_values), and ClusterIssuers may use ambient credentials.
+        return {"route53": {"region": cluster.region}}
 
     def external_dns_annotations(self, record: DnsRecord) -> dict[str, str]:
         """Route 53 routing-policy records: one per gateway, told apart by set identifier.
@@ -200,6 +215,32 @@ class AwsProvider(CloudProvider):
                         }
                     }
                 },
+            }
+        if addon == "aws-load-balancer-controller":
+            return {
+                "clusterName": cluster.name,
+                "region": cluster.region,
+                # Pods cannot reach IMDS (hop limit 1) to look the VPC up; find
+                # it by the cluster's discovery tag instead of pinning an ID.
+                "vpcTags": {DISCOVERY_TAG: cluster.name},
+                "serviceAccount": {
+                    "annotations": self.workload_identity_annotations(
+                        cluster, "aws-load-balancer-controller", "aws-load-balancer-controller"
+                    )
+                },
+                "serviceMonitor": {"enabled": True},
+                # Pod Security `restricted` on top of the chart's defaults.
+                "podSecurityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+                "securityContext": {"capabilities": {"drop": ["ALL"]}},
+            }
+        if addon == "cert-manager":
+            # Route 53 DNS-01 challenges through IRSA.
+            return {
+                "serviceAccount": {
+                    "annotations": self.workload_identity_annotations(
+                        cluster, "cert-manager", "cert-manager"
+                    )
+                }
             }
         if addon == "external-dns":
             return {

@@ -96,6 +96,9 @@ class CloudProvider(ABC):
     #: whether add-on namespaces running node-critical pods need a ResourceQuota
     #: admitting those priority classes (GKE only allows them in kube-system otherwise)
     critical_pods_need_quota: ClassVar[bool] = False
+    #: the Platform add-on that provisions `LoadBalancer` Services on this
+    #: cloud, when it is not built in (the gateways wait for it)
+    load_balancer_addon: ClassVar[str | None] = None
     #: whether the cloud's ExternalDNS provider writes routing-policy record
     #: sets (set identifiers); others write plain records only
     dns_routing_policies: ClassVar[bool] = False
@@ -162,6 +165,17 @@ class CloudProvider(ABC):
             "external-dns.alpha.kubernetes.io/hostname": ",".join(record.hostnames),
             "external-dns.alpha.kubernetes.io/ttl": "60",
         }
+
+    # ---------------------------------------------------------------- TLS
+
+    @abstractmethod
+    def acme_dns01_solver(self, cluster: Cluster, domain: str) -> dict[str, Any]:
+        """The cert-manager ACME DNS-01 solver (`solvers[].dns01`) for `domain`'s zone.
+
+        DNS-01 because the gateway redirects port 80 to HTTPS, so HTTP-01
+        challenges cannot be answered. Credentials must be ambient (the
+        cert-manager ServiceAccount's cloud identity), never a Secret in git.
+        """
 
     # ---------------------------------------------------------------- add-ons
 

@@ -24,6 +24,8 @@ BASE_DISK_GB = 100
 #: GKE's own device plugin would fight the GPU operator's; this node label
 #: switches it off, so the operator's device plugin and DCGM exporter run.
 NO_GKE_DEVICE_PLUGIN = {"gke-no-default-nvidia-gpu-device-plugin": "true"}
+#: GKE's nodes keep CNI plugin binaries here, not in /opt/cni/bin.
+GKE_CNI_BIN_DIR = "/home/kubernetes/bin"
 
 
 def gsa_email(cluster: Cluster, service_account: str) -> str:
@@ -163,7 +165,9 @@ class GcpProvider(CloudProvider):
                         "min_nodes": pool.min_nodes,
                         # The plan's budget cap in nodes (<= maxNodes); GKE wants
                         # a maximum of at least one and at least the minimum.
-                        "max_nodes": max(cp.node_caps.get(pool.name, pool.max_nodes), pool.min_nodes, 1),
+                        "max_nodes": max(
+                            cp.node_caps.get(pool.name, pool.max_nodes), pool.min_nodes, 1
+                        ),
                         # Spot: take capacity wherever it is (fewer preemptions);
                         # on-demand: spread across zones.
                         "location_policy": "ANY" if spot else "BALANCED",
@@ -201,6 +205,11 @@ class GcpProvider(CloudProvider):
         # client IPs, supports more than 250 backends).
         return {"cloud.google.com/l4-rbs": "enabled"}
 
+    def acme_dns01_solver(self, cluster: Cluster, domain: str) -> dict[str, Any]:
+        # Workload Identity: no key file; cert-manager's ServiceAccount
+        # impersonates its Google service account (see addon_values).
+        return {"cloudDNS": {"project": cluster.cloud_settings.get("projectID", "")}}
+
     def workload_identity_egress(self, cluster: Cluster) -> list[dict[str, Any]]:
         # GKE's metadata server (Workload Identity tokens) listens on the node:
         # 169.254.169.252:988 with Dataplane V2, 127.0.0.1:988 without it.
@@ -216,6 +225,19 @@ class GcpProvider(CloudProvider):
 
     def addon_values(self, addon: str, cp: ClusterPlan) -> dict[str, Any]:
         cluster = cp.cluster
+        if addon == "istio-cni":
+            # The node agent's ResourceQuota for system-node-critical is the
+            # add-ons concern's (critical_pods_need_quota).
+            return {"cni": {"cniBinDir": GKE_CNI_BIN_DIR}}
+        if addon == "cert-manager":
+            # Cloud DNS DNS-01 challenges through Workload Identity.
+            return {
+                "serviceAccount": {
+                    "annotations": self.workload_identity_annotations(
+                        cluster, "cert-manager", "cert-manager"
+                    )
+                }
+            }
         if addon == "external-dns":
             project = cluster.cloud_settings.get("projectID", "")
             return {

@@ -9,7 +9,8 @@ wait for the add-ons whose CRDs or webhooks they need (`dependsOn`).
 
 Values are generic here and cloud-specific in the provider
 (`CloudProvider.addon_values`), merged over them. Add-ons a provider lists in
-`cloud_addons` run only on that provider's clusters (Karpenter on AWS).
+`cloud_addons` run only on that provider's clusters (Karpenter and the AWS
+Load Balancer Controller on AWS).
 The Istio gateways (`istio-gateway`) belong to the mesh concern.
 """
 
@@ -30,6 +31,8 @@ LAYER = "infrastructure/controllers"
 FLUX_NAMESPACE = "flux-system"
 #: Rendered by the mesh concern (ingress and east-west gateways).
 SKIPPED = frozenset({"istio-gateway"})
+#: Istio's CNI node agent; istiod injects for it only where it runs.
+CNI_ADDON = "istio-cni"
 #: Helm charts stored in OCI registries are single-layer artifacts of this type.
 HELM_CHART_LAYER = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
 
@@ -51,7 +54,11 @@ class AddonSpec:
 _MONITORED = ("kube-prometheus-stack",)
 SPECS: dict[str, AddonSpec] = {
     "istio-base": AddonSpec("istio-system"),
-    "istiod": AddonSpec("istio-system", ("istio-base",)),
+    # The CNI node agent (hostNetwork, host CNI paths, system-node-critical)
+    # makes istio-system `privileged`, as Istio documents for Pod Security.
+    "istio-cni": AddonSpec("istio-system", privileged=True, node_critical=True),
+    # Sidecars injected before the node agent runs would not be redirected.
+    "istiod": AddonSpec("istio-system", ("istio-base", "istio-cni")),
     "kube-prometheus-stack": AddonSpec("monitoring", privileged=True, timeout="15m"),
     "keda": AddonSpec("keda", _MONITORED),
     "external-secrets": AddonSpec("external-secrets", _MONITORED),
@@ -60,6 +67,7 @@ SPECS: dict[str, AddonSpec] = {
         "gpu-operator", _MONITORED, privileged=True, node_critical=True, timeout="15m"
     ),
     "karpenter": AddonSpec("karpenter"),
+    "aws-load-balancer-controller": AddonSpec("aws-load-balancer-controller", _MONITORED),
     "external-dns": AddonSpec("external-dns", ("istio-base",)),
     "reloader": AddonSpec("reloader"),
 }
@@ -81,6 +89,15 @@ def generic_values(name: str, cp: ClusterPlan) -> dict[str, Any]:
                 "network": cluster.network,
             },
             "meshConfig": {"trustDomain": platform.trust_domain},
+            "pilot": {
+                # Inject the unprivileged istio-validation init container instead
+                # of istio-init (NET_ADMIN), which `restricted` namespaces reject;
+                # only where the CNI node agent runs to do istio-init's work.
+                "cni": {"enabled": CNI_ADDON in platform.addons},
+                # The sidecar as a native (init) sidecar: the weights-fetching
+                # init containers then run with the mesh's networking up.
+                "env": {"ENABLE_NATIVE_SIDECARS": "true"},
+            },
         }
     if name == "kube-prometheus-stack":
         # Pick up every ServiceMonitor, PodMonitor and PrometheusRule, not only

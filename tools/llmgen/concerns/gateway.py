@@ -179,11 +179,14 @@ def controller_outputs(mv: MeshView) -> Iterator[Output]:
         mv.env_hash,
     )
     # Both gateways need istiod up: their pods get the proxy by injection.
-    depends = (
-        [{"name": istio.ISTIOD_ADDON, "namespace": istio.FLUX_NAMESPACE}]
-        if istio.ISTIOD_ADDON in cp.platform.addons
-        else []
-    )
+    # Their LoadBalancer Services need the cloud's load balancer controller
+    # where it is an add-on (its webhook claims Services as they are created).
+    wanted = [istio.ISTIOD_ADDON, cp.provider.load_balancer_addon]
+    depends = [
+        {"name": name, "namespace": istio.FLUX_NAMESPACE}
+        for name in wanted
+        if name is not None and name in cp.platform.addons
+    ]
     for release, namespace, values in (
         (istio.INGRESS_RELEASE, istio.INGRESS_NAMESPACE, ingress_values(mv)),
         (istio.EASTWEST_RELEASE, istio.ISTIO_SYSTEM, eastwest_values(mv)),

@@ -15,8 +15,8 @@ ExternalSecrets from the environment's secret store (no credentials in git):
   a kubeconfig for the peer's API server (as `istioctl create-remote-secret`
   writes it), labelled `istio/multiCluster: "true"` for istiod to pick up.
 
-`outputs` is the registered concern: it runs `gateway`, `traffic` and
-`security` as well.
+`outputs` is the registered concern: it runs `gateway`, `issuer`, `traffic`
+and `security` as well.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from .. import names
 from .. import secret_backends as sb
 from ..catalog import ModelSecret
 from ..render import Output, file_name
-from . import gateway, istio, security, traffic
+from . import gateway, issuer, istio, security, traffic
 from .istio import MeshView
 
 if TYPE_CHECKING:
@@ -134,6 +134,7 @@ def outputs_with(cp: ClusterPlan, env_placements: tuple[Placement, ...] | None) 
         return
     yield from gateway.controller_outputs(mv)
     yield from gateway.config_outputs(mv)
+    yield from issuer.outputs(mv)
     yield from traffic.outputs(mv)
     yield from security.outputs(mv)
     yield from multicluster_outputs(mv)
