@@ -340,13 +340,19 @@ def test_scrapes_go_through_istio_merged_metrics_past_strict_mtls(shipped: Any) 
             for rule in d["spec"].get("ingress", [])
         )
     ]
-    model_namespaces = {d["metadata"]["namespace"] for _c, d in monitors if d["metadata"]["namespace"].startswith("llm-")}
+    model_namespaces = {
+        d["metadata"]["namespace"]
+        for _c, d in monitors
+        if d["metadata"]["namespace"].startswith("llm-")
+    }
     assert model_namespaces <= {d["metadata"]["namespace"] for d in allow_scrape}
 
 
 def test_every_environment_cluster_scrapes_its_ingress_gateway(shipped: Any) -> None:
     plan, docs = shipped
-    gateways = {c for c, d in of_kind(docs, "PodMonitor") if d["metadata"]["namespace"] == "istio-ingress"}
+    gateways = {
+        c for c, d in of_kind(docs, "PodMonitor") if d["metadata"]["namespace"] == "istio-ingress"
+    }
     assert gateways == {name for name, cp in plan.clusters.items() if cp.environment is not None}
     releases = {d["metadata"]["name"] for _c, d in of_kind(docs, "HelmRelease")}
     assert "istio-ingressgateway" in releases

@@ -126,7 +126,13 @@ def generic_values(name: str, cp: ClusterPlan) -> dict[str, Any]:
     if name == "gpu-operator":
         return {
             "devicePlugin": {"enabled": True},
-            "dcgmExporter": {"enabled": True, "serviceMonitor": {"enabled": True}},
+            # honorLabels keeps DCGM's namespace/pod labels (of the pod using
+            # the GPU) instead of renaming them exported_*; the GPU trigger and
+            # cost rules select on them.
+            "dcgmExporter": {
+                "enabled": True,
+                "serviceMonitor": {"enabled": True, "honorLabels": True},
+            },
         }
     if name == "external-dns":
         values: dict[str, Any] = {
