@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 import shutil
@@ -405,7 +406,9 @@ def _mutate(data: Any, ops: list[tuple[str, Any]], rng: random.Random) -> None:
             parent = parent[part]
         last = path[-1]
         if op == "set":
-            parent[last] = value
+            # A fresh copy: st.just() hands out one object, which set twice
+            # could end up containing itself.
+            parent[last] = copy.deepcopy(value)
         elif op == "drop" and isinstance(parent, dict):
             del parent[last]
         elif op == "rename" and isinstance(parent, dict):
