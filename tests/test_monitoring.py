@@ -346,6 +346,15 @@ def test_scrapes_go_through_istio_merged_metrics_past_strict_mtls(shipped: Any) 
         if d["metadata"]["namespace"].startswith("llm-")
     }
     assert model_namespaces <= {d["metadata"]["namespace"] for d in allow_scrape}
+    # The sidecar only merges vLLM's metrics when the pod says where they are.
+    deployments = of_kind(shipped[1], "Deployment")
+    served = [d for _c, d in deployments if d["metadata"]["namespace"].startswith("llm-")]
+    assert served
+    for d in served:
+        notes = d["spec"]["template"]["metadata"]["annotations"]
+        assert notes["prometheus.io/scrape"] == "true"
+        assert notes["prometheus.io/port"] == "8000"
+        assert notes["prometheus.io/path"] == "/metrics"
 
 
 def test_every_environment_cluster_scrapes_its_ingress_gateway(shipped: Any) -> None:

@@ -184,6 +184,7 @@ def context(cp: ClusterPlan, p: Placement, track: str = STABLE) -> dict[str, Any
         "selector": {**p.selector_labels, TRACK_LABEL: track},
         "service_selector": p.selector_labels,
         "annotations": {**reload_annotations(p), **checkov_annotations()},
+        "pod_annotations": POD_ANNOTATIONS,
         "sa_annotations": provider.workload_identity_annotations(cp.cluster, p.namespace, p.name),
         "image": m.image,
         "args": vllm_args(p, mirrored, m),
@@ -209,6 +210,16 @@ def context(cp: ClusterPlan, p: Placement, track: str = STABLE) -> dict[str, Any
         "prestop": PRESTOP_SECONDS,
         "grace": PRESTOP_SECONDS + SHUTDOWN_SECONDS,
     }
+
+
+# Istio merges these into the sidecar's Prometheus endpoint (15020), which is
+# what the PodMonitors scrape: STRICT mTLS refuses a plain-text scrape of 8000.
+POD_ANNOTATIONS = {
+    "kubectl.kubernetes.io/default-container": "vllm",
+    "prometheus.io/scrape": "true",
+    "prometheus.io/port": str(VLLM_PORT),
+    "prometheus.io/path": "/metrics",
+}
 
 
 def _cpu(cores: float) -> str:
