@@ -37,8 +37,12 @@ RootOpt = Annotated[
     Path | None,
     typer.Option("--root", help="Repository root (default: found from the current directory)."),
 ]
-EnvOpt = Annotated[list[str] | None, typer.Option("--env", help="Only this environment (repeatable).")]
-ClusterOpt = Annotated[list[str] | None, typer.Option("--cluster", help="Only this cluster (repeatable).")]
+EnvOpt = Annotated[
+    list[str] | None, typer.Option("--env", help="Only this environment (repeatable).")
+]
+ClusterOpt = Annotated[
+    list[str] | None, typer.Option("--cluster", help="Only this cluster (repeatable).")
+]
 
 
 def find_root(start: Path | None) -> Path:
@@ -97,7 +101,9 @@ def handled(fn: F) -> F:
 
 @app.callback()
 def _main(
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for internal errors.")] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks for internal errors.")
+    ] = False,
     version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
 ) -> None:
     _state["debug"] = debug or bool(os.environ.get("LLMGEN_DEBUG"))
@@ -128,7 +134,9 @@ def render_cmd(
     root: RootOpt = None,
     env: EnvOpt = None,
     cluster: ClusterOpt = None,
-    check: Annotated[bool, typer.Option("--check", help="Exit 1 if generated/ is stale; write nothing.")] = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="Exit 1 if generated/ is stale; write nothing.")
+    ] = False,
     fmt: Annotated[str, typer.Option("--format", help="text | json | github")] = "text",
 ) -> None:
     """Render generated/ from the catalog (atomically), or check it is fresh."""
@@ -141,7 +149,11 @@ def render_cmd(
             echo(f"generated/ is up to date ({len(r.files)} files)")
             raise typer.Exit(0)
         echo("generated/ is stale; run 'llmgen render':")
-        for kind, paths in (("added", r.diff.added), ("changed", r.diff.changed), ("removed", r.diff.removed)):
+        for kind, paths in (
+            ("added", r.diff.added),
+            ("changed", r.diff.changed),
+            ("removed", r.diff.removed),
+        ):
             for p in paths:
                 echo(f"  {kind}: {p}")
         raise typer.Exit(1)
@@ -192,9 +204,16 @@ def verify_cmd(
     root: RootOpt = None,
     crd_schemas: Annotated[
         Path | None,
-        typer.Option("--crd-schemas", envvar="LLMGEN_CRD_SCHEMAS", help="kubeconform-layout folder of CRD JSON schemas."),
+        typer.Option(
+            "--crd-schemas",
+            envvar="LLMGEN_CRD_SCHEMAS",
+            help="kubeconform-layout folder of CRD JSON schemas.",
+        ),
     ] = None,
-    kustomize: Annotated[bool, typer.Option("--kustomize/--no-kustomize", help="Run kustomize build on every folder.")] = True,
+    kustomize: Annotated[
+        bool,
+        typer.Option("--kustomize/--no-kustomize", help="Run kustomize build on every folder."),
+    ] = True,
     fmt: Annotated[str, typer.Option("--format", help="text | json | github")] = "text",
 ) -> None:
     """Check generated/: strict schemas, kustomize build, Flux references."""
@@ -202,7 +221,9 @@ def verify_cmd(
 
     base = find_root(root)
     if crd_schemas is None:
-        raise typer.BadParameter("pass --crd-schemas DIR or set LLMGEN_CRD_SCHEMAS", param_hint="--crd-schemas")
+        raise typer.BadParameter(
+            "pass --crd-schemas DIR or set LLMGEN_CRD_SCHEMAS", param_hint="--crd-schemas"
+        )
     if not crd_schemas.is_dir():
         raise typer.BadParameter(f"{crd_schemas} is not a folder", param_hint="--crd-schemas")
     result = verify_tree(base, crd_schemas, kustomize=kustomize)
@@ -210,8 +231,8 @@ def verify_cmd(
     ok = result.ok
     if fmt == "text":
         echo(
-            f"{'OK' if ok else 'FAILED'}: {result.documents} documents, {result.folders} kustomize folders; "
-            + report.summary(result.diagnostics),
+            f"{'OK' if ok else 'FAILED'}: {result.documents} documents, "
+            f"{result.folders} kustomize folders; " + report.summary(result.diagnostics),
             err=not ok,
         )
     raise typer.Exit(0 if ok else 1)
@@ -220,8 +241,12 @@ def verify_cmd(
 @app.command("schema")
 @handled
 def schema_cmd(
-    kind: Annotated[str | None, typer.Argument(help="Cluster, Environment, Model, GpuCatalog or Platform.")] = None,
-    write: Annotated[Path | None, typer.Option("--write", help="Write every schema into this folder.")] = None,
+    kind: Annotated[
+        str | None, typer.Argument(help="Cluster, Environment, Model, GpuCatalog or Platform.")
+    ] = None,
+    write: Annotated[
+        Path | None, typer.Option("--write", help="Write every schema into this folder.")
+    ] = None,
     root: RootOpt = None,
 ) -> None:
     """Print a catalog kind's JSON Schema, or write them all to a folder."""

@@ -67,9 +67,7 @@ class CatalogError(LlmgenError):
         super().__init__(f"{len(self.diagnostics)} problem(s) in the catalog")
 
     @classmethod
-    def single(
-        cls, location: SourceLocation, path: str, message: str
-    ) -> CatalogError:
+    def single(cls, location: SourceLocation, path: str, message: str) -> CatalogError:
         return cls([Diagnostic(location, path, message)])
 
 

@@ -77,7 +77,7 @@ def _exchange(a: Path, b: Path) -> bool:
     if fn is None:
         return False
     at_fdcwd, rename_exchange = -100, 2
-    rc = fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    rc: int = fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
     return rc == 0
 
 
