@@ -152,3 +152,32 @@ def test_templates_cannot_reach_python_internals(tmp_path: Path) -> None:
     (tmp_path / "escape.yaml.j2").write_text("{{ ''.__class__.__mro__[1].__subclasses__() }}\n")
     with pytest.raises(TemplateError, match="unsafe"):
         Renderer(tmp_path).render_text("escape.yaml.j2", {})
+
+
+def test_every_resource_carries_the_standard_labels() -> None:
+    docs, _ = load_catalog(REPO)
+    result = render_plan(build_plan(Catalog.build(docs)), templates_dir(REPO), REPO)
+    common = {
+        "app.kubernetes.io/managed-by",
+        "app.kubernetes.io/part-of",
+        "llmgen.io/environment",
+        "llmgen.io/cluster",
+    }
+    per_model = {
+        "app.kubernetes.io/name",
+        "llmgen.io/model",
+        "llmgen.io/team",
+        "llmgen.io/cost-center",
+    }
+    checked = 0
+    for path, body in result.files.items():
+        if path.endswith("kustomization.yaml"):
+            continue
+        loaded = yaml_rs.loads(body.decode())
+        for doc in loaded if isinstance(loaded, list) else [loaded]:
+            labels = set(doc["metadata"].get("labels", {}))
+            assert common <= labels, (path, doc["kind"], common - labels)
+            if "/models/" in path:
+                assert per_model <= labels, (path, doc["kind"], per_model - labels)
+            checked += 1
+    assert checked == result.documents
