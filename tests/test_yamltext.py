@@ -87,3 +87,32 @@ def test_scalar_is_plain_only_when_safe(value: str, text: str) -> None:
 def test_scalar_refuses_collections() -> None:
     with pytest.raises(TypeError, match="block"):
         scalar({"a": 1})
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "set -e\ncd /x\n",
+        "a\n\nb",
+        "---\nkind: Secret\n",
+        "# not a comment\n- not an item\nkey: not a key\n",
+        "...\n",
+        "x\n  indented\n",
+        "trailing space \nnext\n",
+        " leading space\nx\n",
+        "two\n\n",
+        "tab\there\n",
+    ],
+)
+def test_multiline_text_reads_back_whole(text: str) -> None:
+    doc = "outer:\n  script:" + block({"inner": text}, 4)[len("\n    inner:") :] + "\n  after: 1\n"
+    listed = "outer:" + block([text, "x"], 2) + "\nafter: 1\n"
+    for loaded in _both_readers(doc):
+        assert loaded == {"outer": {"script": text, "after": 1}}
+    for loaded in _both_readers(listed):
+        assert loaded == {"outer": [text, "x"], "after": 1}
+
+
+def test_scripts_render_as_literal_blocks() -> None:
+    assert block({"run": "set -e\necho hi\n"}, 0) == "\nrun: |\n  set -e\n  echo hi"
+    assert block(["a\nb"], 2) == "\n  - |-\n    a\n    b"

@@ -107,7 +107,7 @@ def block(value: Any, indent: int) -> str:
         pad = "\n" + " " * indent
         parts = []
         for key, item in value.items():
-            if type(item) is str:
+            if type(item) is str and "\n" not in item:
                 parts.append(f"{pad}{scalar(str(key))}: {scalar(item)}")
             else:
                 parts.append(f"{pad}{scalar(str(key))}:{_nested(item, indent + 2)}")
@@ -119,7 +119,7 @@ def block(value: Any, indent: int) -> str:
         parts = []
         for item in value:
             if type(item) is str:
-                parts.append(f"{pad}- {scalar(item)}")
+                parts.append(f"{pad}-{_text(item, indent + 2)}")
             elif isinstance(item, Mapping) and item:
                 inner = block(item, indent + 2)
                 # "\n<indent+2>key: ..." -> "\n<indent>- key: ..."
@@ -143,4 +143,35 @@ def _inline(value: Any) -> str:
 def _nested(value: Any, indent: int) -> str:
     if isinstance(value, Mapping | list | tuple):
         return block(value, indent)
+    if type(value) is str:
+        return _text(value, indent)
     return " " + scalar(value)
+
+
+# Lines a literal block may hold: printable, no tab, no trailing blank, and no
+# character that YAML 1.1 readers take for a line break (NEL, LS, PS).
+_LITERAL_LINE = re.compile(r"(?:[^\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff]*[^\s])?\Z")
+
+
+def _text(value: str, indent: int) -> str:
+    """A string after a key or dash: a literal block for multi-line text
+    (a script reads as a script), else one scalar.
+
+    Every line of a literal block is indented past its key, so no line can
+    end the block early; anything that would need an indentation indicator
+    or keep-chomping falls back to a double-quoted scalar.
+    """
+    if "\n" not in value:
+        return " " + scalar(value)
+    body = value[:-1] if value.endswith("\n") else value
+    lines = body.split("\n")
+    if (
+        body.endswith("\n")
+        or not lines[0]
+        or lines[0][0] == " "
+        or not all(_LITERAL_LINE.match(line) for line in lines)
+    ):
+        return " " + scalar(value)
+    pad = " " * indent
+    chomp = "|" if value.endswith("\n") else "|-"
+    return " " + chomp + "".join(f"\n{pad}{line}" if line else "\n" for line in lines)
