@@ -388,3 +388,18 @@ def test_checkov_passes_or_each_finding_is_justified(
     reasons = {c["check_id"]: c["check_result"].get("suppress_comment", "") for c in skipped}
     # Exactly the justified skips are in effect, each with its reason.
     assert reasons == dict(s.split("=", 1) for s in workloads.CHECKOV_SKIPS)
+
+
+def test_canary_of_a_new_revision_pins_its_own_manifest(plan: Plan) -> None:
+    """`canary.weightsSha256` pins the canary's manifest exactly as the stable track's is."""
+    cp, p = staging_mixtral(plan)[0]
+    assert p.deployment.canary is not None
+    pin = "8e2a1c0b" * 8
+    canary = dataclasses.replace(p.deployment.canary, weights_sha256=pin)
+    q = dataclasses.replace(p, deployment=dataclasses.replace(p.deployment, canary=canary))
+    stable = workloads.context(cp, q, "stable")["init_containers"][1]
+    verify = workloads.context(cp, q, "canary")["init_containers"][1]
+    assert {"name": "WEIGHTS_SHA256", "value": pin} in verify["env"]
+    assert {"name": "WEIGHTS_SHA256", "value": p.model.weights_sha256} in stable["env"]
+    # the same checks as the stable track: the manifest's hash, then every file
+    assert verify["command"] == stable["command"] == ["/bin/sh", "-ec", weights.VERIFY_SCRIPT]

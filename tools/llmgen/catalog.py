@@ -161,6 +161,8 @@ class Canary:
     image: str | None
     weight: int
     where: Where
+    #: SHA-256 of the canary revision's weights manifest (`weightsSha256`)
+    weights_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -404,6 +406,7 @@ def _environment(cat: Catalog, doc: Document, spec: dict[str, Any]) -> None:
                     image=canary.get("image"),
                     weight=canary.get("weight", 10),
                     where=w.at("canary"),
+                    weights_sha256=canary.get("weightsSha256"),
                 )
                 if canary
                 else None,

@@ -50,7 +50,8 @@ VERIFY_SCRIPT = (
     'echo "$WEIGHTS_SHA256  $WEIGHTS_MANIFEST" | sha256sum -c -\n'
     'sha256sum -c --quiet --strict "$WEIGHTS_MANIFEST"\n'
 )
-# Weights the catalog does not pin (a canary of another revision): every file
+# Weights the catalog does not pin (a canary of another revision without
+# `canary.weightsSha256`, outside pinned environments): every file
 # still has to match the mirror's manifest, so a partial or corrupted copy
 # never starts; only the manifest's own pin is missing.
 VERIFY_FILES_SCRIPT = 'cd "$WEIGHTS_DIR"\nsha256sum -c --quiet --strict "$WEIGHTS_MANIFEST"\n'

@@ -78,8 +78,9 @@ def track_model(p: Placement, track: str) -> Model:
     revision's path segment in each `weights.uris` entry is replaced. Where no
     segment names it, that mirror cannot be located, so the canary loads the
     new revision from the hub rather than silently serving the stable weights.
-    The catalog pins only the stable revision's manifest (`weights.sha256`),
-    so such a canary checks its files against the mirror's manifest alone.
+    The canary's manifest is pinned by `canary.weightsSha256` (required where
+    the environment requires pinning); without it the canary checks its files
+    against the mirror's manifest alone.
     """
     m = p.model
     canary = p.deployment.canary
@@ -95,7 +96,11 @@ def track_model(p: Placement, track: str) -> Model:
         if moved is not None:
             uris[cloud] = moved
     return dataclasses.replace(
-        m, image=image, revision=revision, weight_uris=uris, weights_sha256=""
+        m,
+        image=image,
+        revision=revision,
+        weight_uris=uris,
+        weights_sha256=canary.weights_sha256 or "",
     )
 
 
