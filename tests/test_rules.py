@@ -340,6 +340,7 @@ CASES = [
             )
         ],
         [
+            "catalog/environments/prod.yaml:51:15: spec.models[2].canary.weightsSha256: canary revision 'v0.2' loads other weights than the model's; this environment requires pinned weights: add the SHA-256 of that revision's manifest",
             "catalog/environments/prod.yaml:51:26: spec.models[2].canary.revision: canary revision 'v0.2' is not a 40-hex commit; this environment requires pinned revisions",
             "catalog/environments/prod.yaml:51:39: spec.models[2].canary.image: canary image 'vllm/vllm-openai:v0.12.0' has no @sha256:<64 hex> digest; this environment requires pinned images",
         ],
@@ -355,6 +356,97 @@ CASES = [
         ],
         [],
         id="unpinned-ok-in-dev",
+    ),
+    pytest.param(
+        [
+            (
+                "catalog/models/mixtral-8x7b-instruct.yaml",
+                "      gcp: gs://example-llm-weights/mistralai/Mixtral-8x7B-Instruct-v0.1/41bd4c9e7e4fb318ca40e721131d4933966c2cc1/\n",
+                "",
+            )
+        ],
+        [
+            "catalog/models/mixtral-8x7b-instruct.yaml:14:7: spec.weights.uris.gcp: no gcp mirror; environment 'prod' runs this model on prod-gcp-usc1 and requires pinned weights (loaded from the cloud-local mirror, not the hub)"
+        ],
+        id="pinned-mirror",
+    ),
+    pytest.param(
+        [
+            (
+                "catalog/models/bge-m3.yaml",
+                "    sha256: 3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c2b\n",
+                "",
+            )
+        ],
+        [
+            "catalog/models/bge-m3.yaml:14:5: spec.weights.sha256: no manifest hash; environment 'prod' requires pinned weights (SHA-256 of the mirror's manifest, checked before vLLM starts)"
+        ],
+        id="pinned-weights-sha256",
+    ),
+    pytest.param(
+        [
+            (
+                "catalog/models/mixtral-8x7b-instruct.yaml",
+                "      gcp: gs://example-llm-weights/mistralai/Mixtral-8x7B-Instruct-v0.1/41bd4c9e7e4fb318ca40e721131d4933966c2cc1/\n",
+                "",
+            ),
+            ("catalog/environments/prod.yaml", "requirePinned: true", "requirePinned: false"),
+        ],
+        [],
+        id="unpinned-mirror-ok",
+    ),
+    pytest.param(
+        [
+            (
+                "catalog/environments/prod.yaml",
+                "      replicas: {min: 1, max: 4}\n",
+                "      replicas: {min: 1, max: 4}\n      canary: {revision: 125c431e2ff41a156b9f9076f744d2f35dd6e67a}\n",
+            )
+        ],
+        [
+            "catalog/environments/prod.yaml:51:15: spec.models[2].canary.weightsSha256: canary revision '125c431e2ff41a156b9f9076f744d2f35dd6e67a' loads other weights than the model's; this environment requires pinned weights: add the SHA-256 of that revision's manifest"
+        ],
+        id="pinned-canary-weights",
+    ),
+    pytest.param(
+        [
+            (
+                "catalog/environments/prod.yaml",
+                "      replicas: {min: 1, max: 4}\n",
+                "      replicas: {min: 1, max: 4}\n      canary: {revision: 125c431e2ff41a156b9f9076f744d2f35dd6e67a, weightsSha256: abababababababababababababababababababababababababababababababab}\n",
+            )
+        ],
+        [],
+        id="pinned-canary-weights-ok",
+    ),
+    pytest.param(
+        [
+            (
+                "catalog/environments/prod.yaml",
+                "      replicas: {min: 1, max: 4}\n",
+                "      replicas: {min: 1, max: 4}\n      canary: {revision: 125c431e2ff41a156b9f9076f744d2f35dd6e67a, weightsSha256: abababababababababababababababababababababababababababababababab}\n",
+            ),
+            (
+                "catalog/models/mixtral-8x7b-instruct.yaml",
+                "gs://example-llm-weights/mistralai/Mixtral-8x7B-Instruct-v0.1/41bd4c9e7e4fb318ca40e721131d4933966c2cc1/",
+                "gs://example-llm-weights/mixtral/current/",
+            ),
+        ],
+        [
+            "catalog/environments/prod.yaml:51:26: spec.models[2].canary.revision: no path segment of weights.uris.gcp names the model's revision '41bd4c9e7e4fb318ca40e721131d4933966c2cc1', so the canary's mirror on prod-gcp-usc1 cannot be located; this environment requires pinned weights"
+        ],
+        id="pinned-canary-mirror",
+    ),
+    pytest.param(
+        [
+            (
+                "catalog/environments/prod.yaml",
+                "      replicas: {min: 1, max: 4}\n",
+                "      replicas: {min: 1, max: 4}\n      canary: {image: 'vllm/vllm-openai:v0.12.0@sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc'}\n",
+            )
+        ],
+        [],
+        id="pinned-canary-image-only-ok",
     ),
     pytest.param(
         [
@@ -482,6 +574,7 @@ def test_every_rule_is_exercised() -> None:
         "replica_bounds",
         "budget",
         "pinned",
+        "pinned_weights",
         "name_lengths",
         "unique_routes",
         "secret_backends",

@@ -1,4 +1,5 @@
-"""Policy rules: pinning, derived name lengths, unique routes, secret backends."""
+"""Policy rules: pinning (revisions, images, weights), derived name lengths, unique routes,
+secret backends."""
 
 from __future__ import annotations
 
@@ -59,6 +60,64 @@ def pinned(ctx: Context) -> Iterator[Diagnostic]:
                 "engine",
                 "image",
             )
+
+
+def pinned_weights(ctx: Context) -> Iterator[Diagnostic]:
+    """Where requirePinned, weights load from a cloud-local mirror and their manifest is pinned.
+
+    Without `weights.uris.<cloud>` a pod downloads from the Hugging Face hub at
+    run time with no checksum. Missing mirrors are reported on the model's
+    `weights` (that is where the fix goes, once per model, cloud and
+    environment, naming the clusters); a canary's on its own entry.
+    """
+    from .concerns.weights import at_revision  # the same mapping the canary pods use
+
+    unpinned: dict[str, list[str]] = {}
+    for env, _i, dep, model in placed_models(ctx.catalog):
+        if not env.require_pinned:
+            continue
+        clusters = targets(ctx.catalog, env, dep)
+        if not model.weights_sha256 and env.name not in unpinned.setdefault(model.name, []):
+            unpinned[model.name].append(env.name)
+        by_cloud: dict[str, list[str]] = {}
+        for cluster in clusters:
+            by_cloud.setdefault(cluster.cloud, []).append(cluster.name)
+        for cloud, on in sorted(by_cloud.items()):
+            if cloud not in model.weight_uris:
+                yield model.where.error(
+                    f"no {cloud} mirror; environment {env.name!r} runs this model on "
+                    f"{', '.join(on)} and requires pinned weights "
+                    "(loaded from the cloud-local mirror, not the hub)",
+                    "weights",
+                    "uris",
+                    cloud,
+                )
+        canary = dep.canary
+        if canary is None or canary.revision is None or canary.revision == model.revision:
+            continue
+        if canary.weights_sha256 is None:
+            yield canary.where.error(
+                f"canary revision {canary.revision!r} loads other weights than the model's; "
+                "this environment requires pinned weights: add the SHA-256 of that "
+                "revision's manifest",
+                "weightsSha256",
+            )
+        for cloud, on in sorted(by_cloud.items()):
+            uri = model.weight_uris.get(cloud)
+            if uri and at_revision(uri, model.revision, canary.revision) is None:
+                yield canary.where.error(
+                    f"no path segment of weights.uris.{cloud} names the model's revision "
+                    f"{model.revision!r}, so the canary's mirror on {', '.join(on)} cannot be "
+                    "located; this environment requires pinned weights",
+                    "revision",
+                )
+    for name, envs in unpinned.items():
+        yield ctx.catalog.models[name].where.error(
+            f"no manifest hash; {_envs(envs)} pinned weights "
+            "(SHA-256 of the mirror's manifest, checked before vLLM starts)",
+            "weights",
+            "sha256",
+        )
 
 
 _DERIVED_LABELS = {
@@ -168,6 +227,7 @@ def secret_stores(ctx: Context) -> Iterator[Diagnostic]:
 
 POLICY_RULES: tuple[Rule, ...] = (
     pinned,
+    pinned_weights,
     name_lengths,
     unique_routes,
     secret_backends,
