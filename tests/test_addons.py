@@ -236,3 +236,28 @@ def test_istiod_injects_for_the_cni_only_where_the_agent_runs(plan: Plan) -> Non
     bare = dataclasses.replace(cp, platform=dataclasses.replace(cp.platform, addons=others))
     # without the node agent nothing would redirect traffic: keep istio-init
     assert addons.generic_values("istiod", bare)["pilot"]["cni"] == {"enabled": False}
+
+
+# The pod-level settings these charts set themselves (runAsNonRoot, seccompProfile
+# RuntimeDefault); container-level settings restricted namespaces demand that the
+# chart leaves to the user, so llmgen must set them.
+_RESTRICTED_CONTAINER = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+@pytest.mark.parametrize("cloud", ["aws", "gcp"])
+def test_reloader_pods_are_admitted_by_a_restricted_namespace(
+    plan: Plan, files: dict[str, bytes], cloud: str
+) -> None:
+    cp = cluster(plan, cloud)
+    docs = documents(files, cp.name)
+    namespace = next(
+        d for d in docs if d["kind"] == "Namespace" and d["metadata"]["name"] == "reloader"
+    )
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    values = releases(docs)["reloader"]["spec"]["values"]["reloader"]
+    # The chart's containerSecurityContext defaults to {}; without these two
+    # Pod Security rejects every Reloader pod and the release never gets ready.
+    container = values["deployment"]["containerSecurityContext"]
+    for key, want in _RESTRICTED_CONTAINER.items():
+        assert container[key] == want
+    assert values["readOnlyRootFileSystem"] is True

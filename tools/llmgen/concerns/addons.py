@@ -146,7 +146,20 @@ def generic_values(name: str, cp: ClusterPlan) -> dict[str, Any]:
             values["domainFilters"] = [cp.environment.domain]
         return values
     if name == "reloader":
-        return {"reloader": {"readOnlyRootFileSystem": True}}
+        # The chart's containerSecurityContext defaults to `{}` (its flag adds
+        # only readOnlyRootFilesystem), which Pod Security `restricted` rejects:
+        # without these the namespace admits no Reloader pod at all.
+        return {
+            "reloader": {
+                "readOnlyRootFileSystem": True,
+                "deployment": {
+                    "containerSecurityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "capabilities": {"drop": ["ALL"]},
+                    }
+                },
+            }
+        }
     return {}
 
 
