@@ -261,3 +261,76 @@ def test_reloader_pods_are_admitted_by_a_restricted_namespace(
     for key, want in _RESTRICTED_CONTAINER.items():
         assert container[key] == want
     assert values["readOnlyRootFileSystem"] is True
+
+
+# What the gpu-operator chart tolerates when the values leave a list unset.
+_CHART_DAEMONSET_TOLERATIONS = [
+    {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+]
+_CHART_NFD_WORKER_TOLERATIONS = [
+    {
+        "key": "node-role.kubernetes.io/master",
+        "operator": "Equal",
+        "value": "",
+        "effect": "NoSchedule",
+    },
+    {
+        "key": "node-role.kubernetes.io/control-plane",
+        "operator": "Equal",
+        "value": "",
+        "effect": "NoSchedule",
+    },
+    {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+]
+_GKE_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "NO_EXECUTE": "NoExecute"}
+
+
+def _gpu_node_taints(files: dict[str, bytes], name: str) -> list[dict[str, str]]:
+    """Every taint a GPU node of this cluster carries, read from its rendered node pools."""
+    prefix = f"generated/clusters/{name}/infrastructure/configs/"
+    taints: list[dict[str, str]] = []
+    for path, body in files.items():
+        if not path.startswith(prefix):
+            continue
+        for d in yaml.safe_load_all(body):
+            if d and d["kind"] == "NodePool":  # Karpenter
+                spec = d["spec"]["template"]["spec"]
+                taints += spec.get("taints", []) + spec.get("startupTaints", [])
+            elif d and d["kind"] == "ContainerNodePool":  # GKE, through Config Connector
+                for t in d["spec"]["nodeConfig"].get("taint", []):
+                    taints.append({**t, "effect": _GKE_EFFECTS[t["effect"]]})
+    return taints
+
+
+def _tolerated(taint: dict[str, str], tolerations: list[dict[str, str]]) -> bool:
+    for t in tolerations:
+        if t.get("effect") not in (None, taint["effect"]):
+            continue
+        if t.get("operator") == "Exists" and t.get("key") in (None, taint["key"]):
+            return True
+        if t.get("key") == taint["key"] and t.get("value", "") == taint.get("value", ""):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("cloud", ["aws", "gcp"])
+def test_gpu_operator_and_nfd_run_on_tainted_gpu_nodes(
+    plan: Plan, files: dict[str, bytes], cloud: str
+) -> None:
+    cp = cluster(plan, cloud)
+    taints = _gpu_node_taints(files, cp.name)
+    assert taints, "the cluster has GPU node pools"
+    values = releases(documents(files, cp.name))["gpu-operator"]["spec"]["values"]
+    operands = values.get("daemonsets", {}).get("tolerations", _CHART_DAEMONSET_TOLERATIONS)
+    nfd = (
+        values.get("node-feature-discovery", {})
+        .get("worker", {})
+        .get("tolerations", _CHART_NFD_WORKER_TOLERATIONS)
+    )
+    # Device plugin, DCGM exporter, toolkit, validator -- and NFD's worker, whose
+    # PCI labels are how the operator finds GPU nodes at all: a taint either
+    # misses leaves the node without nvidia.com/gpu (and, on EKS, the startup
+    # taint never lifted).
+    for taint in taints:
+        assert _tolerated(taint, operands), (taint, operands)
+        assert _tolerated(taint, nfd), (taint, nfd)

@@ -257,6 +257,11 @@ class AwsProvider(CloudProvider):
                 "driver": {"enabled": False},
                 "toolkit": {"enabled": False},
                 "daemonsets": {"tolerations": _operator_tolerations()},
+                # NFD's worker labels the node as NVIDIA PCI hardware; without
+                # that label the operator deploys no device plugin there, the
+                # node never advertises nvidia.com/gpu and its startup taint
+                # is never lifted. The chart's list tolerates nvidia.com/gpu only.
+                "node-feature-discovery": {"worker": {"tolerations": _operator_tolerations()}},
             }
         return {}
 

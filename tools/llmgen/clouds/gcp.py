@@ -263,8 +263,22 @@ class GcpProvider(CloudProvider):
                     "env": [{"name": "RUNTIME_CONFIG_SOURCE", "value": "file"}],
                 },
                 "cdi": {"enabled": True, "default": True},
+                # GPU nodes carry their ComputeClass's taint too (gpu_taints);
+                # the chart's DaemonSets and NFD's worker (whose PCI labels make
+                # the operator deploy there) tolerate only nvidia.com/gpu, so
+                # without these no device plugin runs where GKE's is disabled.
+                "daemonsets": {"tolerations": _operator_tolerations()},
+                "node-feature-discovery": {"worker": {"tolerations": _operator_tolerations()}},
             }
         return {}
+
+
+def _operator_tolerations() -> list[dict[str, str]]:
+    """Every GPU node's taints, whatever its ComputeClass (its name is the value)."""
+    return [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+        {"key": COMPUTE_CLASS_LABEL, "operator": "Exists", "effect": "NoSchedule"},
+    ]
 
 
 def _gke_effect(effect: str) -> str:
