@@ -543,6 +543,32 @@ CASES = [
         ],
         id="secret-store",
     ),
+    pytest.param(
+        [
+            (
+                "catalog/models/llama-3-1-8b-instruct.yaml",
+                "      env: HF_TOKEN\n",
+                "      env: HF_TOKEN\n    - name: llm-serving/other\n      key: token\n      env: hf_token\n",
+            )
+        ],
+        [
+            "catalog/models/llama-3-1-8b-instruct.yaml:45:7: spec.secrets[1]: env 'hf_token' maps to Secret 'llama-3-1-8b-instruct-hf-token', like spec.secrets[0]; each secret needs its own environment variable"
+        ],
+        id="secret-names",
+    ),
+    pytest.param(
+        [
+            (
+                "catalog/environments/dev.yaml",
+                "  secretStores:\n",
+                "  config:\n    LOG_LEVEL: info\n    DB_PASSWORD: hunter2hunter2\n  secretStores:\n",
+            )
+        ],
+        [
+            "catalog/environments/dev.yaml:16:18: spec.config.DB_PASSWORD: DB_PASSWORD: a credential-named key with a literal value; config is rendered into a ConfigMap, so credentials belong in a model's spec.secrets"
+        ],
+        id="config-credentials",
+    ),
 ]
 
 
@@ -579,6 +605,8 @@ def test_every_rule_is_exercised() -> None:
         "unique_routes",
         "secret_backends",
         "secret_stores",
+        "secret_names",
+        "config_credentials",
     }
 
 

@@ -25,6 +25,7 @@ from llmgen.errors import CatalogError
 from llmgen.load import load_catalog
 from llmgen.plan import build_plan
 from llmgen.render import render_plan
+from llmgen.validate import validate
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATES = REPO / "templates"
@@ -334,7 +335,7 @@ def test_credentials_in_config_are_located_errors(scratch_repo: Path) -> None:
         data["spec"]["config"] = {"LOG_LEVEL": "INFO", "OPENAI_API_KEY": "sk-live-abc"}
 
     edit(scratch_repo, "catalog/environments/dev.yaml", env)
-    problems = sb.problems(catalog_of(scratch_repo))
+    problems = validate(scratch_repo).errors
     assert [(d.location.file, d.path) for d in problems] == [
         ("catalog/environments/dev.yaml", "spec.config.OPENAI_API_KEY")
     ]
@@ -353,11 +354,11 @@ def test_cloud_store_on_the_other_cloud_is_refused_with_a_location(scratch_repo:
         data["spec"]["secrets"][0]["store"] = "aws"
 
     edit(scratch_repo, LLAMA_FILE, model)
-    problems = sb.problems(catalog_of(scratch_repo))
+    problems = validate(scratch_repo).errors
     located = {(d.location.file, d.path) for d in problems}
     assert located == {(LLAMA_FILE, "spec.secrets[0].store")}
     messages = sorted({d.message for d in problems})
-    assert any("gcp cluster 'prod-gcp-usc1'" in m for m in messages)
+    assert any("cluster 'prod-gcp-usc1' (gcp, environment 'prod')" in m for m in messages)
     # staging configures aws too; its GCP cluster is just as impossible
     assert any("'staging-gcp-usc1'" in m for m in messages)
     with pytest.raises(CatalogError) as exc:
@@ -370,8 +371,10 @@ def test_unconfigured_store_is_refused(scratch_repo: Path) -> None:
         data["spec"]["secrets"][0]["store"] = "gcp"
 
     edit(scratch_repo, LLAMA_FILE, model)
-    messages = {d.message for d in sb.problems(catalog_of(scratch_repo))}
-    assert any("store 'gcp' is not configured in environment 'dev'" in m for m in messages)
+    messages = {d.message for d in validate(scratch_repo).errors}
+    assert any(
+        "from store 'gcp', which environment 'dev' does not configure" in m for m in messages
+    )
 
 
 def test_two_secrets_feeding_one_secret_name_are_refused(scratch_repo: Path) -> None:
@@ -379,7 +382,7 @@ def test_two_secrets_feeding_one_secret_name_are_refused(scratch_repo: Path) -> 
         data["spec"]["secrets"].append({"name": "other", "key": "k", "env": "hf_token"})
 
     edit(scratch_repo, LLAMA_FILE, model)
-    problems = sb.problems(catalog_of(scratch_repo))
+    problems = validate(scratch_repo).errors
     assert [d.path for d in problems] == ["spec.secrets[1]"]
     assert "like spec.secrets[0]" in problems[0].message
 

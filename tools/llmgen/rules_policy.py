@@ -7,7 +7,9 @@ import re
 from collections.abc import Iterator
 
 from . import names
+from . import secret_backends as sb
 from .errors import Diagnostic
+from .guard import credential_reason
 from .rules import Context, Rule, placed_models, targets
 
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
@@ -199,30 +201,42 @@ def secret_backends(ctx: Context) -> Iterator[Diagnostic]:
 
 
 def secret_stores(ctx: Context) -> Iterator[Diagnostic]:
-    """A model secret's `store` is configured in each environment and usable on each cluster."""
+    """A model secret's `store` is configured in each environment and usable on each cluster.
+
+    A secret without `store` reads from its cluster's default store, which the
+    `secret_backends` rule requires of the environment, so only chosen stores
+    are checked here. The decision is `secret_backends.secret_problem`, the one
+    the secrets concern refuses to render by.
+    """
     for env, _i, dep, model in placed_models(ctx.catalog):
-        configured = ", ".join(sorted(env.secret_stores)) or "none"
         for secret in model.secrets:
-            store = secret.store
-            if store is None:
+            if secret.store is None:
                 continue
-            if store not in env.secret_stores:
-                yield secret.where.error(
-                    f"secret {secret.name!r} reads from store {store!r}, which environment "
-                    f"{env.name!r} does not configure (it configures: {configured})",
-                    "store",
-                )
-                continue
-            if store == "vault":
-                continue
+            seen: set[str] = set()  # "not configured" reads the same for every cluster
             for cluster in targets(ctx.catalog, env, dep):
-                if cluster.cloud != store:
-                    yield secret.where.error(
-                        f"secret {secret.name!r} reads from the {store} store, which cluster "
-                        f"{cluster.name!r} ({cluster.cloud}, environment {env.name!r}) cannot "
-                        f"use; use 'vault' or '{cluster.cloud}'",
-                        "store",
-                    )
+                why = sb.secret_problem(secret, env, cluster)
+                if why and why not in seen:
+                    seen.add(why)
+                    yield secret.where.error(why, "store")
+
+
+def secret_names(ctx: Context) -> Iterator[Diagnostic]:
+    """No two secrets of a model render the same Kubernetes Secret (`env` after naming)."""
+    for model in ctx.catalog.models.values():
+        yield from sb.model_problems(model)
+
+
+def config_credentials(ctx: Context) -> Iterator[Diagnostic]:
+    """Environment config holds no credential: it is rendered into a ConfigMap."""
+    for env in ctx.catalog.environments.values():
+        for key, value in env.config.items():
+            if reason := credential_reason(key, value):
+                yield env.where.error(
+                    f"{reason}; config is rendered into a ConfigMap, so credentials "
+                    "belong in a model's spec.secrets",
+                    "config",
+                    key,
+                )
 
 
 POLICY_RULES: tuple[Rule, ...] = (
@@ -232,4 +246,6 @@ POLICY_RULES: tuple[Rule, ...] = (
     unique_routes,
     secret_backends,
     secret_stores,
+    secret_names,
+    config_credentials,
 )

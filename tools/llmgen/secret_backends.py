@@ -6,13 +6,14 @@ Pure decisions shared by the secrets concern (what ESO is told to fetch) and
 - `backend_for`: the store a secret reads from in a cluster on a given cloud;
 - `cluster_backends`: the ClusterSecretStores a cluster gets;
 - `remote_ref`: the key/property ESO reads, and the same place for the check;
-- `problems`: located errors for secrets whose backend cannot work.
+- `secret_problem` / `model_problems`: why a secret cannot work; the
+  validate rules (`rules_policy`) and the secrets concern both ask these.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,7 @@ from . import names
 from .errors import Diagnostic
 
 if TYPE_CHECKING:
-    from .catalog import Catalog, Cluster, Environment, Model, ModelSecret
+    from .catalog import Cluster, Environment, Model, ModelSecret
 
 #: every backend llmgen knows, in the order stores are rendered and checked
 BACKENDS = ("vault", "aws", "gcp")
@@ -139,14 +140,16 @@ def secret_problem(secret: ModelSecret, env: Environment, cluster: Cluster) -> s
             f"cluster {cluster.name!r}; add spec.secretStores.{cluster.cloud} or .vault"
         )
     if backend not in env.secret_stores:
+        configured = ", ".join(sorted(env.secret_stores)) or "none"
         return (
-            f"store {backend!r} is not configured in environment {env.name!r} "
-            f"(spec.secretStores has {', '.join(sorted(env.secret_stores)) or 'nothing'})"
+            f"secret {secret.name!r} reads from store {backend!r}, which environment "
+            f"{env.name!r} does not configure (it configures: {configured})"
         )
     if not usable_on(backend, cluster.cloud):
         return (
-            f"store {backend!r} cannot be read from {cluster.cloud} cluster {cluster.name!r} "
-            f"(only vault works across clouds)"
+            f"secret {secret.name!r} reads from the {backend} store, which cluster "
+            f"{cluster.name!r} ({cluster.cloud}, environment {env.name!r}) cannot use; "
+            f"use 'vault' or '{cluster.cloud}'"
         )
     return None
 
@@ -163,45 +166,6 @@ def model_problems(model: Model) -> Iterator[Diagnostic]:
             )
         else:
             seen[obj] = i
-
-
-def problems(catalog: Catalog) -> list[Diagnostic]:
-    """Every located secrets error in a typed catalog (for the validate stage)."""
-    from .guard import credential_reason
-
-    out: set[Diagnostic] = set()
-    for model in catalog.models.values():
-        out.update(model_problems(model))
-    for env in catalog.environments.values():
-        for dep in env.models:
-            found = catalog.models.get(dep.name)
-            if found is None:
-                continue
-            chosen = dep.clusters if dep.clusters is not None else env.clusters
-            clusters = [catalog.clusters[c] for c in chosen if c in catalog.clusters]
-            out.update(_placement_problems(found, env, clusters))
-        for key, value in env.config.items():
-            reason = credential_reason(key, value)
-            if reason:
-                out.add(
-                    env.where.error(
-                        f"{reason}; config is rendered into a ConfigMap, so credentials "
-                        "belong in a model's spec.secrets",
-                        "config",
-                        key,
-                    )
-                )
-    return sorted(out)
-
-
-def _placement_problems(
-    model: Model, env: Environment, clusters: Iterable[Cluster]
-) -> Iterator[Diagnostic]:
-    for cluster in clusters:
-        for s in model.secrets:
-            why = secret_problem(s, env, cluster)
-            if why:
-                yield s.where.error(why, *(("store",) if s.store else ()))
 
 
 def vault_auth_mount(cluster: Cluster) -> str:
