@@ -174,7 +174,16 @@ def test_model_new_refuses_names_that_are_not_dns_labels(scratch_repo: Path, nam
 def test_model_new_refuses_to_replace_a_model_without_force(scratch_repo: Path) -> None:
     path = scratch_repo / "catalog" / "models" / "bge-m3.yaml"
     before = path.read_bytes()
-    spec = lifecycle.ModelSpec("bge-m3", "BAAI/bge-m3", "d" * 40, "L4", params_b=0.57, task="embed")
+    # bge-m3 is served in prod, which requires pinned weights: the replacement pins them too
+    spec = lifecycle.ModelSpec(
+        "bge-m3",
+        "BAAI/bge-m3",
+        "d" * 40,
+        "L4",
+        params_b=0.57,
+        task="embed",
+        weights_sha256="e" * 64,
+    )
     with pytest.raises(UsageError, match="already exists"):
         lifecycle.new_model(scratch_repo, spec)
     assert path.read_bytes() == before
