@@ -162,11 +162,13 @@ def test_model_new_needs_a_size_it_cannot_guess(scratch_repo: Path) -> None:
     assert not (scratch_repo / "catalog" / "models" / "mixtral-2.yaml").exists()
 
 
-@pytest.mark.parametrize("name", ["../../escape", "Upper", "-dash", "a" * 64, "dots.in.name"])
+@pytest.mark.parametrize(
+    "name", ["../../escape", "Upper", "-dash", "a" * 64, "dots.in.name", "3-llama"]
+)
 def test_model_new_refuses_names_that_are_not_dns_labels(scratch_repo: Path, name: str) -> None:
     spec = lifecycle.ModelSpec(name, "Qwen/Qwen2.5-7B-Instruct", "e" * 40, "L4")
     before = sorted(p.relative_to(scratch_repo) for p in scratch_repo.rglob("*"))
-    with pytest.raises(UsageError, match="DNS-1123"):
+    with pytest.raises(UsageError, match="DNS-1035"):
         lifecycle.new_model(scratch_repo, spec)
     assert sorted(p.relative_to(scratch_repo) for p in scratch_repo.rglob("*")) == before
 
@@ -239,3 +241,4 @@ def test_commit_lands_the_catalog_change_then_the_render(
     assert list(edited.stats.files) == ["catalog/environments/dev.yaml"]
     assert rendered.stats.files and all(p.startswith("generated/") for p in rendered.stats.files)
     assert not repo.is_dirty(untracked_files=False)
+

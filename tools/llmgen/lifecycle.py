@@ -56,7 +56,8 @@ STOP_EXPLAINED = (
     "reconciling. GPU nodes then drain away: Karpenter consolidates empty nodes (EKS), "
     "the GKE cluster autoscaler scales node pools down to minNodes (GKE)."
 )
-_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+# DNS-1035: the model name also names its Service, which must start with a letter.
+_DNS_LABEL = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
 NOT_YET_LIVE = (
     "Nothing changes on the clusters until this is rendered and committed "
     "(pass --commit, or run 'llmgen render' and commit catalog/ and generated/)."
@@ -354,8 +355,9 @@ def new_model(
     if not _DNS_LABEL.fullmatch(spec.name):
         # The name becomes a file path and Kubernetes names; refuse it before either.
         raise UsageError(
-            f"model name {spec.name!r} must be a DNS-1123 label: lower-case letters, digits "
-            "and '-', starting and ending with a letter or digit, at most 63 characters"
+            f"model name {spec.name!r} must be a DNS-1035 label: lower-case letters, digits "
+            "and '-', starting with a letter, ending with a letter or digit, at most 63 "
+            "characters (it names the model's Service)"
         )
     docs = _documents(root)
     rel = f"catalog/models/{spec.name}.yaml"
