@@ -98,3 +98,22 @@ def test_a_killed_render_leaves_the_old_or_the_new_tree_whole(tmp_path: Path) ->
     pipeline.render(root)
     assert _digest(root) == new
     assert not list(root.glob(".generated.*"))
+
+
+def test_the_no_op_cache_covers_llmgen_itself(scratch_repo: Path) -> None:
+    from llmgen import write as write_mod
+    from llmgen.resources import templates_dir
+
+    key = write_mod.inputs_key(scratch_repo, templates_dir(scratch_repo), "v", "all")
+    code = Path(write_mod.__file__).resolve().parent
+    hashed = []
+    real_read = Path.read_bytes
+
+    def spy(path: Path) -> bytes:
+        hashed.append(path)
+        return real_read(path)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Path, "read_bytes", spy)
+        assert write_mod.inputs_key(scratch_repo, templates_dir(scratch_repo), "v", "all") == key
+    assert any(p.parent == code and p.name == "render.py" for p in hashed)

@@ -126,13 +126,16 @@ def write_tree(root: Path, files: dict[str, bytes], keep: dict[str, bytes] | Non
 
 
 def inputs_key(root: Path, templates_dir: Path, version: str, scope: str) -> str:
-    """Hash of everything a render reads: catalog, templates, overlays, version."""
+    """Hash of everything a render reads: catalog, templates, overlays, and
+    llmgen's own code (a changed generator must re-render even when the
+    version number did not move, as in this repository)."""
     h = hashlib.sha256(f"{version}\0{scope}\0{templates_dir}\0".encode())
-    for folder in (root / "catalog", templates_dir, root / "overlays"):
+    code = Path(__file__).resolve().parent
+    for folder in (root / "catalog", templates_dir, root / "overlays", code):
         if not folder.is_dir():
             continue
         for path in sorted(folder.rglob("*")):
-            if path.is_file():
+            if path.is_file() and path.suffix != ".pyc":
                 h.update(path.relative_to(folder.parent).as_posix().encode())
                 h.update(b"\0")
                 h.update(path.read_bytes())
