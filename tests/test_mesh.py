@@ -434,7 +434,8 @@ def test_whole_tree_validates_strictly_and_builds(
             "configs/gateway.yaml",
             "configs/routes.yaml",
             "configs/security.yaml",
-            "configs/mesh.yaml",
+            "mesh-identity/gateway.yaml",
+            "mesh-identity/mesh.yaml",
         ):
             kinds = {d["kind"] for d in yaml.safe_load_all(result.files[f"{base}/{rel}"])}
             assert kinds, rel

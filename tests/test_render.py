@@ -180,3 +180,27 @@ def test_every_resource_carries_the_standard_labels() -> None:
                 assert per_model <= labels, (path, doc["kind"], per_model - labels)
             checked += 1
     assert checked == result.documents
+
+
+def test_models_never_wait_for_identity_issued_from_outside() -> None:
+    # A peer's missing remote secret or a slow ACME order must not block model
+    # rollouts: those objects sit in a layer that nothing depends on.
+    docs, _ = load_catalog(REPO)
+    files = render_plan(build_plan(Catalog.build(docs)), templates_dir(REPO), REPO).files
+    base = "generated/clusters/prod-aws-use1"
+    layers = {}
+    for name in ("infrastructure-configs", "infrastructure-mesh-identity", "models"):
+        doc = yaml_rs.loads(files[f"{base}/kustomization-{name}.yaml"].decode())
+        layers[name] = [d["name"] for d in doc["spec"].get("dependsOn", [])]
+        assert doc["spec"]["wait"] is True
+    assert layers["models"] == ["infrastructure-configs"]
+    assert layers["infrastructure-mesh-identity"] == ["infrastructure-configs"]
+    for path, body in files.items():
+        waited = path.startswith((f"{base}/infrastructure/configs/", f"{base}/models/"))
+        if not waited or path.endswith("kustomization.yaml"):
+            continue
+        loaded = yaml_rs.loads(body.decode())
+        for doc in loaded if isinstance(loaded, list) else [loaded]:
+            assert doc["kind"] not in ("Certificate", "ClusterIssuer"), path
+            name = doc["metadata"]["name"]
+            assert not name.startswith(("istio-remote-secret-", "cacerts")), path

@@ -248,7 +248,12 @@ def serve_dev_healthy(head: str) -> None:
             kustomization("flux-system", rev, managed=False),
             *(
                 kustomization(n, rev)
-                for n in ("infrastructure-controllers", "infrastructure-configs", "models")
+                for n in (
+                    "infrastructure-controllers",
+                    "infrastructure-configs",
+                    "infrastructure-mesh-identity",
+                    "models",
+                )
             ),
         ],
     )

@@ -83,7 +83,22 @@ ALLOWED_KINDS: frozenset[tuple[str, str]] = frozenset(
 )
 
 #: The three Flux layers, in apply order; each is its own kustomize root.
-LAYERS = ("infrastructure/controllers", "infrastructure/configs", "models")
+LAYERS = (
+    "infrastructure/controllers",
+    "infrastructure/configs",
+    "infrastructure/mesh-identity",
+    "models",
+)
+#: What each layer waits for. Identity material fetched or issued from outside
+#: the cluster (mesh CA and peer secrets, the gateway certificate) sits in its
+#: own layer that nothing waits on: one peer's missing secret or a slow ACME
+#: order must not hold back every model rollout.
+LAYER_DEPENDS = {
+    "infrastructure/controllers": (),
+    "infrastructure/configs": ("infrastructure/controllers",),
+    "infrastructure/mesh-identity": ("infrastructure/configs",),
+    "models": ("infrastructure/configs",),
+}
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from ..render import LAYERS, Output
+from ..render import LAYER_DEPENDS, LAYERS, Output
 
 if TYPE_CHECKING:
     from ..plan import ClusterPlan
@@ -15,7 +15,12 @@ FLUX_NAMESPACE = "flux-system"
 
 # Per layer: how long Flux waits for health, and how often it re-applies.
 # Model layers wait longest: a 70B model can take many minutes to become ready.
-_TIMEOUTS = {"infrastructure/controllers": "10m", "infrastructure/configs": "10m", "models": "30m"}
+_TIMEOUTS = {
+    "infrastructure/controllers": "10m",
+    "infrastructure/configs": "10m",
+    "infrastructure/mesh-identity": "10m",
+    "models": "30m",
+}
 
 
 def layer_name(layer: str) -> str:
@@ -38,7 +43,6 @@ def outputs(cp: ClusterPlan) -> Iterator[Output]:
             "interval": p.git_interval,
         },
     )
-    previous: str | None = None
     for layer in LAYERS:
         name = layer_name(layer)
         yield Output(
@@ -50,10 +54,9 @@ def outputs(cp: ClusterPlan) -> Iterator[Output]:
                 "labels": labels,
                 "path": f"./generated/clusters/{cp.name}/{layer}",
                 "source": SOURCE_NAME,
-                "depends_on": [previous] if previous else [],
+                "depends_on": [layer_name(d) for d in LAYER_DEPENDS[layer]],
                 "timeout": _TIMEOUTS[layer],
                 "interval": "10m",
                 "retry_interval": "1m",
             },
         )
-        previous = name

@@ -25,6 +25,8 @@ from .istio import MeshView
 
 CONTROLLERS = f"infrastructure/controllers/{istio.GATEWAY_ADDON}"
 CONFIGS = "infrastructure/configs/gateway"
+# The certificate is issued from outside (ACME): its own layer, nothing waits on it.
+IDENTITY = "infrastructure/mesh-identity/gateway"
 
 HELM_INTERVAL = "1h"
 # ExternalDNS publishes the gateway from its Service (which carries the
@@ -257,7 +259,7 @@ def config_outputs(mv: MeshView) -> Iterator[Output]:
         mv.env_hash,
     )
     yield Output(
-        f"{CONFIGS}/{file_name('Certificate', istio.GATEWAY_NAME)}",
+        f"{IDENTITY}/{file_name('Certificate', istio.GATEWAY_NAME)}",
         "mesh/certificate.yaml.j2",
         {
             "name": istio.GATEWAY_NAME,

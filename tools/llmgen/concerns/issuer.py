@@ -1,6 +1,6 @@
 """The cert-manager ClusterIssuer the gateway's Certificate names (`gateway.tls.issuer`).
 
-Into `infrastructure/configs/gateway/`, beside the Certificate: one ACME
+Into `infrastructure/mesh-identity/gateway/`, beside the Certificate: one ACME
 ClusterIssuer per cluster, named after its environment's issuer.
 
 - Server: Let's Encrypt staging when the issuer's name says `staging`
@@ -24,7 +24,7 @@ from ..render import Output, file_name
 if TYPE_CHECKING:
     from .istio import MeshView
 
-CONFIGS = "infrastructure/configs/gateway"
+CONFIGS = "infrastructure/mesh-identity/gateway"
 LETSENCRYPT_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory"
 LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
 

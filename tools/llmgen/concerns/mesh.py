@@ -6,7 +6,7 @@ the other clusters' API servers through remote secrets, and reaches their
 endpoints through their east-west gateways (`gateway.py`). Nothing crosses
 environments: remote secrets only ever name peers of the same environment.
 
-Into `infrastructure/configs/mesh/`, namespace istio-system, as
+Into `infrastructure/mesh-identity/mesh/`, namespace istio-system, as
 ExternalSecrets from the environment's secret store (no credentials in git):
 
 - `cacerts`: this cluster's intermediate CA under the mesh's shared root, so
@@ -34,7 +34,7 @@ from .istio import MeshView
 if TYPE_CHECKING:
     from ..plan import ClusterPlan, Placement
 
-CONFIGS = "infrastructure/configs/mesh"
+CONFIGS = "infrastructure/mesh-identity/mesh"
 
 REMOTE_SECRET_PROPERTY = "kubeconfig"
 CACERTS = "cacerts"
