@@ -16,6 +16,7 @@ explicit tags, and alias bombs.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Iterator
@@ -220,17 +221,53 @@ def _check_nesting(text: str, file: str) -> None:
     """Refuse deep nesting before composing: libyaml's composer recurses in C and
     crashes the interpreter on input like ten thousand '[' characters."""
     depth = 0
-    for event in yaml.parse(text, Loader=yaml.CSafeLoader):
-        if isinstance(event, yaml.CollectionStartEvent):
+    try:
+        for event in yaml.parse(text, Loader=yaml.CSafeLoader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark = event.start_mark
+                    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+                    raise _too_deep(file, line, col)
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.MarkedYAMLError as exc:
+        # Newer libyaml scans far ahead in flow context and stops at its own
+        # limit (1,000 levels) before the parser emits the 65th level; find
+        # where our limit was crossed so the message and place stay the same.
+        if "nesting depth" not in str(exc.problem) or exc.problem_mark is None:
+            raise
+        # The first half of the text holds hundreds of levels but not libyaml's
+        # limit: counting its events finds the 65th level where older libyaml
+        # versions do, so the place does not depend on the installed version.
+        prefix = text[: exc.problem_mark.index // 2]
+        with contextlib.suppress(yaml.YAMLError):
+            _check_nesting(prefix, file)
+        line, col = _flow_depth_position(text)
+        raise _too_deep(file, line, col) from None
+
+
+def _too_deep(file: str, line: int, col: int) -> CatalogError:
+    return CatalogError.single(
+        SourceLocation(file, line, col), "", f"nesting deeper than {MAX_DEPTH} levels"
+    )
+
+
+def _flow_depth_position(text: str) -> tuple[int, int]:
+    """Line and column of the first bracket that opens level MAX_DEPTH + 1."""
+    depth = 0
+    line, col = 1, 0
+    for ch in text:
+        col += 1
+        if ch == "\n":
+            line, col = line + 1, 0
+        elif ch in "[{":
             depth += 1
             if depth > MAX_DEPTH:
-                mark = event.start_mark
-                line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-                raise CatalogError.single(
-                    SourceLocation(file, line, col), "", f"nesting deeper than {MAX_DEPTH} levels"
-                )
-        elif isinstance(event, yaml.CollectionEndEvent):
+                return line, col
+        elif ch in "]}":
             depth -= 1
+    return 1, 1
 
 
 def load_text(text: str, file: str, sha256: str = "") -> Document:
