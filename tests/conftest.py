@@ -9,6 +9,11 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from llmgen.pipeline import checked_catalog
+from llmgen.plan import Plan, build_plan
+from llmgen.render import render_plan
+from llmgen.resources import templates_dir
+
 REPO = Path(__file__).resolve().parents[1]
 
 # CI replays the same examples on every run (a red CI must be reproducible);
@@ -49,6 +54,19 @@ def crd_schemas() -> Path:
     if not path.is_dir():
         pytest.fail(f"CRD schemas not found at {path}; CI lays ../shared beside the repo")
     return path
+
+
+@pytest.fixture(scope="session")
+def plan() -> Plan:
+    """The shipped catalog, validated and planned (read-only: plans are frozen)."""
+    catalog, _ = checked_catalog(REPO)
+    return build_plan(catalog)
+
+
+@pytest.fixture(scope="session")
+def files(plan: Plan) -> dict[str, bytes]:
+    """The shipped catalog rendered in memory; tests must not modify it."""
+    return render_plan(plan, templates_dir(REPO), REPO).files
 
 
 @pytest.fixture

@@ -9,24 +9,10 @@ from typing import Any
 import pytest
 import yaml
 
-from llmgen import render
-from llmgen.catalog import Catalog
 from llmgen.concerns import addons
-from llmgen.load import load_catalog
-from llmgen.plan import ClusterPlan, Plan, build_plan
+from llmgen.plan import ClusterPlan, Plan
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def plan() -> Plan:
-    docs, _ = load_catalog(REPO)
-    return build_plan(Catalog.build(docs))
-
-
-@pytest.fixture(scope="module")
-def files(plan: Plan) -> dict[str, bytes]:
-    return render.render_plan(plan, REPO / "templates", REPO).files
 
 
 def documents(files: dict[str, bytes], cluster: str) -> list[dict[str, Any]]:

@@ -20,11 +20,8 @@ from typing import Any
 import pytest
 import yaml
 
-from llmgen import render
-from llmgen.catalog import Catalog
 from llmgen.concerns import gpureadiness
-from llmgen.load import load_catalog
-from llmgen.plan import ClusterPlan, Plan, build_plan
+from llmgen.plan import ClusterPlan, Plan
 from llmgen.verify import verify_documents
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,17 +37,6 @@ KINDS = [
 REAL_KUBECTL = shutil.which("kubectl")
 needs_kubectl = pytest.mark.skipif(REAL_KUBECTL is None, reason="kubectl is not installed")
 SHELLS = [s for s in ("dash", "bash", "busybox") if shutil.which(s)]
-
-
-@pytest.fixture(scope="module")
-def plan() -> Plan:
-    docs, _ = load_catalog(REPO)
-    return build_plan(Catalog.build(docs))
-
-
-@pytest.fixture(scope="module")
-def files(plan: Plan) -> dict[str, bytes]:
-    return render.render_plan(plan, REPO / "templates", REPO).files
 
 
 def aws_gpu_clusters(plan: Plan) -> list[ClusterPlan]:

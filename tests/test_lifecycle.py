@@ -241,4 +241,3 @@ def test_commit_lands_the_catalog_change_then_the_render(
     assert list(edited.stats.files) == ["catalog/environments/dev.yaml"]
     assert rendered.stats.files and all(p.startswith("generated/") for p in rendered.stats.files)
     assert not repo.is_dirty(untracked_files=False)
-

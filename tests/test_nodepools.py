@@ -5,26 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
-from llmgen import names, render
+from llmgen import names
 from llmgen.catalog import Catalog
 from llmgen.load import load_catalog
-from llmgen.plan import ClusterPlan, Plan, build_plan
+from llmgen.plan import ClusterPlan, Plan
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def plan() -> Plan:
-    docs, _ = load_catalog(REPO)
-    return build_plan(Catalog.build(docs))
-
-
-@pytest.fixture(scope="module")
-def files(plan: Plan) -> dict[str, bytes]:
-    return render.render_plan(plan, REPO / "templates", REPO).files
 
 
 def documents(files: dict[str, bytes], cluster: str) -> list[dict[str, Any]]:

@@ -12,26 +12,12 @@ from typing import Any
 import pytest
 import yaml
 
-from llmgen import names, render
-from llmgen.catalog import Catalog
+from llmgen import names
 from llmgen.concerns import weights, workloads
-from llmgen.load import load_catalog
-from llmgen.plan import ClusterPlan, Placement, Plan, build_plan
+from llmgen.plan import ClusterPlan, Placement, Plan
 from llmgen.verify import verify_tree
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def plan() -> Plan:
-    docs, diags = load_catalog(REPO)
-    assert not [d for d in diags if d.is_error]
-    return build_plan(Catalog.build(docs))
-
-
-@pytest.fixture(scope="module")
-def files(plan: Plan) -> dict[str, bytes]:
-    return render.render_plan(plan, REPO / "templates", REPO).files
 
 
 def documents(files: dict[str, bytes], cluster: str) -> list[dict[str, Any]]:
