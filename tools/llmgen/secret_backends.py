@@ -51,6 +51,14 @@ def store_name(backend: str) -> str:
     return f"{STORE_PREFIX}{backend}"
 
 
+def store_backend(store: str) -> str:
+    """`llmgen-vault` -> `vault`: the backend a rendered `secretStoreRef` names."""
+    backend = store.removeprefix(STORE_PREFIX)
+    if store == backend or backend not in BACKENDS:
+        raise ValueError(f"{store!r} is not an llmgen ClusterSecretStore")
+    return backend
+
+
 def usable_on(backend: str, cloud: str) -> bool:
     """Vault is reachable from any cloud; a cloud's secret manager only from its own
     clusters (IRSA and GKE Workload Identity do not cross clouds)."""
@@ -110,21 +118,29 @@ def remote_ref(secret: ModelSecret, env: Environment, backend: str) -> RemoteRef
     """The remote reference of `secret` in `backend` as `env` configures it."""
     settings: dict[str, Any] = env.secret_stores.get(backend, {})
     if backend == "vault":
-        mount, prefix = vault_mount(str(settings.get("path", "")))
+        _mount, prefix = vault_mount(str(settings.get("path", "")))
         key = f"{prefix}/{secret.name}" if prefix else secret.name
-        return RemoteRef(backend, key, secret.key, f"vault at {mount}/{key}")
+        return RemoteRef(backend, key, secret.key, place(env, backend, key))
     if backend == "aws":
-        region = settings.get("region", "")
-        return RemoteRef(
-            backend, secret.name, secret.key, f"aws secretsmanager ({region}) at {secret.name}"
-        )
+        return RemoteRef(backend, secret.name, secret.key, place(env, backend, secret.name))
     if backend == "gcp":
         sid = gcp_secret_id(secret.name)
         prop = None if secret.key == GCP_WHOLE_VALUE_KEY else secret.key
-        project = settings.get("projectID", "")
-        return RemoteRef(
-            backend, sid, prop, f"gcp secretmanager at projects/{project}/secrets/{sid}"
-        )
+        return RemoteRef(backend, sid, prop, place(env, backend, sid))
+    raise ValueError(f"unknown secret backend {backend!r}")
+
+
+def place(env: Environment, backend: str, key: str) -> str:
+    """Where remote key `key` (an ESO `remoteRef.key`) lives, for messages:
+    `vault at llm/prod/x`, `aws secretsmanager (us-east-1) at x`, ..."""
+    settings: dict[str, Any] = env.secret_stores.get(backend, {})
+    if backend == "vault":
+        mount, _prefix = vault_mount(str(settings.get("path", "")))
+        return f"vault at {mount}/{key}"
+    if backend == "aws":
+        return f"aws secretsmanager ({settings.get('region', '')}) at {key}"
+    if backend == "gcp":
+        return f"gcp secretmanager at projects/{settings.get('projectID', '')}/secrets/{key}"
     raise ValueError(f"unknown secret backend {backend!r}")
 
 
