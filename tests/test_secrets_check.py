@@ -8,7 +8,10 @@
   client library over gRPC to a local endpoint serving Google's own protos.
 
 Every failure is asserted as the exact located message, and no seeded secret
-value may appear in the command's output or in the rendered tree.
+value may appear in the command's output or in the rendered tree. Besides
+the models' secrets, every cluster's mesh secrets are checked: `cacerts`
+(Istio's plug-in CA files) and, in a multi-cluster environment, one
+`istio-remote-secret-<peer>` per other cluster.
 """
 
 from __future__ import annotations
@@ -48,12 +51,16 @@ from llmgen.load import load_catalog
 from llmgen.plan import build_plan
 from llmgen.render import render_plan
 from llmgen.secret_readers import BackendError, GcpReader, gcp_version_name
-from llmgen.secrets_check import check_requirements, requirements
+from llmgen.secrets_check import check_requirements, mesh_requirements, requirements
 
 REPO = Path(__file__).resolve().parents[1]
 LLAMA_FILE = "catalog/models/llama-3-1-8b-instruct.yaml"
 DEV_FILE = "catalog/environments/dev.yaml"
+STAGING_FILE = "catalog/environments/staging.yaml"
 SECRET = "llm-serving/hf-token"
+DEV_CACERTS = "istio-cacerts-dev-aws-use2"
+# Istio's plug-in CA files (istiod reads these keys of the `cacerts` Secret).
+CA_FILES = ("ca-cert.pem", "ca-key.pem", "root-cert.pem", "cert-chain.pem")
 
 
 def free_port() -> int:
@@ -88,6 +95,10 @@ def run(root: Path, *args: str) -> tuple[int, str]:
 
 def seed_value() -> str:
     return "hf_" + secrets.token_urlsafe(24)
+
+
+def ca_files() -> dict[str, str]:
+    return {name: seed_value() for name in CA_FILES}
 
 
 def assert_never_leaked(root: Path, output: str, value: str) -> None:
@@ -165,6 +176,8 @@ def vault_repo(
     monkeypatch.setenv("VAULT_TOKEN", token)
     client = hvac.Client(url=address, token=token)
     client.prefix = prefix  # type: ignore[attr-defined]
+    # dev's one cluster reads its mesh CA from vault too; present unless a test removes it
+    put(client, DEV_CACERTS, ca_files())
     yield scratch_repo, client
 
 
@@ -183,7 +196,7 @@ def test_vault_passes_when_every_secret_and_key_exists(vault_repo: tuple[Path, A
     code, out = run(root, "--env", "dev")
     assert code == 0, out
     assert out.strip() == (
-        f"OK: environment 'dev'; references checked: vault ({os.environ['VAULT_ADDR']}): 1"
+        f"OK: environment 'dev'; references checked: vault ({os.environ['VAULT_ADDR']}): 5"
     )
     assert_never_leaked(root, out, value)
 
@@ -265,6 +278,140 @@ def test_unknown_environment_is_a_usage_error(vault_repo: tuple[Path, Any]) -> N
     assert "no environment named 'deb'; did you mean 'dev'?" in out
 
 
+# ================================================================ mesh secrets
+
+
+def delete(client: hvac.Client, name: str) -> None:
+    client.secrets.kv.v2.delete_metadata_and_all_versions(
+        path=f"{client.prefix}/{name}",  # type: ignore[attr-defined]
+        mount_point="secret",
+    )
+
+
+@pytest.fixture
+def staging_vault(
+    scratch_repo: Path, bao: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Path, hvac.Client, list[str]]]:
+    """staging (one AWS and one GCP cluster) with vault as its only store, every
+    model and mesh secret seeded; yields the seeded values too."""
+    address, token = bao
+    prefix = f"llm/t{secrets.token_hex(4)}"
+
+    def env(data: dict[str, Any]) -> None:
+        vault = data["spec"]["secretStores"]["vault"]
+        data["spec"]["secretStores"] = {"vault": {**vault, "path": f"secret/{prefix}"}}
+
+    edit(scratch_repo, STAGING_FILE, env)
+    monkeypatch.setenv("VAULT_ADDR", address)
+    monkeypatch.setenv("VAULT_TOKEN", token)
+    client = hvac.Client(url=address, token=token)
+    client.prefix = prefix  # type: ignore[attr-defined]
+    seeded = {SECRET: {"token": seed_value()}}
+    for cluster in ("staging-aws-use1", "staging-gcp-usc1"):
+        seeded[f"istio-cacerts-{cluster}"] = ca_files()
+        seeded[f"istio-remote-secret-{cluster}"] = {"kubeconfig": seed_value()}
+    for name, data in seeded.items():
+        put(client, name, data)
+    yield scratch_repo, client, [v for data in seeded.values() for v in data.values()]
+
+
+def test_mesh_secrets_of_a_multi_cluster_environment_pass(
+    staging_vault: tuple[Path, hvac.Client, list[str]],
+) -> None:
+    root, _client, values = staging_vault
+    code, out = run(root, "--env", "staging")
+    assert code == 0, out
+    # 1 model secret entry + per cluster: 4 CA files and 1 peer's kubeconfig
+    assert out.strip() == (
+        f"OK: environment 'staging'; references checked: vault ({os.environ['VAULT_ADDR']}): 11"
+    )
+    for value in values:
+        assert_never_leaked(root, out, value)
+
+
+def test_mesh_missing_ca_file_and_remote_secret_are_located_at_the_reading_cluster(
+    staging_vault: tuple[Path, hvac.Client, list[str]],
+) -> None:
+    root, client, values = staging_vault
+    cacerts = ca_files()
+    del cacerts["ca-key.pem"]
+    put(client, "istio-cacerts-staging-gcp-usc1", cacerts)
+    # the kubeconfig of staging-gcp-usc1, which only staging-aws-use1 reads
+    delete(client, "istio-remote-secret-staging-gcp-usc1")
+    code, out = run(root, "--env", "staging")
+    assert code == 1
+    base = f"vault at secret/{client.prefix}"  # type: ignore[attr-defined]
+    aws = where(root, STAGING_FILE, "spec", "clusters", 0)
+    gcp = where(root, STAGING_FILE, "spec", "clusters", 1)
+    assert out.splitlines() == [
+        f"{aws}: spec.clusters[0]: mesh secret 'istio-remote-secret-staging-gcp-usc1' "
+        f"not found in {base}/istio-remote-secret-staging-gcp-usc1",
+        # no "did you mean 'ca-cert.pem'": that key is required in its own right
+        f"{gcp}: spec.clusters[1]: mesh secret 'istio-cacerts-staging-gcp-usc1' "
+        f"has no key 'ca-key.pem' in {base}/istio-cacerts-staging-gcp-usc1",
+        f"FAILED with 2 error(s): environment 'staging'; references checked: "
+        f"vault ({os.environ['VAULT_ADDR']}): 11",
+    ]
+    for value in [*values, *cacerts.values()]:
+        assert value not in out
+
+
+def test_single_cluster_checks_only_cacerts_and_reports_a_missing_one_once(
+    vault_repo: tuple[Path, Any],
+) -> None:
+    root, client = vault_repo
+    put(client, SECRET, {"token": seed_value()})
+    delete(client, DEV_CACERTS)
+    code, out = run(root, "--env", "dev")
+    assert code == 1
+    loc = where(root, DEV_FILE, "spec", "clusters", 0)
+    # four CA files read from one missing secret: one finding, not four
+    assert out.splitlines()[:-1] == [
+        f"{loc}: spec.clusters[0]: mesh secret '{DEV_CACERTS}' not found in "
+        f"vault at secret/{client.prefix}/{DEV_CACERTS}"
+    ]
+
+
+def test_mesh_requirements_are_the_rendered_mesh_externalsecrets(
+    plan: Any, files: dict[str, bytes]
+) -> None:
+    """Checked = rendered, for every environment and backend: (cluster, store, key,
+    property) of each istio-system ExternalSecret, and nothing else."""
+    rendered = set()
+    for path, text in files.items():
+        cluster = path.split("/")[2]
+        for doc in yaml.safe_load_all(text):
+            if not doc or doc["kind"] != "ExternalSecret":
+                continue
+            if doc["metadata"]["namespace"] != "istio-system":
+                continue
+            store = doc["spec"]["secretStoreRef"]["name"]
+            for item in doc["spec"]["data"]:
+                ref = item["remoteRef"]
+                rendered.add((cluster, store, ref["key"], ref.get("property")))
+    checked = set()
+    for env in plan.environments.values():
+        for r in mesh_requirements(plan, env.environment):
+            cluster = env.environment.clusters[r.where.path[-1]]
+            checked.add((cluster, sb.store_name(r.ref.backend), r.ref.key, r.ref.property))
+    assert checked == rendered
+    # every kind of it is there: vault, aws and gcp; cacerts and remote secrets
+    assert {store for _, store, _, _ in checked} == {"llmgen-vault", "llmgen-aws", "llmgen-gcp"}
+    assert (
+        "dev-aws-use2",
+        "llmgen-vault",
+        "dev/istio-cacerts-dev-aws-use2",
+        "ca-key.pem",
+    ) in checked
+    assert not any(c == "dev-aws-use2" and "remote-secret" in k for c, _, k, _ in checked)
+    assert (
+        "prod-gcp-usc1",
+        "llmgen-gcp",
+        "istio-remote-secret-prod-aws-use1",
+        "kubeconfig",
+    ) in checked
+
+
 # ======================================================================== AWS
 
 
@@ -301,6 +448,8 @@ def aws_repo(
     for page in client.get_paginator("list_secrets").paginate():
         for s in page["SecretList"]:
             client.delete_secret(SecretId=s["ARN"], ForceDeleteWithoutRecovery=True)
+    # dev's AWS cluster now reads its mesh CA from Secrets Manager
+    client.create_secret(Name=DEV_CACERTS, SecretString=json.dumps(ca_files()))
     yield scratch_repo, client
 
 
@@ -311,7 +460,7 @@ def test_aws_passes_when_the_json_key_exists(aws_repo: tuple[Path, Any]) -> None
     code, out = run(root, "--env", "dev")
     assert code == 0, out
     assert out.strip() == (
-        f"OK: environment 'dev'; references checked: aws ({os.environ['AWS_ENDPOINT_URL']}): 1"
+        f"OK: environment 'dev'; references checked: aws ({os.environ['AWS_ENDPOINT_URL']}): 5"
     )
     assert_never_leaked(root, out, value)
 

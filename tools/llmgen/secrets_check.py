@@ -2,12 +2,17 @@
 
 For each model placed in the environment, each `spec.secrets[]` entry is
 resolved exactly as the rendered ExternalSecret resolves it
-(`secret_backends.remote_ref`), then read from its backend with that SDK's
-standard credentials (`secret_backends` readers: Vault through hvac, AWS
-Secrets Manager through boto3, GCP Secret Manager through
+(`secret_backends.remote_ref`); so is every remote key and property of the
+mesh's ExternalSecrets on each cluster (`cacerts`, and in a multi-cluster
+environment one `istio-remote-secret-<peer>` per other cluster), read off the
+mesh concern's own rendering. Each is then read from its backend with that
+SDK's standard credentials (`secret_backends` readers: Vault through hvac,
+AWS Secrets Manager through boto3, GCP Secret Manager through
 google-cloud-secret-manager). A missing secret, a missing key, or a refused
-read is a located error naming the catalog entry; an unreachable backend is
-one located error at the environment's `spec.secretStores.<backend>`.
+read is a located error naming the catalog entry (a model's
+`spec.secrets[i]`; for a mesh secret, the environment's `spec.clusters[i]` of
+the cluster that reads it); an unreachable backend is one located error at
+the environment's `spec.secretStores.<backend>`.
 
 Values are read only to learn which keys they hold; a reader returns key
 names and never a value, so nothing here can print or log one.
@@ -26,7 +31,7 @@ from .errors import Diagnostic, UsageError
 from .secret_readers import BackendError, Lookup, SecretReader, default_readers
 
 if TYPE_CHECKING:
-    from .catalog import Catalog, Environment, ModelSecret
+    from .catalog import Catalog, Environment, Where
     from .plan import Plan
 
 ReaderFactory = Callable[[Mapping[str, Any]], SecretReader]
@@ -34,11 +39,17 @@ ReaderFactory = Callable[[Mapping[str, Any]], SecretReader]
 
 @dataclass(frozen=True)
 class Requirement:
-    """One catalog secret entry that must resolve in one backend."""
+    """One secret reference that must resolve in one backend, and the catalog entry to blame."""
 
-    secret: ModelSecret
-    model: str
+    name: str  # the secret as messages name it
+    key: str  # the key messages name: the catalog's `key`, or the mesh property
+    where: Where
     ref: sb.RemoteRef
+    model: str | None = None  # whose `spec.secrets[]` entry; None for a mesh secret
+
+    @property
+    def label(self) -> str:
+        return "secret" if self.model is not None else "mesh secret"
 
 
 @dataclass
@@ -81,32 +92,64 @@ def requirements(plan: Plan, env: Environment) -> list[Requirement]:
                 continue  # validate reports these; render refuses them
             key = (s.where.doc.file, s.where.path, backend)
             if key not in found:
-                found[key] = Requirement(s, p.model.name, sb.remote_ref(s, env, backend))
-    return sorted(
-        found.values(),
-        key=lambda r: (r.ref.backend, r.secret.where.doc.file, r.secret.where.path),
-    )
+                ref = sb.remote_ref(s, env, backend)
+                found[key] = Requirement(s.name, s.key, s.where, ref, p.model.name)
+    return sorted(found.values(), key=lambda r: (r.ref.backend, r.where.doc.file, r.where.path))
 
 
-def _missing_key_message(req: Requirement, lookup: Lookup) -> str | None:
-    s, ref = req.secret, req.ref
+def mesh_requirements(plan: Plan, env: Environment) -> list[Requirement]:
+    """Every remote key and property the mesh's ExternalSecrets read, per cluster of `env`.
+
+    Read off the ExternalSecrets the mesh concern renders (`multicluster_outputs`),
+    so the check covers exactly what ESO is told to fetch: `cacerts` on every
+    cluster, a remote secret per peer only in a multi-cluster environment.
+    Each is blamed on `spec.clusters[i]` of the cluster whose ExternalSecret reads it.
+    """
+    from .concerns import istio, mesh
+
+    found: list[Requirement] = []
+    for i, cluster in enumerate(env.clusters):
+        cp = plan.clusters.get(cluster)
+        # Secrets do not depend on routing, so the cluster's own placements do.
+        mv = istio.view(cp) if cp is not None else None
+        if mv is None:
+            continue
+        for out in mesh.multicluster_outputs(mv):
+            ctx = out.context
+            backend = sb.store_backend(str(ctx["store"]))
+            remotes = (
+                [d["remoteRef"] for d in ctx["data"]] if "data" in ctx else [ctx["remote_ref"]]
+            )
+            for remote in remotes:
+                key, prop = str(remote["key"]), remote.get("property")
+                ref = sb.RemoteRef(backend, key, prop, sb.place(env, backend, key))
+                # The remote key's last segment is the secret's own name (vault
+                # keys carry the store's path prefix before it).
+                name = key.rsplit("/", 1)[-1]
+                shown = prop if prop is not None else sb.GCP_WHOLE_VALUE_KEY
+                found.append(Requirement(name, shown, env.where.at("clusters", i), ref))
+    return found
+
+
+def _missing_key_message(req: Requirement, lookup: Lookup, taken: set[str]) -> str | None:
+    what, ref = f"{req.label} {req.name!r}", req.ref
     if ref.property is None:
-        return None if lookup.has_value else f"secret {s.name!r} is empty in {ref.where}"
+        return None if lookup.has_value else f"{what} is empty in {ref.where}"
     if not lookup.is_object:
+        # Only a catalog entry can switch to the whole value; the mesh's keys are fixed.
         hint = (
             f" (use key {sb.GCP_WHOLE_VALUE_KEY!r} for the whole value)"
-            if ref.backend == "gcp"
+            if ref.backend == "gcp" and req.model is not None
             else ""
         )
-        return (
-            f"secret {s.name!r} in {ref.where} is not a JSON object, "
-            f"so it has no key {s.key!r}{hint}"
-        )
+        return f"{what} in {ref.where} is not a JSON object, so it has no key {req.key!r}{hint}"
     if ref.property in lookup.keys:
         return None
-    close = difflib.get_close_matches(ref.property, sorted(lookup.keys), n=1)
+    # A key another reference reads is no typo of this one: cacerts missing
+    # `ca-key.pem` must not suggest the `ca-cert.pem` it also needs.
+    close = difflib.get_close_matches(ref.property, sorted(lookup.keys - taken), n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"secret {s.name!r} has no key {s.key!r} in {ref.where}{hint}"
+    return f"{what} has no key {req.key!r} in {ref.where}{hint}"
 
 
 def check_requirements(
@@ -136,14 +179,20 @@ def check_requirements(
         summary = BackendSummary(backend, reader.address, len(todo))
         report.backends.append(summary)
         cache: dict[str, Lookup] = {}
+        taken: dict[str, set[str]] = {}
+        for r in todo:
+            if r.ref.property is not None:
+                taken.setdefault(r.ref.key, set()).add(r.ref.property)
         try:
             for r in todo:
                 lookup = cache.get(r.ref.key)
                 if lookup is None:
                     lookup = cache[r.ref.key] = reader.lookup(r.ref)
-                message = _message(r, lookup)
-                if message:
-                    report.diagnostics.append(r.secret.where.error(message))
+                message = _message(r, lookup, taken.get(r.ref.key, set()))
+                # A missing or refused secret read for several of its keys
+                # (cacerts' four) is one finding, not one per key.
+                if message and (found := r.where.error(message)) not in report.diagnostics:
+                    report.diagnostics.append(found)
         except BackendError as exc:
             # The backend itself failed (down, or our credentials are refused):
             # one error at the store, not one per secret.
@@ -153,13 +202,13 @@ def check_requirements(
     return report
 
 
-def _message(req: Requirement, lookup: Lookup) -> str | None:
-    s, ref = req.secret, req.ref
+def _message(req: Requirement, lookup: Lookup, taken: set[str]) -> str | None:
+    what, ref = f"{req.label} {req.name!r}", req.ref
     if lookup.status == "missing":
-        return f"secret {s.name!r} not found in {ref.where}"
+        return f"{what} not found in {ref.where}"
     if lookup.status == "denied":
-        return f"permission denied reading secret {s.name!r} in {ref.where}"
-    return _missing_key_message(req, lookup)
+        return f"permission denied reading {what} in {ref.where}"
+    return _missing_key_message(req, lookup, taken)
 
 
 def environment_of(catalog: Catalog, name: str) -> Environment:
@@ -186,4 +235,5 @@ def check_environment(
     catalog, _warnings = checked_catalog(root)
     env = environment_of(catalog, env_name)
     plan = build_plan(catalog)
-    return check_requirements(env, requirements(plan, env), readers)
+    reqs = requirements(plan, env) + mesh_requirements(plan, env)
+    return check_requirements(env, reqs, readers)
