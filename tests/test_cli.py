@@ -172,3 +172,13 @@ def test_verify_finds_a_credential_written_into_generated(
     assert "generated/clusters/dev-aws-use2/models/bge-m3.yaml:" in result.stdout
     assert "AWS access key ID" in result.stdout
     assert fake_key not in result.output
+
+
+def test_verify_also_scans_files_that_are_not_yaml(scratch_repo: Path, crd_schemas: Path) -> None:
+    pipeline.render(scratch_repo)
+    fake_key = "AKIA" + "IOSFODNN7EXAMPLE"
+    (scratch_repo / "generated" / "notes.txt").write_text(f"key {fake_key}\n")
+    args = ["verify", "--no-kustomize", "--crd-schemas", str(crd_schemas)]
+    result = runner.invoke(app, [*args, "--root", str(scratch_repo)])
+    assert result.exit_code == 1, result.output
+    assert "generated/notes.txt:1:" in result.stdout and fake_key not in result.output

@@ -106,6 +106,7 @@ def verify_tree(
         )
         return report
     files = _yaml_files(tree, root)
+    contents: dict[str, bytes] = {}
     configs = [f for f in files if f.rsplit("/", 1)[-1] in KUSTOMIZE_FILES]
     others = [f for f in files if f.rsplit("/", 1)[-1] not in KUSTOMIZE_FILES]
 
@@ -116,7 +117,7 @@ def verify_tree(
     namespaces: dict[str, str] = {}
     for rel in configs:
         before = len(report.diagnostics)
-        docs = _read(root, rel, report)
+        docs = _read(root, rel, report, contents)
         # An empty file still gets built: kustomize says what it thinks of it.
         first = docs[0] if docs else Manifest(rel, 1, {})
         problems = check_kustomization(first, root)
@@ -133,14 +134,14 @@ def verify_tree(
     try:
         flux: list[Manifest] = []
         for rel in others:
-            for m in _read(root, rel, report):
+            for m in _read(root, rel, report, contents):
                 report.diagnostics += check_document(m, store)
                 if split_api_version(m.api_version)[0].endswith(_FLUX_SUFFIX):
                     flux.append(m)
         report.diagnostics += check_flux_refs(root, flux, namespaces)
         # No value that looks like a credential may sit in the tree, however
         # it got there (a hand edit, a template, an overlay-less patch).
-        report.diagnostics += guard.scan_tree(root)
+        report.diagnostics += guard.scan(_with_other_files(root, tree, contents))
         if builds:
             report.diagnostics += builds.results(broken)
     finally:
@@ -166,10 +167,16 @@ def _yaml_files(tree: Path, root: Path) -> list[str]:
     return sorted(found)
 
 
-def _read(root: Path, rel: str, report: VerifyReport) -> list[Manifest]:
-    """The documents of one file; unreadable files and bad YAML become diagnostics."""
+def _read(root: Path, rel: str, report: VerifyReport, contents: dict[str, bytes]) -> list[Manifest]:
+    """The documents of one file; unreadable files and bad YAML become diagnostics.
+
+    The bytes are kept in `contents` so the credential guard scans what was
+    read instead of reading the tree a second time.
+    """
     try:
-        text = (root / rel).read_text(encoding="utf-8")
+        raw = (root / rel).read_bytes()
+        contents[rel] = raw
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         report.diagnostics.append(Diagnostic(SourceLocation(rel), "", f"cannot read: {exc}"))
         return []
@@ -181,6 +188,16 @@ def _read(root: Path, rel: str, report: VerifyReport) -> list[Manifest]:
             docs.append(item)
     report.documents += len(docs)
     return docs
+
+
+def _with_other_files(root: Path, tree: Path, contents: dict[str, bytes]) -> dict[str, bytes]:
+    """`contents` plus every file under `tree` that verify did not read (not YAML)."""
+    out = dict(contents)
+    for path in tree.rglob("*"):
+        rel = path.relative_to(root).as_posix()
+        if rel not in out and path.is_file():
+            out[rel] = path.read_bytes()
+    return out
 
 
 def verify_documents(
