@@ -13,12 +13,12 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
 from . import __version__, report
-from .errors import CatalogError, LlmgenError
+from .errors import CatalogError, Diagnostic, LlmgenError
 
 app = typer.Typer(
     name="llmgen",
@@ -61,6 +61,14 @@ def find_root(start: Path | None) -> Path:
 def echo(text: str, err: bool = False) -> None:
     if text:
         typer.echo(text, err=err)
+
+
+def finish(diagnostics: list[Diagnostic], fmt: str, ok: bool, summary: str) -> NoReturn:
+    """Print a check's diagnostics in `fmt`, its summary (text only), and exit 0 or 1."""
+    echo(report.diagnostics(diagnostics, fmt))
+    if fmt == "text":
+        echo(summary, err=not ok)
+    raise typer.Exit(0 if ok else 1)
 
 
 def handled(fn: F) -> F:
@@ -122,10 +130,8 @@ def validate_cmd(
     from .validate import validate
 
     result = validate(find_root(root))
-    echo(report.diagnostics(result.diagnostics, fmt))
-    if fmt == "text":
-        echo(("OK: " if result.ok else "") + report.summary(result.diagnostics), err=not result.ok)
-    raise typer.Exit(0 if result.ok else 1)
+    summary = ("OK: " if result.ok else "") + report.summary(result.diagnostics)
+    finish(result.diagnostics, fmt, result.ok, summary)
 
 
 @app.command("render")
@@ -227,15 +233,11 @@ def verify_cmd(
     if not crd_schemas.is_dir():
         raise typer.BadParameter(f"{crd_schemas} is not a folder", param_hint="--crd-schemas")
     result = verify_tree(base, crd_schemas, kustomize=kustomize)
-    echo(report.diagnostics(result.diagnostics, fmt))
-    ok = result.ok
-    if fmt == "text":
-        echo(
-            f"{'OK' if ok else 'FAILED'}: {result.documents} documents, "
-            f"{result.folders} kustomize folders; " + report.summary(result.diagnostics),
-            err=not ok,
-        )
-    raise typer.Exit(0 if ok else 1)
+    summary = (
+        f"{'OK' if result.ok else 'FAILED'}: {result.documents} documents, "
+        f"{result.folders} kustomize folders; " + report.summary(result.diagnostics)
+    )
+    finish(result.diagnostics, fmt, result.ok, summary)
 
 
 @app.command("schema")
@@ -333,10 +335,7 @@ def secrets_check_cmd(
     from .secrets_check import check_environment
 
     result = check_environment(find_root(root), env)
-    echo(report.diagnostics(result.diagnostics, fmt))
-    if fmt == "text":
-        echo(result.summary(), err=not result.ok)
-    raise typer.Exit(0 if result.ok else 1)
+    finish(result.diagnostics, fmt, result.ok, result.summary())
 
 
 @app.command("status")
