@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from llmgen.pipeline import checked_catalog
-from llmgen.plan import Plan, build_plan
-from llmgen.render import render_plan
+from llmgen.plan.build import Plan, build_plan
+from llmgen.render.engine import render_plan
+from llmgen.render.pipeline import checked_catalog
 from llmgen.resources import templates_dir
 
 REPO = Path(__file__).resolve().parents[1]

@@ -7,9 +7,9 @@ from typing import Any
 
 import yaml
 
-from llmgen.pipeline import checked_catalog
-from llmgen.plan import Plan, build_plan
-from llmgen.render import render_plan
+from llmgen.plan.build import Plan, build_plan
+from llmgen.render.engine import render_plan
+from llmgen.render.pipeline import checked_catalog
 
 
 def render_repo(root: Path) -> tuple[Plan, dict[str, list[dict[str, Any]]]]:

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from llmgen.concerns import addons
-from llmgen.plan import ClusterPlan, Plan
+from llmgen.plan.build import ClusterPlan, Plan
+from llmgen.render.concerns import addons
 
 REPO = Path(__file__).resolve().parents[1]
 

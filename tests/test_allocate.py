@@ -7,7 +7,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmgen.allocate import Allocation, Demand, Site, allocate, largest_remainder
+from llmgen.plan.allocate import Allocation, Demand, Site, allocate, largest_remainder
 
 HOURS = 730
 

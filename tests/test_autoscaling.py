@@ -10,8 +10,8 @@ from typing import Any
 import jsonschema
 import pytest
 
-from llmgen.plan import Plan
-from llmgen.promql import check_expr
+from llmgen.plan.build import Plan
+from llmgen.plan.promql import check_expr
 from rendered import of_kind, render_repo
 
 REPO = Path(__file__).resolve().parents[1]

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from llmgen import pipeline
-from llmgen.cli import app
-from llmgen.write import read_tree
+from llmgen.cli.app import app
+from llmgen.render import pipeline
+from llmgen.render.write import read_tree
 
 runner = CliRunner()
 

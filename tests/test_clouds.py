@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import pytest
 import yaml
 
-from llmgen import render
-from llmgen.catalog import Catalog
+from llmgen.catalog.load import load_catalog
+from llmgen.catalog.model import Catalog
 from llmgen.clouds import (
     CloudProvider,
     NodePoolResource,
@@ -22,12 +22,12 @@ from llmgen.clouds import (
     register,
     unregister,
 )
-from llmgen.load import load_catalog
-from llmgen.plan import build_plan
+from llmgen.plan.build import build_plan
+from llmgen.render import engine as render
 
 if TYPE_CHECKING:
-    from llmgen.catalog import Cluster, Gpu, NodePool
-    from llmgen.plan import ClusterPlan
+    from llmgen.catalog.model import Cluster, Gpu, NodePool
+    from llmgen.plan.build import ClusterPlan
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from llmgen import pipeline
-from llmgen.cli import app
-from llmgen.commit import LOCK_NAME, TRAILER_HASH, CommitError, HandEditsError, commit
+from llmgen.cli.app import app
+from llmgen.gitops.commit import LOCK_NAME, TRAILER_HASH, CommitError, HandEditsError, commit
+from llmgen.render import pipeline
 
 DEV_ENV = "catalog/environments/dev.yaml"
 

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from ruamel.yaml.comments import CommentedMap
 
-from llmgen import lifecycle
-from llmgen.edit import (
+from llmgen.errors import CatalogError
+from llmgen.lifecycle import verbs as lifecycle
+from llmgen.lifecycle.edit import (
     atomic_write,
     dump,
     edit_text,
@@ -25,8 +26,7 @@ from llmgen.edit import (
     new_yaml,
     plain,
 )
-from llmgen.errors import CatalogError
-from llmgen.linemerge import merge
+from llmgen.lifecycle.linemerge import merge
 
 # An environment as a person might write it: four-space indentation with
 # sequences flush under their key, spaced flow maps, quoted strings, blank
@@ -87,7 +87,7 @@ def dev(root: Path) -> str:
 
 def test_the_odd_file_is_a_valid_catalog_file(odd_repo: Path) -> None:
     # Otherwise every later test would only prove that invalid edits are refused.
-    from llmgen.validate import validate
+    from llmgen.catalog.validate import validate
 
     result = validate(odd_repo)
     assert result.ok, [str(d) for d in result.errors]

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from llmgen import pipeline
-from llmgen.verify import verify_tree
+from llmgen.render import pipeline
+from llmgen.verify.runner import verify_tree
 
 GOLDEN = Path(__file__).parent / "golden"
 CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "catalog").is_dir())

@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 import yaml
 
-from llmgen.concerns import gpureadiness
-from llmgen.plan import ClusterPlan, Plan
-from llmgen.verify import verify_documents
+from llmgen.plan.build import ClusterPlan, Plan
+from llmgen.render.concerns import gpureadiness
+from llmgen.verify.runner import verify_documents
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLE = "infrastructure/configs/gpu-readiness.yaml"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from llmgen import guard
+from llmgen.catalog import guard
 
 RANDOM = secrets.token_hex(20)  # 40 chars of key-like material
 # Fixed key-like material in the standard base64 alphabet (random draws could

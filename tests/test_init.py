@@ -9,8 +9,8 @@ import yaml
 from typer.testing import CliRunner
 
 from llmgen import __version__
-from llmgen.cli import app
-from llmgen.scaffold import FILES
+from llmgen.cli.app import app
+from llmgen.lifecycle.scaffold import FILES
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -12,11 +12,11 @@ import git
 import pytest
 from typer.testing import CliRunner
 
-from llmgen import lifecycle
-from llmgen.cli import app
+from llmgen.catalog.validate import validate
+from llmgen.cli.app import app
 from llmgen.errors import UsageError
-from llmgen.plan import Plan, build_plan
-from llmgen.validate import validate
+from llmgen.lifecycle import verbs as lifecycle
+from llmgen.plan.build import Plan, build_plan
 
 
 def plan_of(root: Path) -> Plan:
@@ -223,7 +223,7 @@ def test_commit_lands_the_catalog_change_then_the_render(
     for var in ("AUTHOR", "COMMITTER"):
         monkeypatch.setenv(f"GIT_{var}_NAME", "llmgen test")
         monkeypatch.setenv(f"GIT_{var}_EMAIL", "test@example.com")
-    from llmgen.scaffold import init
+    from llmgen.lifecycle.scaffold import init
 
     root = tmp_path / "repo"
     init(root)

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from llmgen.catalog.load import MAX_FILE_BYTES, load_catalog, load_file, load_text
 from llmgen.errors import CatalogError
-from llmgen.load import MAX_FILE_BYTES, load_catalog, load_file, load_text
 
 GOOD = """\
 apiVersion: llmgen.io/v1alpha1

@@ -20,11 +20,11 @@ import jsonschema
 import pytest
 import yaml
 
-from llmgen import render
-from llmgen.concerns import gateway, istio, mesh
-from llmgen.pipeline import build_plan, checked_catalog
-from llmgen.plan import ClusterPlan, Placement, Plan
-from llmgen.verify import verify_tree
+from llmgen.plan.build import ClusterPlan, Placement, Plan
+from llmgen.render import engine as render
+from llmgen.render.concerns import gateway, istio, mesh
+from llmgen.render.pipeline import build_plan, checked_catalog
+from llmgen.verify.runner import verify_tree
 
 Doc = dict[str, Any]
 

@@ -12,8 +12,8 @@ import jsonschema
 import pytest
 import yaml
 
-from llmgen.plan import Plan
-from llmgen.promql import check_expr
+from llmgen.plan.build import Plan
+from llmgen.plan.promql import check_expr
 from rendered import of_kind, render_repo
 
 REPO = Path(__file__).resolve().parents[1]

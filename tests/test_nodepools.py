@@ -7,10 +7,10 @@ from typing import Any
 
 import yaml
 
-from llmgen import names
-from llmgen.catalog import Catalog
-from llmgen.load import load_catalog
-from llmgen.plan import ClusterPlan, Plan
+from llmgen.catalog import names
+from llmgen.catalog.load import load_catalog
+from llmgen.catalog.model import Catalog
+from llmgen.plan.build import ClusterPlan, Plan
 
 REPO = Path(__file__).resolve().parents[1]
 

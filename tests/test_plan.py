@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from llmgen.cli import app
+from llmgen.cli.app import app
 
 REPO = Path(__file__).resolve().parents[1]
 H = 730

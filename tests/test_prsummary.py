@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from llmgen.changes import document_changes
-from llmgen.cli import app
+from llmgen.cli.app import app
 from llmgen.errors import UsageError
-from llmgen.pipeline import checked_catalog
-from llmgen.plan import Placement, Plan, build_plan
-from llmgen.prsummary import pr_summary
-from llmgen.prsummaryview import format_summary
+from llmgen.gitops.changes import document_changes
+from llmgen.gitops.prsummary import pr_summary
+from llmgen.gitops.prsummaryview import format_summary
+from llmgen.plan.build import Placement, Plan, build_plan
+from llmgen.render.pipeline import checked_catalog
 
 DEV_ENV = "catalog/environments/dev.yaml"
 QWEN_IN_DEV = "    - name: qwen2-5-32b-instruct-awq\n      replicas: {min: 0, max: 1}\n"

@@ -10,12 +10,13 @@ from typing import Any
 import pytest
 import yaml_rs
 
-from llmgen.catalog import Catalog
-from llmgen.concerns import outputs_for
+from llmgen.catalog.load import load_catalog
+from llmgen.catalog.model import Catalog
 from llmgen.errors import RenderSafetyError, TemplateError
-from llmgen.load import load_catalog
-from llmgen.plan import build_plan
-from llmgen.render import ALLOWED_KINDS, Output, Renderer, render_plan
+from llmgen.plan.build import build_plan
+from llmgen.render.concerns import outputs_for
+from llmgen.render.engine import ALLOWED_KINDS, Renderer, render_plan
+from llmgen.render.types import Output
 from llmgen.resources import templates_dir
 
 REPO = Path(__file__).resolve().parents[1]

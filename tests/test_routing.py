@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from llmgen import routing
-from llmgen.catalog import Catalog, Environment
-from llmgen.pipeline import checked_catalog
-from llmgen.routing import Site
+from llmgen.catalog.model import Catalog, Environment
+from llmgen.plan import routing
+from llmgen.plan.routing import Site
+from llmgen.render.pipeline import checked_catalog
 
 
 @pytest.fixture(scope="module")

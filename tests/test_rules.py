@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from llmgen import cost
-from llmgen.hints import suggest
-from llmgen.validate import ValidationResult, validate
+from llmgen.catalog import cost
+from llmgen.catalog.hints import suggest
+from llmgen.catalog.validate import ValidationResult, validate
 
 REPO = Path(__file__).resolve().parents[1]
 _BASELINE: frozenset[str] | None = None
@@ -583,7 +583,7 @@ def test_rule(
 
 
 def test_every_rule_is_exercised() -> None:
-    from llmgen.rules import _rules
+    from llmgen.catalog.rules import _rules
 
     names = {rule.__name__ for rule in _rules()}
     assert names == {

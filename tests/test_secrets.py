@@ -18,14 +18,14 @@ import pytest
 import yaml
 import yaml_rs
 
-from llmgen import guard, names
-from llmgen import secret_backends as sb
-from llmgen.catalog import Catalog, Environment
+from llmgen.catalog import guard, names
+from llmgen.catalog import secret_backends as sb
+from llmgen.catalog.load import load_catalog
+from llmgen.catalog.model import Catalog, Environment
+from llmgen.catalog.validate import validate
 from llmgen.errors import CatalogError
-from llmgen.load import load_catalog
-from llmgen.plan import build_plan
-from llmgen.render import render_plan
-from llmgen.validate import validate
+from llmgen.plan.build import build_plan
+from llmgen.render.engine import render_plan
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATES = REPO / "templates"

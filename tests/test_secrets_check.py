@@ -43,15 +43,15 @@ from google.cloud.secretmanager_v1.types import resources, service
 from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
-from llmgen import guard
-from llmgen import secret_backends as sb
-from llmgen.catalog import Catalog
-from llmgen.cli import app
-from llmgen.load import load_catalog
-from llmgen.plan import build_plan
-from llmgen.render import render_plan
-from llmgen.secret_readers import BackendError, GcpReader, gcp_version_name
-from llmgen.secrets_check import check_requirements, mesh_requirements, requirements
+from llmgen.catalog import guard
+from llmgen.catalog import secret_backends as sb
+from llmgen.catalog.load import load_catalog
+from llmgen.catalog.model import Catalog
+from llmgen.cli.app import app
+from llmgen.plan.build import build_plan
+from llmgen.render.engine import render_plan
+from llmgen.secrets.check import check_requirements, mesh_requirements, requirements
+from llmgen.secrets.readers import BackendError, GcpReader, gcp_version_name
 
 REPO = Path(__file__).resolve().parents[1]
 LLAMA_FILE = "catalog/models/llama-3-1-8b-instruct.yaml"

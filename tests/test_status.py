@@ -23,8 +23,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from llmgen.cli import app
-from llmgen.status import status
+from llmgen.cli.app import app
+from llmgen.gitops.status import status
 
 TOKEN = "test-token-123"
 DEV, STAGING_AWS, STAGING_GCP = "dev-aws-use2", "staging-aws-use1", "staging-gcp-usc1"

@@ -17,10 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
+from llmgen.catalog.load import load_file
+from llmgen.catalog.validate import KIND_SCHEMAS, ValidationResult, schema_validator, validate
 from llmgen.errors import Severity
-from llmgen.load import load_file
 from llmgen.resources import schemas_dir, templates_dir
-from llmgen.validate import KIND_SCHEMAS, ValidationResult, schema_validator, validate
 
 REPO = Path(__file__).resolve().parents[1]
 CASES = REPO / "tests" / "cases" / "invalid"

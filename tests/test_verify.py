@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from llmgen.errors import Severity, ToolMissingError
-from llmgen.kube_schemas import SchemaStore, core_schema_dir
-from llmgen.kustomize_build import find_kubectl
-from llmgen.manifests import Manifest, ParseProblem, split_documents
-from llmgen.verify import VerifyReport, verify_documents, verify_tree
+from llmgen.verify.kustomize import find_kubectl
+from llmgen.verify.manifests import Manifest, ParseProblem, split_documents
+from llmgen.verify.runner import VerifyReport, verify_documents, verify_tree
+from llmgen.verify.schemas import SchemaStore, core_schema_dir
 
 FIXTURE = Path(__file__).parent / "fixtures" / "verify" / "valid"
 CLUSTER = "generated/clusters/c1"

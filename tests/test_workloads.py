@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 import yaml
 
-from llmgen import names
-from llmgen.concerns import weights, workloads
-from llmgen.plan import ClusterPlan, Placement, Plan
-from llmgen.verify import verify_tree
+from llmgen.catalog import names
+from llmgen.catalog.model import at_revision
+from llmgen.plan.build import ClusterPlan, Placement, Plan
+from llmgen.render.concerns import weights, workloads
+from llmgen.verify.runner import verify_tree
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -321,11 +322,11 @@ def test_canary_revision_without_a_mirror_path_loads_from_the_hub(plan: Plan) ->
 
 def test_at_revision_replaces_only_a_whole_path_segment() -> None:
     rev, new = "a" * 40, "b" * 40
-    assert weights.at_revision(f"s3://bucket/org/model/{rev}/", rev, new) == (
+    assert at_revision(f"s3://bucket/org/model/{rev}/", rev, new) == (
         f"s3://bucket/org/model/{new}/"
     )
-    assert weights.at_revision(f"gs://bucket/{rev}x/", rev, new) is None
-    assert weights.at_revision(f"gs://{rev}/weights/", rev, new) is None  # a bucket, not a path
+    assert at_revision(f"gs://bucket/{rev}x/", rev, new) is None
+    assert at_revision(f"gs://{rev}/weights/", rev, new) is None  # a bucket, not a path
 
 
 def test_rendered_tree_validates_and_builds(

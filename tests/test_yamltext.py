@@ -10,7 +10,7 @@ import yaml_rs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmgen.yamltext import block, scalar
+from llmgen.render.yamltext import block, scalar
 
 scalars = st.one_of(
     st.none(),

@@ -44,7 +44,7 @@ def stage(name: str, root: Path, crds: Path | None) -> dict[str, float]:
     """Run one stage in this process and return its figures."""
     _pin()
     if name == "validate":
-        from llmgen.validate import validate
+        from llmgen.catalog.validate import validate
 
         t = time.perf_counter()
         result = validate(root)
@@ -56,7 +56,7 @@ def stage(name: str, root: Path, crds: Path | None) -> dict[str, float]:
             )
         return {"seconds": dt, "documents": len(result.documents)}
     if name in ("render", "noop"):
-        from llmgen import pipeline
+        from llmgen.render import pipeline
 
         t = time.perf_counter()
         out = pipeline.render(root)
@@ -77,7 +77,7 @@ def stage(name: str, root: Path, crds: Path | None) -> dict[str, float]:
             yaml.dump(d, Dumper=yaml.CSafeDumper, sort_keys=False)
         return {"seconds": time.perf_counter() - t, "documents": len(docs)}
     if name in ("verify", "kustomize"):
-        from llmgen.verify import verify_tree
+        from llmgen.verify.runner import verify_tree
 
         assert crds is not None
         t = time.perf_counter()

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .. import names
-from .base import CloudProvider, NodePoolResource, WeightsSync, register
+from llmgen.catalog import names
+from llmgen.clouds.base import CloudProvider, NodePoolResource, WeightsSync, register
 
 if TYPE_CHECKING:
-    from ..catalog import Cluster, Gpu, NodePool
-    from ..plan import ClusterPlan
-    from ..routing import DnsRecord
+    from llmgen.catalog.model import Cluster, Gpu, NodePool
+    from llmgen.plan.build import ClusterPlan
+    from llmgen.plan.routing import DnsRecord
 
 #: EKS-optimised AL2023 AMI release. Karpenter picks the NVIDIA variant (driver
 #: and container toolkit preinstalled) for GPU instance types. Pinned, not

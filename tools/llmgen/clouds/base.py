@@ -18,43 +18,21 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
-    from ..catalog import Cluster, Gpu, Model, NodePool
-    from ..plan import ClusterPlan
-    from ..routing import DnsRecord
+    from llmgen.catalog.model import Cluster, Gpu, Model, NodePool
+    from llmgen.plan.build import ClusterPlan
+    from llmgen.plan.routing import DnsRecord
 
-_REGISTRY: dict[str, type[CloudProvider]] = {}
+REGISTRY: dict[str, type[CloudProvider]] = {}
 
 
 def register(cls: type[CloudProvider]) -> type[CloudProvider]:
     """Class decorator: make a provider available under `cls.name`."""
-    _REGISTRY[cls.name] = cls
+    REGISTRY[cls.name] = cls
     return cls
 
 
 def unregister(name: str) -> None:
-    _REGISTRY.pop(name, None)
-
-
-def get_provider(name: str) -> CloudProvider:
-    from . import aws, gcp  # noqa: F401  (register the built-in clouds)
-
-    try:
-        return _REGISTRY[name]()
-    except KeyError:
-        raise KeyError(f"no cloud provider named {name!r}; known: {sorted(_REGISTRY)}") from None
-
-
-def known_clouds() -> list[str]:
-    from . import aws, gcp  # noqa: F401
-
-    return sorted(_REGISTRY)
-
-
-def registered() -> list[type[CloudProvider]]:
-    """Every registered provider class, by name."""
-    from . import aws, gcp  # noqa: F401
-
-    return [_REGISTRY[n] for n in sorted(_REGISTRY)]
+    REGISTRY.pop(name, None)
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .. import names
-from .base import CloudProvider, NodePoolResource, WeightsSync, register
+from llmgen.catalog import names
+from llmgen.clouds.base import CloudProvider, NodePoolResource, WeightsSync, register
 
 if TYPE_CHECKING:
-    from ..catalog import Cluster, Gpu, NodePool
-    from ..plan import ClusterPlan
+    from llmgen.catalog.model import Cluster, Gpu, NodePool
+    from llmgen.plan.build import ClusterPlan
 
 COMPUTE_CLASS_LABEL = "cloud.google.com/compute-class"
 #: Namespace holding the Config Connector node pools (annotated with the project).

@@ -1,0 +1,137 @@
+"""Capacity and cost rules: GPUs per replica, memory, node pools, replicas, budget."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from llmgen.catalog import cost
+from llmgen.catalog.rulekit import Context, Rule, placed_models, targets
+from llmgen.errors import Diagnostic
+
+
+def parallelism(ctx: Context) -> Iterator[Diagnostic]:
+    """gpuCount == tensorParallel x pipelineParallel: vLLM uses exactly that many GPUs."""
+    for model in ctx.catalog.models.values():
+        needed = model.tensor_parallel * model.pipeline_parallel
+        if model.gpu_count != needed:
+            yield model.where.error(
+                f"gpuCount is {model.gpu_count} but engine.tensorParallel × "
+                f"engine.pipelineParallel = {model.tensor_parallel} × "
+                f"{model.pipeline_parallel} = {needed}",
+                "resources",
+                "gpuCount",
+            )
+
+
+def weights_fit(ctx: Context) -> Iterator[Diagnostic]:
+    """The weights (with headroom) fit in the memory of the replica's GPUs."""
+    for model in ctx.catalog.models.values():
+        gpu = ctx.catalog.gpus.get(model.gpu)
+        if gpu is None:
+            continue
+        per_param, basis = cost.bytes_per_param(model.dtype, model.quantization)
+        need = cost.weights_need_gib(model)
+        have = model.gpu_count * gpu.memory_gib
+        if need > have:
+            yield model.where.error(
+                f"weights do not fit: {model.parameters_b:g}B parameters × {per_param:g} bytes "
+                f"({basis}) × {cost.WEIGHT_OVERHEAD:g} = {need:.1f} GiB > "
+                f"{model.gpu_count} × {gpu.memory_gib:g} GiB ({gpu.key}) = {have:g} GiB",
+                "resources",
+                "gpuCount",
+            )
+
+
+def placement(ctx: Context) -> Iterator[Diagnostic]:
+    """Every target cluster has a pool with the model's GPU and room for a replica."""
+    cat = ctx.catalog
+    for env, i, _dep, model in placed_models(cat):
+        if model.gpu not in cat.gpus:
+            continue
+        for cluster in targets(cat, env, _dep):
+            if cost.eligible_pools(model, cluster):
+                continue
+            pools = ", ".join(f"{p.name} ({p.gpus_per_node} × {p.gpu})" for p in cluster.node_pools)
+            yield env.where.error(
+                f"cluster {cluster.name!r} has no node pool with {model.gpu_count} × {model.gpu} "
+                f"on one node for model {model.name!r} (its pools: {pools})",
+                "models",
+                i,
+            )
+
+
+def replica_bounds(ctx: Context) -> Iterator[Diagnostic]:
+    """Minimum replicas never exceed the maximum, in models and in environments."""
+    for model in ctx.catalog.models.values():
+        if model.min_replicas > model.max_replicas:
+            yield model.where.error(
+                f"minReplicas {model.min_replicas} is greater than "
+                f"maxReplicas {model.max_replicas}",
+                "scaling",
+                "minReplicas",
+            )
+    for env, i, dep, model in placed_models(ctx.catalog):
+        if dep.min_replicas is None and dep.max_replicas is None:
+            continue
+        low, high = cost.replica_bounds(dep, model)
+        if low <= high:
+            continue
+        low_name = "replicas.min" if dep.min_replicas is not None else "the model's minReplicas"
+        high_name = "replicas.max" if dep.max_replicas is not None else "the model's maxReplicas"
+        where = ("min",) if dep.min_replicas is not None else ("max",)
+        yield env.where.error(
+            f"{low_name} {low} is greater than {high_name} {high}", "models", i, "replicas", *where
+        )
+
+
+def _usd(amount: float) -> str:
+    return f"${amount:,.0f}"
+
+
+def budget(ctx: Context) -> Iterator[Diagnostic]:
+    """Minimum replicas fit the budget (error); maximum replicas too, or llmgen caps them."""
+    for env in ctx.catalog.environments.values():
+        if env.suspended:
+            continue  # a suspended environment runs nothing
+        cat = ctx.catalog
+        if any(d.name not in cat.models for d in env.models) or any(
+            c not in cat.clusters for c in env.clusters
+        ):
+            continue  # a partial sum would mislead; the missing pieces are reported already
+        lines = cost.environment_cost_lines(env, ctx.catalog)
+        low, high = cost.monthly_min(lines), cost.monthly_max(lines)
+        limit = env.monthly_budget_usd
+        if low > limit:
+            largest = sorted(lines, key=lambda line: (-line.monthly_min, line.model))[:3]
+            terms = ", ".join(
+                f"{line.model} {line.min_replicas} × ${line.replica_hourly_usd:.2f}/h × "
+                f"{cost.HOURS_PER_MONTH} h = {_usd(line.monthly_min)}"
+                for line in largest
+                if line.monthly_min > 0
+            )
+            yield env.where.error(
+                f"minimum replicas cost {_usd(low)}/month, over the budget of "
+                f"{_usd(limit)}/month (largest: {terms})",
+                "budget",
+                "monthlyUSD",
+            )
+        elif high > limit:
+            caps = cost.budget_caps(lines, limit)
+            changed = [line for line in lines if caps[line.model] < line.max_replicas]
+            shown = ", ".join(
+                f"{line.model} {line.max_replicas}→{caps[line.model]}" for line in changed[:6]
+            )
+            more = f" and {len(changed) - 6} more" if len(changed) > 6 else ""
+            capped = sum(
+                caps[line.model] * line.replica_hourly_usd * cost.HOURS_PER_MONTH for line in lines
+            )
+            yield env.where.warning(
+                f"maximum replicas cost {_usd(high)}/month, over the budget of "
+                f"{_usd(limit)}/month; llmgen caps maxReplicas to {shown}{more} "
+                f"({_usd(capped)}/month)",
+                "budget",
+                "monthlyUSD",
+            )
+
+
+CAPACITY_RULES: tuple[Rule, ...] = (parallelism, weights_fit, placement, replica_bounds, budget)

@@ -1,0 +1,258 @@
+"""Platform add-ons (layer infrastructure/controllers): a Flux source and HelmRelease each.
+
+Every add-on in platform.yaml becomes a HelmRepository (or, for `oci://`
+repositories, an OCIRepository that the HelmRelease names in `chartRef`) and
+a `helm.toolkit.fluxcd.io/v2` HelmRelease in flux-system that installs the
+pinned chart version into the add-on's own namespace (rendered here too).
+Releases retry and roll back on failure, create and replace their CRDs, and
+wait for the add-ons whose CRDs or webhooks they need (`dependsOn`).
+
+Values are generic here and cloud-specific in the provider
+(`CloudProvider.addon_values`), merged over them. Add-ons a provider lists in
+`cloud_addons` run only on that provider's clusters (Karpenter and the AWS
+Load Balancer Controller on AWS).
+The Istio gateways (`istio-gateway`) belong to the mesh concern.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from llmgen.clouds import registered
+from llmgen.render.types import Output, file_name
+
+if TYPE_CHECKING:
+    from llmgen.catalog.model import Addon
+    from llmgen.plan.build import ClusterPlan
+
+LAYER = "infrastructure/controllers"
+FLUX_NAMESPACE = "flux-system"
+#: Rendered by the mesh concern (ingress and east-west gateways).
+SKIPPED = frozenset({"istio-gateway"})
+#: Istio's CNI node agent; istiod injects for it only where it runs.
+CNI_ADDON = "istio-cni"
+#: Helm charts stored in OCI registries are single-layer artifacts of this type.
+HELM_CHART_LAYER = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
+
+
+@dataclass(frozen=True)
+class AddonSpec:
+    namespace: str
+    #: add-ons whose CRDs or webhooks this one's chart uses
+    depends_on: tuple[str, ...] = ()
+    #: runs host-level DaemonSets (hostPath, hostPID, privileged): Pod Security `privileged`
+    privileged: bool = False
+    #: runs pods with the system-node-critical priority class
+    node_critical: bool = False
+    timeout: str = "10m"
+
+
+# ServiceMonitors need kube-prometheus-stack's CRDs; external-dns watches Istio
+# Gateways, whose CRDs istio-base installs.
+_MONITORED = ("kube-prometheus-stack",)
+SPECS: dict[str, AddonSpec] = {
+    "istio-base": AddonSpec("istio-system"),
+    # The CNI node agent (hostNetwork, host CNI paths, system-node-critical)
+    # makes istio-system `privileged`, as Istio documents for Pod Security.
+    "istio-cni": AddonSpec("istio-system", privileged=True, node_critical=True),
+    # Sidecars injected before the node agent runs would not be redirected.
+    "istiod": AddonSpec("istio-system", ("istio-base", "istio-cni")),
+    "kube-prometheus-stack": AddonSpec("monitoring", privileged=True, timeout="15m"),
+    "keda": AddonSpec("keda", _MONITORED),
+    "external-secrets": AddonSpec("external-secrets", _MONITORED),
+    "cert-manager": AddonSpec("cert-manager", _MONITORED),
+    "gpu-operator": AddonSpec(
+        "gpu-operator", _MONITORED, privileged=True, node_critical=True, timeout="15m"
+    ),
+    "karpenter": AddonSpec("karpenter"),
+    "aws-load-balancer-controller": AddonSpec("aws-load-balancer-controller", _MONITORED),
+    "external-dns": AddonSpec("external-dns", ("istio-base",)),
+    "reloader": AddonSpec("reloader"),
+}
+
+
+def spec_of(name: str) -> AddonSpec:
+    """Known add-ons have a spec; any other runs in a namespace of its own name."""
+    return SPECS.get(name, AddonSpec(name))
+
+
+def generic_values(name: str, cp: ClusterPlan) -> dict[str, Any]:
+    """Helm values every cloud shares, decided from the catalog."""
+    cluster, platform = cp.cluster, cp.platform
+    if name == "istiod":
+        return {
+            "global": {
+                "meshID": platform.mesh_id,
+                "multiCluster": {"clusterName": cluster.name},
+                "network": cluster.network,
+            },
+            "meshConfig": {"trustDomain": platform.trust_domain},
+            "pilot": {
+                # Inject the unprivileged istio-validation init container instead
+                # of istio-init (NET_ADMIN), which `restricted` namespaces reject;
+                # only where the CNI node agent runs to do istio-init's work.
+                "cni": {"enabled": CNI_ADDON in platform.addons},
+                # The sidecar as a native (init) sidecar: the weights-fetching
+                # init containers then run with the mesh's networking up.
+                "env": {"ENABLE_NATIVE_SIDECARS": "true"},
+            },
+        }
+    if name == "kube-prometheus-stack":
+        # Pick up every ServiceMonitor, PodMonitor and PrometheusRule, not only
+        # the chart's own (llmgen renders them next to each model).
+        return {
+            "prometheus": {
+                "prometheusSpec": {
+                    "serviceMonitorSelectorNilUsesHelmValues": False,
+                    "podMonitorSelectorNilUsesHelmValues": False,
+                    "ruleSelectorNilUsesHelmValues": False,
+                    "externalLabels": {"cluster": cluster.name},
+                }
+            }
+        }
+    if name == "keda":
+        monitor = {"enabled": True, "serviceMonitor": {"enabled": True}}
+        return {"prometheus": {"metricServer": monitor, "operator": monitor}}
+    if name == "external-secrets":
+        return {"installCRDs": True, "serviceMonitor": {"enabled": True}}
+    if name == "cert-manager":
+        # keep: uninstalling the chart must not delete every Certificate.
+        return {
+            "crds": {"enabled": True, "keep": True},
+            "prometheus": {"enabled": True, "servicemonitor": {"enabled": True}},
+        }
+    if name == "gpu-operator":
+        return {
+            "devicePlugin": {"enabled": True},
+            # honorLabels keeps DCGM's namespace/pod labels (of the pod using
+            # the GPU) instead of renaming them exported_*; the GPU trigger and
+            # cost rules select on them.
+            "dcgmExporter": {
+                "enabled": True,
+                "serviceMonitor": {"enabled": True, "honorLabels": True},
+            },
+        }
+    if name == "external-dns":
+        values: dict[str, Any] = {
+            "sources": ["istio-gateway", "service"],
+            # Never delete records: a record another cluster or a person made survives.
+            "policy": "upsert-only",
+            "registry": "txt",
+            "txtOwnerId": cluster.name,
+        }
+        if cp.environment is not None:
+            values["domainFilters"] = [cp.environment.domain]
+        return values
+    if name == "reloader":
+        # The chart's containerSecurityContext defaults to `{}` (its flag adds
+        # only readOnlyRootFilesystem), which Pod Security `restricted` rejects:
+        # without these the namespace admits no Reloader pod at all.
+        return {
+            "reloader": {
+                "readOnlyRootFileSystem": True,
+                "deployment": {
+                    "containerSecurityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "capabilities": {"drop": ["ALL"]},
+                    }
+                },
+            }
+        }
+    return {}
+
+
+def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """`over` merged into `base`: mappings recursively, anything else replaced."""
+    out = dict(base)
+    for key, value in over.items():
+        old = out.get(key)
+        if isinstance(old, Mapping) and isinstance(value, Mapping):
+            out[key] = merge(old, value)
+        else:
+            out[key] = value
+    return out
+
+
+def addons_for(cp: ClusterPlan) -> list[Addon]:
+    """The add-ons this cluster runs: all but skipped ones and other clouds' own."""
+    other_clouds: set[str] = set()
+    for cls in registered():
+        if cls.name != cp.provider.name:
+            other_clouds |= cls.cloud_addons
+    mine = cp.provider.cloud_addons
+    return [
+        a
+        for name, a in sorted(cp.platform.addons.items())
+        if name not in SKIPPED and (name in mine or name not in other_clouds)
+    ]
+
+
+def outputs(cp: ClusterPlan) -> Iterator[Output]:
+    addons = addons_for(cp)
+    present = {a.name for a in addons}
+    namespaces_done: set[str] = set()
+    for addon in addons:
+        spec = spec_of(addon.name)
+        folder = f"{LAYER}/{addon.name}"
+        labels = {**cp.labels, "app.kubernetes.io/component": addon.name}
+        ns = spec.namespace
+        if ns not in namespaces_done:
+            namespaces_done.add(ns)
+            ns_labels = dict(cp.labels)
+            sharing = [a for a in addons if spec_of(a.name).namespace == ns]
+            privileged = any(spec_of(a.name).privileged for a in sharing)
+            ns_labels["pod-security.kubernetes.io/enforce"] = (
+                "privileged" if privileged else "restricted"
+            )
+            if ns == "istio-system":
+                # Multi-network mesh: istiod labels its workloads with this network.
+                ns_labels["topology.istio.io/network"] = cp.cluster.network
+            yield Output(
+                f"{folder}/{file_name('Namespace', ns)}",
+                "addons/namespace.yaml.j2",
+                {"name": ns, "labels": ns_labels},
+            )
+            if cp.provider.critical_pods_need_quota and any(
+                spec_of(a.name).node_critical for a in sharing
+            ):
+                yield Output(
+                    f"{folder}/{file_name('ResourceQuota', 'critical-pods')}",
+                    "addons/resourcequota.yaml.j2",
+                    {"name": "critical-pods", "namespace": ns, "labels": cp.labels},
+                )
+        oci = addon.repository.startswith("oci://")
+        source_kind = "OCIRepository" if oci else "HelmRepository"
+        yield Output(
+            f"{folder}/{file_name(source_kind, addon.name)}",
+            "addons/ocirepository.yaml.j2" if oci else "addons/helmrepository.yaml.j2",
+            {
+                "name": addon.name,
+                "namespace": FLUX_NAMESPACE,
+                "labels": labels,
+                # An OCIRepository is one chart: repository + chart name, at the tag.
+                "url": f"{addon.repository.rstrip('/')}/{addon.chart}" if oci else addon.repository,
+                "version": addon.version,
+                "layer_media_type": HELM_CHART_LAYER,
+            },
+        )
+        values = merge(generic_values(addon.name, cp), cp.provider.addon_values(addon.name, cp))
+        yield Output(
+            f"{folder}/{file_name('HelmRelease', addon.name)}",
+            "addons/helmrelease.yaml.j2",
+            {
+                "name": addon.name,
+                "namespace": FLUX_NAMESPACE,
+                "labels": labels,
+                "target_namespace": ns,
+                "chart": addon.chart,
+                "version": addon.version,
+                "oci": oci,
+                "source_kind": source_kind,
+                "source_name": addon.name,
+                "depends_on": [d for d in spec.depends_on if d in present],
+                "timeout": spec.timeout,
+                "values": values,
+            },
+        )

@@ -1,0 +1,161 @@
+"""Secrets and environment config: ClusterSecretStores, ExternalSecrets, ConfigMaps.
+
+Per cluster, into `infrastructure/configs/`: one ClusterSecretStore
+(`llmgen-<backend>`) per backend its environment configures and its cloud can
+use (Vault anywhere; AWS Secrets Manager on EKS through IRSA; GCP Secret
+Manager on GKE through Workload Identity), plus the IRSA ServiceAccount the
+AWS store authenticates as.
+
+Per model, into `models/<model>/`: one ExternalSecret per `spec.secrets[]`
+entry, creating the Secret `names.secret_name(model, env)` with the entry's
+key, which the Deployment reads; and the environment's `config` as the
+ConfigMap `names.ENV_CONFIGMAP`, which the Deployment loads with `envFrom`.
+Values never pass through here: only where they live.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from llmgen.catalog import names
+from llmgen.catalog import secret_backends as sb
+from llmgen.errors import CatalogError, Diagnostic
+from llmgen.render.types import Output, file_name
+
+if TYPE_CHECKING:
+    from llmgen.plan.build import ClusterPlan, Placement
+
+CONFIGS = "infrastructure/configs"
+# Retain: if a secret disappears from its backend (deleted by mistake, or
+# mid-rotation), the serving pods keep the last synced Secret instead of losing
+# it on their next restart; the ExternalSecret reports SecretSyncedError.
+DELETION_POLICY = "Retain"
+
+
+def _store_conditions() -> dict[str, Any]:
+    return {
+        "namespace_regexes": [sb.STORE_NAMESPACE_REGEX],
+        "namespaces": list(sb.STORE_NAMESPACES),
+    }
+
+
+def store_outputs(cp: ClusterPlan) -> Iterator[Output]:
+    """The ClusterSecretStores (and IRSA ServiceAccount) of one cluster."""
+    env = cp.environment
+    if env is None:
+        return
+    cluster = cp.cluster
+    for backend in sb.cluster_backends(env, cluster.cloud):
+        settings = env.secret_stores[backend]
+        name = sb.store_name(backend)
+        ctx: dict[str, Any] = {"name": name, "labels": cp.labels, **_store_conditions()}
+        if backend == "vault":
+            mount, _prefix = sb.vault_mount(str(settings["path"]))
+            ctx |= {
+                "server": settings["server"],
+                "mount": mount,
+                "auth_mount": sb.vault_auth_mount(cluster),
+                "role": settings["role"],
+                "service_account": sb.ESO_SERVICE_ACCOUNT,
+                "service_account_namespace": sb.ESO_NAMESPACE,
+            }
+        elif backend == "aws":
+            ctx |= {
+                "region": settings["region"],
+                "service_account": sb.AWS_SERVICE_ACCOUNT,
+                "service_account_namespace": sb.ESO_NAMESPACE,
+            }
+            yield Output(
+                f"{CONFIGS}/{file_name('ServiceAccount', sb.AWS_SERVICE_ACCOUNT)}",
+                "secrets/serviceaccount-irsa.yaml.j2",
+                {
+                    "name": sb.AWS_SERVICE_ACCOUNT,
+                    "namespace": sb.ESO_NAMESPACE,
+                    "labels": cp.labels,
+                    "annotations": {"eks.amazonaws.com/role-arn": settings["roleArn"]},
+                },
+                cp.input_hash,
+            )
+        else:
+            ctx |= {
+                "project": settings["projectID"],
+                "cluster_location": cluster.region,
+                "cluster_name": cluster.name,
+                "cluster_project": cluster.cloud_settings.get("projectID", settings["projectID"]),
+                "service_account": sb.ESO_SERVICE_ACCOUNT,
+                "service_account_namespace": sb.ESO_NAMESPACE,
+            }
+        yield Output(
+            f"{CONFIGS}/{file_name('ClusterSecretStore', name)}",
+            f"secrets/clustersecretstore-{backend}.yaml.j2",
+            ctx,
+            cp.input_hash,
+        )
+
+
+def external_secret_context(cp: ClusterPlan, p: Placement, index: int) -> dict[str, Any]:
+    """What the ExternalSecret of `p.model.secrets[index]` says, decided here."""
+    env = cp.environment
+    assert env is not None
+    s = p.model.secrets[index]
+    backend = sb.backend_for(s, env, cp.cluster.cloud)
+    assert backend is not None  # _check_cluster refused this placement otherwise
+    ref = sb.remote_ref(s, env, backend)
+    return {
+        "name": names.secret_name(p.model.name, s.env),
+        "namespace": p.namespace,
+        "labels": p.labels,
+        "refresh_interval": sb.refresh_interval(s, env),
+        "store": sb.store_name(backend),
+        "deletion_policy": DELETION_POLICY,
+        "secret_key": s.key,
+        "remote_key": ref.key,
+        "remote_property": ref.property,
+    }
+
+
+def _check_cluster(cp: ClusterPlan) -> None:
+    """Refuse to render secrets that cannot sync (validate reports these first)."""
+    env = cp.environment
+    if env is None:
+        return
+    found: set[Diagnostic] = set()
+    for p in cp.placements:
+        found.update(sb.model_problems(p.model))
+        for s in p.model.secrets:
+            why = sb.secret_problem(s, env, cp.cluster)
+            if why:
+                found.add(s.where.error(why))
+    if found:
+        raise CatalogError(found)
+
+
+def outputs(cp: ClusterPlan) -> Iterator[Output]:
+    env = cp.environment
+    if env is None:
+        return
+    _check_cluster(cp)
+    yield from store_outputs(cp)
+    for p in cp.placements:
+        folder = f"models/{p.name}"
+        for i in range(len(p.model.secrets)):
+            ctx = external_secret_context(cp, p, i)
+            yield Output(
+                f"{folder}/{file_name('ExternalSecret', ctx['name'])}",
+                "secrets/externalsecret.yaml.j2",
+                ctx,
+                p.input_hash,
+            )
+        if env.config:
+            yield Output(
+                f"{folder}/{file_name('ConfigMap', names.ENV_CONFIGMAP)}",
+                "secrets/configmap-environment.yaml.j2",
+                {
+                    "name": names.ENV_CONFIGMAP,
+                    "namespace": p.namespace,
+                    "labels": p.labels,
+                    "data": dict(sorted(env.config.items())),
+                },
+                p.input_hash,
+            )

@@ -1,0 +1,253 @@
+"""Routing on the ingress gateway: one VirtualService and a DestinationRule per model.
+
+Into `infrastructure/configs/routes/`, namespace `istio-ingress`:
+
+- `VirtualService/llm-api`: every model of the environment, on the
+  environment's names. A model is picked by its route prefix
+  (`/v1/llama-3.1-8b/chat/completions` -> `/v1/chat/completions`) or, under
+  plain `/v1/`, by the `x-llmgen-model` header carrying its served name. The
+  body's `model` field cannot be matched (Envoy routes before reading the
+  body, and buffering it would stall streaming); vLLM itself rejects a body
+  naming another model, so a header/body mismatch fails loudly. Prefix
+  routes come first, longest first, so the explicit path always wins. One
+  VirtualService, not one per model: Istio merges several for one host in
+  no defined order.
+- `DestinationRule/<model>`: subsets by `llmgen.io/track` (stable/canary),
+  least-request balancing, connection limits, outlier detection, and
+  locality failover toward `routing.failover_targets` only.
+
+Both live beside the gateway (exportTo ".") because the gateway is the only
+client, and it routes models that are not placed in its own cluster (their
+endpoints are across the east-west gateway), where no model namespace exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from llmgen.plan import routing
+from llmgen.render.concerns import gateway, istio
+from llmgen.render.concerns.istio import MeshView
+from llmgen.render.types import Output, file_name
+
+if TYPE_CHECKING:
+    from llmgen.catalog.model import Model
+
+CONFIGS = "infrastructure/configs/routes"
+
+# Retry only when the request surely did not reach vLLM: a generation is
+# expensive and not idempotent, and a 5xx after the stream began cannot be
+# retried anyway. A retry goes to another locality where there is one.
+RETRY_ON = "connect-failure,refused-stream,reset-before-request"
+RETRY_ATTEMPTS = 2
+
+CORS_METHODS = ["GET", "POST", "OPTIONS"]
+# What browsers send to an OpenAI-style API: the bearer token, JSON, our
+# model header, and the headers the OpenAI SDKs add to every request.
+CORS_HEADERS = [
+    "authorization",
+    "content-type",
+    istio.MODEL_HEADER,
+    "openai-organization",
+    "openai-project",
+    "x-stainless-arch",
+    "x-stainless-lang",
+    "x-stainless-os",
+    "x-stainless-package-version",
+    "x-stainless-retry-count",
+    "x-stainless-runtime",
+    "x-stainless-runtime-version",
+    "x-stainless-timeout",
+]
+CORS_EXPOSE = ["x-request-id"]
+CORS_MAX_AGE = "24h"
+
+
+def match_prefix(route_prefix: str) -> str:
+    """`/v1/llama-3.1-8b` -> `/v1/llama-3.1-8b/`: the trailing slash stops
+    `/v1/llama` from also matching `/v1/llama-3/...`."""
+    return route_prefix.rstrip("/") + "/"
+
+
+def cors_policy(origins: tuple[str, ...]) -> dict[str, Any] | None:
+    """The catalog's origins as exact matches (`*` stays `*`: Envoy allows any origin)."""
+    if not origins:
+        return None
+    return {
+        "allowOrigins": [{"exact": o} for o in origins],
+        "allowMethods": CORS_METHODS,
+        "allowHeaders": CORS_HEADERS,
+        "exposeHeaders": CORS_EXPOSE,
+        "maxAge": CORS_MAX_AGE,
+        # Bearer tokens, not cookies: credentials mode stays off (and must,
+        # with a wildcard origin).
+        "allowCredentials": False,
+    }
+
+
+def destinations(mv: MeshView, model: Model) -> list[dict[str, Any]]:
+    """Stable and canary subsets with weights summing to 100 (stable alone: 100)."""
+    stable, canary = routing.canary_split(mv.canary_weight(model.name))
+    host = istio.service_host(model.name)
+    out: list[dict[str, Any]] = [
+        {
+            "destination": {
+                "host": host,
+                "subset": routing.STABLE,
+                "port": {"number": istio.VLLM_PORT},
+            },
+            "weight": stable,
+        }
+    ]
+    if canary:
+        out.append(
+            {
+                "destination": {
+                    "host": host,
+                    "subset": routing.CANARY,
+                    "port": {"number": istio.VLLM_PORT},
+                },
+                "weight": canary,
+            }
+        )
+    return out
+
+
+def _route(
+    mv: MeshView, model: Model, kind: str, match: dict[str, Any], rewrite: str | None
+) -> dict[str, Any]:
+    route: dict[str, Any] = {"name": f"{model.name}-{kind}", "match": [match]}
+    if rewrite is not None:
+        route["rewrite"] = {"uri": rewrite}
+    route["route"] = destinations(mv, model)
+    route["timeout"] = f"{routing.route_timeout_seconds(model)}s"
+    route["retries"] = {
+        "attempts": RETRY_ATTEMPTS,
+        "retryOn": RETRY_ON,
+        "retryRemoteLocalities": True,
+    }
+    cors = cors_policy(mv.environment.cors_allow_origins)
+    if cors is not None:
+        route["corsPolicy"] = cors
+    return route
+
+
+def http_routes(mv: MeshView) -> list[dict[str, Any]]:
+    """Every model's prefix route (longest prefix first), then its header route."""
+    models = mv.served_models()
+    by_prefix = sorted(models, key=lambda m: (-len(match_prefix(m.route_prefix)), m.name))
+    routes = [
+        _route(mv, m, "prefix", {"uri": {"prefix": match_prefix(m.route_prefix)}}, "/v1/")
+        for m in by_prefix
+    ]
+    routes += [
+        _route(
+            mv,
+            m,
+            "header",
+            {
+                "uri": {"prefix": "/v1/"},
+                "headers": {istio.MODEL_HEADER: {"exact": m.served_model_name}},
+            },
+            None,
+        )
+        for m in sorted(models, key=lambda m: m.name)
+    ]
+    return routes
+
+
+def connection_pool(mv: MeshView, model: Model) -> dict[str, Any]:
+    """Limits per gateway pod, sized to what the environment's replicas can decode."""
+    limit = routing.max_concurrency(model, mv.placements_of(model.name))
+    return {
+        "tcp": {
+            # vLLM speaks HTTP/1.1: one in-flight request per connection.
+            "maxConnections": limit,
+            "connectTimeout": "5s",
+            # Keep long, quiet prefills alive through cloud NATs and load
+            # balancers (idle timeouts of a few minutes).
+            "tcpKeepalive": {"time": "60s", "interval": "20s", "probes": 3},
+        },
+        "http": {
+            "http2MaxRequests": limit,
+            "http1MaxPendingRequests": limit,
+            "maxRetries": max(limit // 10, 3),
+            "h2UpgradePolicy": "DO_NOT_UPGRADE",
+        },
+    }
+
+
+# Eject a replica after repeated gateway errors (dead or unreachable pod),
+# or more patient on any 5xx; all may be ejected so locality failover can
+# move the traffic to the next region instead of hammering a dead one.
+OUTLIER_DETECTION = {
+    "consecutiveGatewayErrors": 3,
+    "consecutive5xxErrors": 5,
+    "interval": "10s",
+    "baseEjectionTime": "30s",
+    "maxEjectionPercent": 100,
+}
+
+
+def load_balancer(mv: MeshView, model: Model, track: str) -> dict[str, Any]:
+    """Least-request (generations vary 1000x in length) with locality failover."""
+    origin = routing.wanted(mv.environment, mv.cp.cluster, model, track)
+    targets = routing.failover_targets(origin, mv.sites())
+    locality: dict[str, Any] = {"enabled": True}
+    failover = routing.locality_failover(origin, targets)
+    if failover:
+        locality["failover"] = failover
+    return {"simple": "LEAST_REQUEST", "localityLbSetting": locality}
+
+
+def subsets(mv: MeshView, model: Model) -> list[dict[str, Any]]:
+    """One subset per track; a subset overrides the load balancer only where its
+    failover targets differ from the stable track's (the rule's default)."""
+    default = load_balancer(mv, model, routing.STABLE)
+    tracks = [routing.STABLE] + ([routing.CANARY] if mv.has_canary(model.name) else [])
+    out: list[dict[str, Any]] = []
+    for track in tracks:
+        subset: dict[str, Any] = {"name": track, "labels": {istio.TRACK_LABEL: track}}
+        own = load_balancer(mv, model, track)
+        if own != default:
+            subset["trafficPolicy"] = {"loadBalancer": own}
+        out.append(subset)
+    return out
+
+
+def outputs(mv: MeshView) -> Iterator[Output]:
+    cp = mv.cp
+    ns = istio.INGRESS_NAMESPACE
+    if not mv.served_models():
+        return
+    yield Output(
+        f"{CONFIGS}/{file_name('VirtualService', istio.VIRTUAL_SERVICE)}",
+        "mesh/virtualservice.yaml.j2",
+        {
+            "name": istio.VIRTUAL_SERVICE,
+            "namespace": ns,
+            "labels": cp.labels,
+            "hosts": gateway.gateway_hosts(mv),
+            "gateways": [istio.GATEWAY_NAME],
+            "http": http_routes(mv),
+        },
+        mv.env_hash,
+    )
+    for model in mv.served_models():
+        yield Output(
+            f"{CONFIGS}/{file_name('DestinationRule', model.name)}",
+            "mesh/destinationrule.yaml.j2",
+            {
+                "name": model.name,
+                "namespace": ns,
+                "labels": cp.labels,
+                "host": istio.service_host(model.name),
+                "export_to": ["."],
+                "connection_pool": connection_pool(mv, model),
+                "outlier_detection": OUTLIER_DETECTION,
+                "load_balancer": load_balancer(mv, model, routing.STABLE),
+                "subsets": subsets(mv, model),
+            },
+            mv.env_hash,
+        )
