@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from llmgen.catalog import cost
+from llmgen.catalog import cost, fit
 from llmgen.catalog.rulekit import Context, Rule, placed_models, targets
 from llmgen.errors import Diagnostic
 
@@ -57,6 +57,40 @@ def placement(ctx: Context) -> Iterator[Diagnostic]:
                 f"on one node for model {model.name!r} (its pools: {pools})",
                 "models",
                 i,
+            )
+
+
+def node_fit(ctx: Context) -> Iterator[Diagnostic]:
+    """A replica's CPU and memory fit a node of some pool with its GPUs, in every target cluster.
+
+    Located at the model's resources: the request is what must change (or
+    the pools' shapes). Allocatable is the cloud's (kubelet reservations,
+    DaemonSets, the sidecar: catalog/fit.py).
+    """
+    cat = ctx.catalog
+    seen: set[tuple[str, str]] = set()
+    for env, _i, dep, model in placed_models(cat):
+        gpu = cat.gpus.get(model.gpu)
+        if gpu is None:
+            continue
+        for cluster in targets(cat, env, dep):
+            if (model.name, cluster.name) in seen:
+                continue
+            seen.add((model.name, cluster.name))
+            by_gpu = cost.eligible_pools(model, cluster)
+            if not by_gpu or cost.eligible_pools(model, cluster, cat.gpus):
+                continue  # no GPU pool at all is `placement`'s error
+            reasons = [r for p in by_gpu if (r := fit.misfit(model, p, gpu, cluster.cloud))]
+            need = fit.pod_request(model)
+            short_memory = any(
+                need.memory_gib > fit.allocatable(cluster.cloud, t).memory_gib
+                for p in by_gpu
+                for t in fit.shapes(p, gpu, cluster.cloud)
+            )
+            yield model.where.error(
+                f"does not fit a node in cluster {cluster.name!r}: " + "; ".join(reasons),
+                "resources",
+                "memoryGiB" if short_memory else "cpu",
             )
 
 
@@ -134,4 +168,11 @@ def budget(ctx: Context) -> Iterator[Diagnostic]:
             )
 
 
-CAPACITY_RULES: tuple[Rule, ...] = (parallelism, weights_fit, placement, replica_bounds, budget)
+CAPACITY_RULES: tuple[Rule, ...] = (
+    parallelism,
+    weights_fit,
+    placement,
+    node_fit,
+    replica_bounds,
+    budget,
+)
