@@ -173,6 +173,20 @@ CASES = [
         id="instance-not-listed",
     ),
     pytest.param(
+        # vLLM has no `--quantization int4` (catalog/engines.py): it would crash-loop at start.
+        [
+            (
+                "catalog/models/qwen2-5-32b-instruct-awq.yaml",
+                "quantization: awq",
+                "quantization: int4",
+            )
+        ],
+        [
+            "catalog/models/qwen2-5-32b-instruct-awq.yaml:22:19: spec.engine.quantization: vLLM 0.11 does not accept --quantization int4; use awq or gptq (the checkpoint's own 4-bit method)"
+        ],
+        id="engine-quantization",
+    ),
+    pytest.param(
         # The review's defect 3: 28 GiB + 2 GiB /dev/shm on a 32 GiB L4 node.
         [("catalog/models/llama-3-1-8b-instruct.yaml", "memoryGiB: 20", "memoryGiB: 28")],
         [
@@ -604,6 +618,7 @@ def test_every_rule_is_exercised() -> None:
         "node_pools",
         "pool_shapes",
         "parallelism",
+        "engine_quantization",
         "weights_fit",
         "placement",
         "node_fit",

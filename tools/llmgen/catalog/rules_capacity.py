@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from llmgen.catalog import cost, fit
+from llmgen.catalog import cost, engines, fit
 from llmgen.catalog.rulekit import Context, Rule, placed_models, targets
 from llmgen.errors import Diagnostic
 
@@ -20,6 +20,23 @@ def parallelism(ctx: Context) -> Iterator[Diagnostic]:
                 f"{model.pipeline_parallel} = {needed}",
                 "resources",
                 "gpuCount",
+            )
+
+
+def engine_quantization(ctx: Context) -> Iterator[Diagnostic]:
+    """`engine.quantization` is a value the model's vLLM version accepts (catalog/engines.py)."""
+    for model in ctx.catalog.models.values():
+        q = model.quantization
+        if q is None:
+            continue
+        caps = engines.capabilities(model.image)
+        if q in engines.REFUSED or q not in caps.quantizations:
+            version = ".".join(map(str, engines.image_version(model.image)))
+            fix = engines.REFUSED.get(q, "accepted: " + ", ".join(sorted(caps.quantizations)))
+            yield model.where.error(
+                f"vLLM {version} does not accept --quantization {q}; {fix}",
+                "engine",
+                "quantization",
             )
 
 
@@ -170,6 +187,7 @@ def budget(ctx: Context) -> Iterator[Diagnostic]:
 
 CAPACITY_RULES: tuple[Rule, ...] = (
     parallelism,
+    engine_quantization,
     weights_fit,
     placement,
     node_fit,
