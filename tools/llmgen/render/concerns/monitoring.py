@@ -241,8 +241,7 @@ def _absent(ns: str, deployment: str) -> str:
     running = f"vllm:num_requests_running{{namespace={label(ns)}}}"
     sel = f"namespace={label(ns)}, deployment={label(deployment)}"
     return (
-        f"absent({running})"
-        f" and on() (sum(kube_deployment_status_replicas_available{{{sel}}}) > 0)"
+        f"absent({running}) and on() (sum(kube_deployment_status_replicas_available{{{sel}}}) > 0)"
     )
 
 
