@@ -40,7 +40,29 @@ from llmgen.verify.stats import Family
 
 _OLD_SELF = re.compile(r"\boldSelf\b")
 _CEL_RESERVED = frozenset(
-    ["true", "false", "null", "in", "as", "break", "const", "continue", "else", "for", "function", "if", "import", "let", "loop", "package", "namespace", "return", "var", "void", "while"]
+    {
+        "true",
+        "false",
+        "null",
+        "in",
+        "as",
+        "break",
+        "const",
+        "continue",
+        "else",
+        "for",
+        "function",
+        "if",
+        "import",
+        "let",
+        "loop",
+        "package",
+        "namespace",
+        "return",
+        "var",
+        "void",
+        "while",
+    }
 )
 _IDENT = re.compile(r"[_a-zA-Z][_a-zA-Z0-9]*")
 _ESCAPABLE = re.compile(r"[_a-zA-Z0-9./-]+")
