@@ -251,7 +251,9 @@ def _resources(m: Manifest, where: PathKey, resources: dict[str, Any]) -> list[D
     for kind in ("requests", "limits"):
         parsed[kind] = {}
         for name, value in _dict(resources.get(kind)).items():
-            amount = parse_quantity(value) if isinstance(value, (str, int, float)) else None
+            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+                continue  # the schema reports a value that is not a quantity at all
+            amount = parse_quantity(value)
             if amount is None:
                 out.append(
                     m.diagnostic((*where, kind, name), f'"{value}" is not a resource quantity')

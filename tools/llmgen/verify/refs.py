@@ -270,7 +270,6 @@ def _custom_kinds(cluster: Cluster, family: Family) -> list[Diagnostic]:
     prerequisites = set(cluster.facts.prerequisites)
     provided = set(charts.PLATFORM_GROUPS.get(cluster.facts.cloud, ()))
     out: list[Diagnostic] = []
-    reported: set[tuple[str, str, str]] = set()
     for m in cluster.docs:
         group = split_api_version(m.api_version)[0]
         if group in charts.BUILTIN_GROUPS or group.endswith(charts.FLUX_SUFFIX):
@@ -281,14 +280,12 @@ def _custom_kinds(cluster: Cluster, family: Family) -> list[Diagnostic]:
         if group in provided or group in prerequisites or f"{group}/{m.kind}" in prerequisites:
             continue
         layer = cluster.layer_of(m)
+        if not layer:
+            continue  # in no Flux path: flux_refs reports the path, nothing applies it
         layers = installed.get(group, [])
         if any(cluster.before(where, layer) for where in layers):
             continue
         family.failed += 1
-        key = (group, m.kind, layer)
-        if key in reported:
-            continue
-        reported.add(key)
         if layers:
             why = (
                 f"the HelmRelease installing {group} is in layer {layers[0]}, "
