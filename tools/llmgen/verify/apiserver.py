@@ -132,7 +132,7 @@ def check_apiserver(
     if base[:2] == ("spec", "template") or base[:2] == ("spec", "jobTemplate"):
         out += _selector(m, base)
     out += _pod(m, base, spec, kubernetes_version)
-    family.failed += len(out)
+    family.failed += 1 if out else 0
     return out
 
 
@@ -304,7 +304,7 @@ def _service(m: Manifest, family: Family) -> list[Diagnostic]:
             out.append(
                 m.diagnostic(("spec", "ports", p), "a Service with several ports must name each")
             )
-        if name in names:
+        if name and name in names:
             out.append(m.diagnostic(("spec", "ports", p, "name"), f'duplicate port name "{name}"'))
         names.add(name)
         key = (port.get("port"), port.get("protocol", "TCP"))
@@ -318,5 +318,5 @@ def _service(m: Manifest, family: Family) -> list[Diagnostic]:
             problem = iana_problem(target)
             if problem:
                 out.append(m.diagnostic(("spec", "ports", p, "targetPort"), problem))
-    family.failed += len(out)
+    family.failed += 1 if out else 0
     return out

@@ -8,6 +8,7 @@ is applied, and healthy, before layer `b` starts.
 
 from __future__ import annotations
 
+import posixpath
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -109,6 +110,9 @@ class Cluster:
             self.by_kind[m.kind].append(m)
         self.layer_paths: dict[str, str] = {}
         self.depends: dict[str, set[str]] = {}
+        # layer -> (kind, namespace, name) its Flux Kustomization health-checks
+        self.health_checks: dict[str, set[tuple[str, str, str]]] = {}
+        self._layer_cache: dict[str, str] = {}
         self._layers()
         self.releases_in: dict[str, list[Manifest]] = defaultdict(list)
         self.pods: list[Pods] = []
@@ -158,8 +162,12 @@ class Cluster:
             spec = _dict(m.data.get("spec"))
             path = spec.get("path")
             if isinstance(path, str):
-                self.layer_paths[m.name] = path.strip("./").rstrip("/")
+                self.layer_paths[m.name] = posixpath.normpath(path.lstrip("/"))
             direct[m.name] = {str(_dict(d).get("name")) for d in _list(spec.get("dependsOn"))}
+            self.health_checks[m.name] = {
+                (str(h.get("kind")), str(h.get("namespace") or ""), str(h.get("name")))
+                for h in map(_dict, _list(spec.get("healthChecks")))
+            }
         for name in direct:
             seen: set[str] = set()
             stack = list(direct[name])
@@ -172,6 +180,12 @@ class Cluster:
         self.depends[BOOTSTRAP] = set()
 
     def layer_of(self, m: Manifest) -> str:
+        found = self._layer_cache.get(m.file)
+        if found is None:
+            found = self._layer_cache[m.file] = self._layer_of(m)
+        return found
+
+    def _layer_of(self, m: Manifest) -> str:
         best, length = BOOTSTRAP, -1
         for name, path in self.layer_paths.items():
             if (m.file == path or m.file.startswith(path + "/")) and len(path) > length:

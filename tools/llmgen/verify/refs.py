@@ -230,6 +230,15 @@ def _startup_secrets(
     producers: dict[tuple[str, str, str], list[tuple[Manifest, str]]],
     family: Family,
 ) -> list[Diagnostic]:
+    """A Secret a controller reads only at start-up exists before the controller starts.
+
+    Its producer must be in a layer strictly before the HelmRelease's, and
+    that layer must wait for the Secret itself: a rendered Secret, or a
+    `healthChecks` entry naming it. kstatus reads an ExternalSecret that has
+    not synced as Current (it only knows Reconciling/Stalled on custom
+    resources: kubernetes-sigs/cli-utils pkg/kstatus/status/generic.go), so
+    without that entry the layer is Ready before the Secret exists.
+    """
     out: list[Diagnostic] = []
     for m in cluster.by_kind.get("HelmRelease", []):
         spec = _dict(m.data.get("spec"))
@@ -241,17 +250,30 @@ def _startup_secrets(
             if not made:
                 continue  # not plugged in: the controller makes its own
             family.run += 1
-            if any(cluster.before(where, layer) for _, where in made):
+            key = ("Secret", namespace, secret)
+            if any(
+                cluster.before(where, layer)
+                and (p.kind == "Secret" or key in cluster.health_checks.get(where, set()))
+                for p, where in made
+            ):
                 continue
             producer, where = made[0]
             family.failed += 1
+            if cluster.before(where, layer):
+                why = (
+                    f"layer {where} does not health-check Secret {namespace}/{secret} "
+                    f"(spec.healthChecks), so it is Ready before {producer.identity} has synced"
+                )
+            else:
+                why = (
+                    f"{producer.identity} ({producer.file}:{producer.line}) produces it in "
+                    f"layer {where}, not before layer {layer}"
+                )
             out.append(
                 m.diagnostic(
                     ("spec", "chart"),
-                    f"{chart} reads Secret {namespace}/{secret} only at start-up, but "
-                    f"{producer.identity} ({producer.file}) produces it in layer {where}, "
-                    f"not before this release's layer {layer}: the controller starts without it "
-                    "and ignores it until its next restart",
+                    f"{chart} reads Secret {namespace}/{secret} only at start-up, but {why}: "
+                    "the controller starts without it and ignores it until its next restart",
                 )
             )
     return out
