@@ -121,7 +121,7 @@ def test_defaults_doubles_errors_transitions_and_unevaluable_rules(widget_schema
     }
     found = [str(d) for d in check_document(Manifest("w.yaml", 3, doc), store, checks)]
     assert found == [
-        "w.yaml:3:1: Widget/w: spec: NOT_FOUND: Key not found in map : \"cpu\" evaluating "
+        'w.yaml:3:1: Widget/w: spec: NOT_FOUND: Key not found in map : "cpu" evaluating '
         "CRD rule `self.limits.cpu != ''`"
     ]
     cel = checks.stats["cel"]

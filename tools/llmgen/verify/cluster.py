@@ -268,8 +268,12 @@ class Cluster:
         if sidecar:
             ports += [(n, p, "istio-proxy") for n, p in charts.SIDECAR_PORTS]
         account = str(spec.get("serviceAccountName") or "default")
+        label = m.identity
+        changed_by = getattr(m, "changed_by", "")  # an overlay changed it (built.Overlaid)
+        if changed_by:
+            label += f" (as built with {changed_by})"
         self.pods.append(
-            Pods(namespace, labels, ports, account, self.layer_of(m), m, m.identity, sidecar, spec)
+            Pods(namespace, labels, ports, account, self.layer_of(m), m, label, sidecar, spec)
         )
 
     def pods_in(self, namespaces: set[str] | None) -> list[Pods]:

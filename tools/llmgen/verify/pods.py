@@ -150,6 +150,11 @@ def check_deadlines(cluster: Cluster, family: Family) -> list[Diagnostic]:
                 probe.get("periodSeconds", 10)
             ) * int(probe.get("failureThreshold", 3))
             deadline = _dict(m.data.get("spec")).get("progressDeadlineSeconds", 600)
+            shown = (
+                deadline
+                if "progressDeadlineSeconds" in _dict(m.data.get("spec"))
+                else ("default 600")
+            )
             family.run += 1
             if isinstance(deadline, int) and deadline < budget:
                 family.failed += 1
@@ -158,7 +163,7 @@ def check_deadlines(cluster: Cluster, family: Family) -> list[Diagnostic]:
                         ("spec", "progressDeadlineSeconds")
                         if "progressDeadlineSeconds" in _dict(m.data.get("spec"))
                         else ("spec",),
-                        f"progressDeadlineSeconds ({deadline} s) is shorter than the startup "
+                        f"progressDeadlineSeconds ({shown} s) is shorter than the startup "
                         f'budget of container "{c.get("name")}" ({budget} s): rollouts report '
                         "ProgressDeadlineExceeded "
                         "and the Flux layer fails its health check while pods are still starting",
