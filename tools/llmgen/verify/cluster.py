@@ -103,6 +103,7 @@ class Cluster:
         self.facts = facts or ClusterFacts()
         self.folder_namespaces = folder_namespaces or {}
         self.docs: list[Manifest] = [m for m in manifests if isinstance(m.data, dict) and m.kind]
+        self._namespaces: dict[int, str] = {}  # id(manifest) -> namespace; docs outlive it
         self.objects: dict[tuple[str, str, str], Manifest] = {}
         self.by_kind: dict[str, list[Manifest]] = defaultdict(list)
         for m in self.docs:
@@ -119,6 +120,7 @@ class Cluster:
         self._pods()
         self.peers: set[str] = self._peers()
         self.remote: list[Cluster] = []  # the peers' views, set by the caller
+        self._accounts: set[tuple[str, str]] | None = None
 
     def _peers(self) -> set[str]:
         """Clusters whose API servers this cluster's istiod reads (remote secrets):
@@ -143,16 +145,29 @@ class Cluster:
                 return found, cluster
         return None
 
+    def service_accounts(self) -> set[tuple[str, str]]:
+        """(namespace, name) of every ServiceAccount rendered or made by a modelled chart."""
+        if self._accounts is None:
+            self._accounts = {
+                (self.namespace_of(s), s.name) for s in self.by_kind.get("ServiceAccount", [])
+            } | {(p.namespace, p.service_account) for p in self.pods if p.owner is None}
+        return self._accounts
+
     def mesh_pods(self, namespace: str) -> list[Pods]:
         return [p for c in (self, *self.remote) for p in c.pods_in({namespace})]
 
     # -- placement --------------------------------------------------------
 
     def namespace_of(self, m: Manifest) -> str:
-        if m.kind in _CLUSTER_SCOPED:
-            return ""
-        folder = m.file.rsplit("/", 1)[0]
-        return self.folder_namespaces.get(folder) or m.namespace or "default"
+        found = self._namespaces.get(id(m))
+        if found is None:
+            if m.kind in _CLUSTER_SCOPED:
+                found = ""
+            else:
+                folder = m.file.rsplit("/", 1)[0]
+                found = self.folder_namespaces.get(folder) or m.namespace or "default"
+            self._namespaces[id(m)] = found
+        return found
 
     def _layers(self) -> None:
         direct: dict[str, set[str]] = {}

@@ -22,6 +22,7 @@ from llmgen.catalog.load import PathKey
 from llmgen.errors import Diagnostic
 from llmgen.verify.apiserver import containers, selector_matches
 from llmgen.verify.cluster import Cluster
+from llmgen.verify.manifests import Manifest
 from llmgen.verify.schemas import split_api_version
 from llmgen.verify.stats import Family
 
@@ -58,19 +59,17 @@ def _allows(rule: dict[str, Any], port: int, protocol: str) -> bool:
 
 def check_network(cluster: Cluster, family: Family) -> list[Diagnostic]:
     out: list[Diagnostic] = []
-    policies = [
-        m
-        for m in cluster.by_kind.get("NetworkPolicy", [])
-        if split_api_version(m.api_version)[0] == "networking.k8s.io"
-    ]
+    by_namespace: dict[str, list[Manifest]] = {}
+    for m in cluster.by_kind.get("NetworkPolicy", []):
+        if split_api_version(m.api_version)[0] == "networking.k8s.io":
+            by_namespace.setdefault(cluster.namespace_of(m), []).append(m)
     for pods in cluster.pods:
         if pods.owner is None:
             continue
         mine = [
             p
-            for p in policies
-            if cluster.namespace_of(p) == pods.namespace
-            and selector_matches(_dict(_dict(p.data.get("spec")).get("podSelector")), pods.labels)
+            for p in by_namespace.get(pods.namespace, [])
+            if selector_matches(_dict(_dict(p.data.get("spec")).get("podSelector")), pods.labels)
         ]
         egress = [
             p

@@ -351,10 +351,7 @@ def _trust_domain(cluster: Cluster) -> str:
 def _principals(cluster: Cluster, m: Manifest, family: Family) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     domain = _trust_domain(cluster)
-    accounts = {
-        (cluster.namespace_of(s), s.name) for s in cluster.by_kind.get("ServiceAccount", [])
-    }
-    accounts |= {(p.namespace, p.service_account) for p in cluster.pods if p.owner is None}
+    accounts = cluster.service_accounts()
     for r, rule in enumerate(_list(_dict(m.data.get("spec")).get("rules"))):
         for f, source in enumerate(_list(_dict(rule).get("from"))):
             for key in ("principals", "notPrincipals"):
