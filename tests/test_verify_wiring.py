@@ -196,6 +196,22 @@ def test_route_to_a_service_of_a_mesh_peer() -> None:
     assert wiring(moved, extra) == []
 
 
+def test_httproute_backends() -> None:
+    route = (
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: llm\n"
+        "  namespace: llm\nspec:\n  rules:\n    - backendRefs:\n        - name: llama\n"
+        "          port: 80\n        - name: phi\n          port: 8000\n"
+    )
+    facts = ClusterFacts(prerequisites=("gateway.networking.k8s.io",))
+    found = wiring(extra={f"{C}/models/route.yaml": route}, facts=facts)
+    assert found == [
+        f"{C}/models/route.yaml:10:17: HTTPRoute/llm/llm: spec.rules[0].backendRefs[0].port: "
+        "Service/llm/llama has no port 80",
+        f"{C}/models/route.yaml:11:17: HTTPRoute/llm/llm: spec.rules[0].backendRefs[1].name: "
+        "no Service phi in namespace llm in this cluster",
+    ]
+
+
 def test_authorization_policy_principals() -> None:
     found = wiring({MESH: [("sa/istio-ingressgateway", "sa/ingress")]})
     assert found == [

@@ -283,6 +283,39 @@ def _mesh(cluster: Cluster, family: Family) -> list[Diagnostic]:
         out += _virtual_service(cluster, m, subsets, family)
     for m in cluster.by_kind.get("AuthorizationPolicy", []):
         out += _principals(cluster, m, family)
+    for kind in ("HTTPRoute", "GRPCRoute"):
+        for m in cluster.by_kind.get(kind, []):
+            out += _backend_refs(cluster, m, family)
+    return out
+
+
+def _backend_refs(cluster: Cluster, m: Manifest, family: Family) -> list[Diagnostic]:
+    """Gateway API routes: each Service backendRef exists and exposes its port
+    (a missing backend gets the route `ResolvedRefs=False` and 500s)."""
+    out: list[Diagnostic] = []
+    for r, rule in enumerate(_list(_dict(m.data.get("spec")).get("rules"))):
+        for b, ref in enumerate(_list(_dict(rule).get("backendRefs"))):
+            ref = _dict(ref)
+            if ref.get("group", "") != "" or ref.get("kind", "Service") != "Service":
+                continue
+            namespace = str(ref.get("namespace") or cluster.namespace_of(m))
+            path = ("spec", "rules", r, "backendRefs", b)
+            family.run += 1
+            found = cluster.service(namespace, str(ref.get("name")))
+            if found is None:
+                if not cluster.opaque(namespace):
+                    family.failed += 1
+                    target = (namespace, str(ref.get("name")))
+                    out.append(m.diagnostic((*path, "name"), _no_service(cluster, target)))
+                continue
+            ports = {
+                _dict(p).get("port") for p in _list(_dict(found[0].data.get("spec")).get("ports"))
+            }
+            if "port" in ref and ref["port"] not in ports:
+                family.failed += 1
+                out.append(
+                    m.diagnostic((*path, "port"), f"{found[0].identity} has no port {ref['port']}")
+                )
     return out
 
 
