@@ -160,8 +160,24 @@ def verify_tree(
             builds.close()
     applied = _applied(docs, outputs, paths, namespaces, folder_configs, store, checks, report)
     report.diagnostics += check_wiring(applied, report.stats["wiring"], facts, namespaces)
-    report.diagnostics = sorted(set(report.diagnostics))
+    report.diagnostics = sorted({_traced(root, d, facts) for d in report.diagnostics})
     return report
+
+
+def _traced(root: Path, d: Diagnostic, facts: Mapping[str, ClusterFacts]) -> Diagnostic:
+    """`d`, naming the catalog file its generated file comes from where that is one file:
+    a model's file from `catalog/models/<model>.yaml`, a node pool's from its cluster's."""
+    parts = d.location.file.split("/")
+    if len(parts) < 5 or parts[:2] != ["generated", "clusters"]:
+        return d
+    source = ""
+    if parts[3] == "models":
+        source = f"catalog/models/{parts[4].removesuffix('.yaml')}.yaml"
+    elif parts[-1].startswith("nodepool-"):
+        source = facts.get("/".join(parts[:3]), ClusterFacts()).catalog_file
+    if not source or not (root / source).is_file():
+        return d
+    return Diagnostic(d.location, d.path, f"{d.message} (from {source})", d.severity)
 
 
 def catalog_facts(root: Path) -> dict[str, ClusterFacts]:
