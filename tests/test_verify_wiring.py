@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from llmgen.verify.cluster import ClusterFacts
+from llmgen.verify.cluster import ClusterFacts, PoolFit
 from llmgen.verify.kustomize import find_kubectl
 from llmgen.verify.manifests import Manifest, split_documents
 from llmgen.verify.runner import verify_tree
@@ -362,6 +362,37 @@ def test_progress_deadline_and_grace_period() -> None:
         "(60 s) is not shorter than terminationGracePeriodSeconds (60 s): the kubelet kills "
         "the container before it drains",
     ]
+
+
+def test_pod_requests_must_fit_a_shape_of_the_pool() -> None:
+    """Review 1 (workloads #3): 30Gi + the sidecar does not fit an L4 node's allocatable."""
+    edits = {
+        MODEL: [
+            (
+                "      serviceAccountName: llama\n",
+                "      serviceAccountName: llama\n      nodeSelector:\n"
+                "        karpenter.sh/nodepool: gpu-l4-x1\n",
+            ),
+            (
+                "        - name: vllm\n          image: vllm/vllm-openai:v0.11.0\n",
+                "        - name: vllm\n          image: vllm/vllm-openai:v0.11.0\n"
+                "          resources:\n            requests: {cpu: '6', memory: 30Gi}\n",
+            ),
+        ]
+    }
+    pool = PoolFit("gpu-l4-x1", (("g6.xlarge", 3.8, 13.2), ("g6.2xlarge", 7.8, 28.4)))
+    found = wiring(edits, facts=ClusterFacts(pools=(pool,)))
+    assert found == [
+        f"{MODEL}:39:9: Deployment/llm/llama: spec.template.spec.nodeSelector: the pod requests "
+        "6.1 CPU and 30.1 GiB (with the istio-proxy's 100m / 128Mi), more than any node of "
+        "pool gpu-l4-x1 can give pods (g6.xlarge 3.8 CPU / 13.2 GiB, g6.2xlarge 7.8 CPU / "
+        "28.4 GiB): it stays Pending"
+    ]
+    bigger = PoolFit("gpu-l4-x1", (("g6.4xlarge", 15.8, 58.0),))
+    assert wiring(edits, facts=ClusterFacts(pools=(bigger,))) == []
+    family = Family()
+    check_wiring(load(edits), family)  # no catalog facts: skipped and counted, never passed
+    assert family.skipped == 1
 
 
 def test_service_monitor_selects_services_and_named_ports() -> None:

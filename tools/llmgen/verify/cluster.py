@@ -51,6 +51,14 @@ def _list(value: Any) -> list[Any]:
 
 
 @dataclass(frozen=True, slots=True)
+class PoolFit:
+    """A node pool as pods select it, and what each of its machine shapes can give pods."""
+
+    name: str  # the rendered pool name (`gpu-l4-x1`), the value of the pods' nodeSelector
+    shapes: tuple[tuple[str, float, float], ...]  # (shape, allocatable CPU, allocatable GiB)
+
+
+@dataclass(frozen=True, slots=True)
 class ClusterFacts:
     """What the catalog says about a cluster that the tree does not."""
 
@@ -59,6 +67,7 @@ class ClusterFacts:
     # API groups (`group`) or kinds (`group/Kind`) present before Flux runs.
     prerequisites: tuple[str, ...] = ()
     catalog_file: str = ""
+    pools: tuple[PoolFit, ...] = ()
 
 
 @dataclass

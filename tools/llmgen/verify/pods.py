@@ -23,6 +23,7 @@ from llmgen.errors import Diagnostic
 from llmgen.verify.apiserver import containers, selector_matches
 from llmgen.verify.cluster import Cluster
 from llmgen.verify.manifests import Manifest
+from llmgen.verify.quantity import parse_quantity
 from llmgen.verify.schemas import split_api_version
 from llmgen.verify.stats import Family
 
@@ -168,4 +169,67 @@ def check_deadlines(cluster: Cluster, family: Family) -> list[Diagnostic]:
                         "and the Flux layer fails its health check while pods are still starting",
                     )
                 )
+    return out
+
+
+# Istio's injected proxy asks this of every pod it joins (istio-discovery chart
+# values `global.proxy.resources.requests` at the pinned 1.27: 100m, 128Mi).
+SIDECAR_REQUEST = (0.1, 128 / 1024)
+_POOL_LABELS = ("karpenter.sh/nodepool", "cloud.google.com/compute-class")
+
+
+def _requests(containers_: list[Any]) -> tuple[float, float]:
+    cpu = memory = 0.0
+    for c in containers_:
+        requests = _dict(_dict(_dict(c).get("resources")).get("requests"))
+        q_cpu = parse_quantity(requests.get("cpu", 0)) if "cpu" in requests else 0
+        q_mem = parse_quantity(requests.get("memory", 0)) if "memory" in requests else 0
+        cpu += float(q_cpu or 0)
+        memory += float(q_mem or 0) / 2**30
+    return cpu, memory
+
+
+def check_fit(cluster: Cluster, family: Family) -> list[Diagnostic]:
+    """A pod's requests fit the allocatable of at least one shape of the pool it selects.
+
+    The effective request is the larger of the app containers' sum and any
+    init container's, plus the injected proxy; the shapes' allocatable comes
+    from the catalog (`ClusterFacts.pools`, computed by the catalog's node-fit
+    arithmetic). Without that, the check is skipped and counted.
+    """
+    pools = {p.name: p for p in cluster.facts.pools}
+    out: list[Diagnostic] = []
+    for pods in cluster.pods:
+        m = pods.owner
+        if m is None:
+            continue
+        selector = _dict(pods.spec.get("nodeSelector"))
+        pool_name = next((str(selector[k]) for k in _POOL_LABELS if k in selector), "")
+        if not pool_name:
+            continue
+        pool = pools.get(pool_name)
+        if pool is None or not pool.shapes:
+            family.skipped += 1
+            continue
+        family.run += 1
+        app = _requests(_list(pods.spec.get("containers")))
+        init = [_requests([c]) for c in _list(pods.spec.get("initContainers"))]
+        cpu = max([app[0], *(i[0] for i in init)])
+        memory = max([app[1], *(i[1] for i in init)])
+        if pods.sidecar:
+            cpu, memory = cpu + SIDECAR_REQUEST[0], memory + SIDECAR_REQUEST[1]
+        if any(cpu <= c and memory <= g for _, c, g in pool.shapes):
+            continue
+        family.failed += 1
+        offers = ", ".join(f"{n} {c:.1f} CPU / {g:.1f} GiB" for n, c, g in pool.shapes)
+        base: PathKey = ("spec",) if m.kind == "Pod" else ("spec", "template", "spec")
+        out.append(
+            m.diagnostic(
+                (*base, "nodeSelector"),
+                f"the pod requests {cpu:g} CPU and {memory:.1f} GiB"
+                + (" (with the istio-proxy's 100m / 128Mi)" if pods.sidecar else "")
+                + f", more than any node of pool {pool_name} can give pods ({offers}): "
+                "it stays Pending",
+            )
+        )
     return out

@@ -33,7 +33,7 @@ from llmgen.verify import charts
 from llmgen.verify.apiserver import containers
 from llmgen.verify.cluster import Cluster, Pods
 from llmgen.verify.manifests import Manifest
-from llmgen.verify.pods import check_deadlines, check_network
+from llmgen.verify.pods import check_deadlines, check_fit, check_network
 from llmgen.verify.schemas import split_api_version
 from llmgen.verify.stats import Family
 
@@ -63,6 +63,7 @@ def check_refs(cluster: Cluster, family: Family) -> list[Diagnostic]:
     out += _custom_kinds(cluster, family)
     out += check_network(cluster, family)
     out += check_deadlines(cluster, family)
+    out += check_fit(cluster, family)
     return out
 
 

@@ -20,6 +20,7 @@ counters of the checks run, skipped, failed and not evaluable per family.
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -27,9 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from llmgen.catalog import guard
+from llmgen.catalog.names import nodepool_name
 from llmgen.errors import Diagnostic, SourceLocation
 from llmgen.verify.built import flux_paths, map_built, overlays
-from llmgen.verify.cluster import ClusterFacts
+from llmgen.verify.cluster import ClusterFacts, PoolFit
 from llmgen.verify.document import DocumentChecks, check_document
 from llmgen.verify.flux_refs import check_flux_refs
 from llmgen.verify.kustomize import (
@@ -202,8 +204,37 @@ def catalog_facts(root: Path) -> dict[str, ClusterFacts]:
             kubernetes_version=(major, minor),
             prerequisites=tuple(cluster.prerequisites),
             catalog_file=cluster.where.doc.file,
+            pools=_pool_fits(catalog, cluster),
         )
     return out
+
+
+def _pool_fits(catalog: Any, cluster: Any) -> tuple[PoolFit, ...]:
+    """Each pool's shapes and what they give pods, from the catalog's node-fit arithmetic
+    (`llmgen.catalog.fit`, issue 13). Without it (or a shape's size), no pool is
+    known and the fit check is skipped and counted, not passed."""
+    try:
+        fit = importlib.import_module("llmgen.catalog.fit")
+    except ImportError:
+        return ()
+    out = []
+    for pool in cluster.node_pools:
+        gpu = catalog.gpus.get(pool.gpu)
+        if gpu is None:
+            continue
+        try:
+            sizes = tuple(
+                (shape.name, *_cpu_memory(fit.allocatable(cluster.cloud, shape)))
+                for shape in fit.shapes(pool, gpu, cluster.cloud)
+            )
+        except (AttributeError, TypeError, ValueError):
+            continue
+        out.append(PoolFit(nodepool_name(pool.name), sizes))
+    return tuple(out)
+
+
+def _cpu_memory(resources: Any) -> tuple[float, float]:
+    return float(resources.cpu), float(resources.memory_gib)
 
 
 def _applied(
