@@ -3,7 +3,8 @@
 Prices are the GpuCatalog's, per GPU at the dearest shape a pool lists (a
 pool may launch any of them), spot or on-demand as the pool says:
 
-  L4   aws spot      max(0.3518, 0.4277)/1           = 0.4277     (l4-x1: g6.xlarge, g6.2xlarge)
+  L4   aws spot      0.4277/1                        = 0.4277     (dev/staging l4-x1: g6.2xlarge)
+  L4   aws spot      max(0.4277, 0.5787)/1           = 0.5787     (prod l4-x1: g6.2xl, g6.4xl)
   L4   aws spot      2.0131/4                        = 0.503275   (dev l4-x4: g6.12xlarge)
   L4   aws on-demand 4.602/4                         = 1.1505     (prod l4-x4)
   L4   gcp spot      0.3414/1                        = 0.3414     (l4-x1: g2-standard-8)
@@ -13,13 +14,13 @@ pool may launch any of them), spot or on-demand as the pool says:
   H100 aws on-demand 55.04/8 = 6.88;  gcp 88.2539/8 = 11.0317375
 
 Prod's maximum, priced at each model's dearest cluster, is
-730 × (24×0.4277 + 8×44.12695 + 4×10.1376 + 8×2.301 + 8×0.4277) = $310,732, over
+730 × (24×0.5787 + 8×44.12695 + 4×10.1376 + 8×2.301 + 8×0.5787) = $314,259, over
 the $250,000 budget; the minimum (models that may not scale to zero keep one
 replica in each of their clusters: llama-8b 4, llama-70b 4, mixtral 2, bge 4)
-is 730 × (4×0.4277 + 4×44.12695 + 2×10.1376 + 4×0.4277) = $146,149. The
-headroom share is (250000 − 146149.36) / (310732.09 − 146149.36) = 0.631, so
-the caps are min + floor(headroom × 0.631): llama-8b 4+12 = 16, llama-70b
-4+2 = 6, mixtral 2+1 = 3, qwen 0+5 = 5, bge 4+2 = 6. Each is split one
+is 730 × (4×0.5787 + 4×44.12695 + 2×10.1376 + 4×0.5787) = $147,031. The
+headroom share is (250000 − 147031.20) / (314259.45 − 147031.20) = 0.616, so
+the caps are min + floor(headroom × 0.616): llama-8b 4+12 = 16, llama-70b
+4+2 = 6, mixtral 2+1 = 3, qwen 0+4 = 4, bge 4+2 = 6. Each is split one
 replica per cluster first, then by the routing weights 30/20/20/30
 (use1/usw2/euw4/usc1), largest remainder first, ties to the earlier name.
 """
@@ -38,6 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 H = 730
 
 L4_AWS_SPOT, L4_GCP_SPOT = 0.4277, 0.3414
+L4_AWS_SPOT_PROD = 0.5787  # prod's l4-x1 also lists g6.4xlarge
 L4X4_AWS_OD, L4X4_GCP_OD, L4X4_AWS_SPOT = 4.602 / 4, 4.0008 / 4, 2.0131 / 4
 H100_AWS, H100_GCP = 55.04 / 8, 88.2539 / 8
 A100_AWS_OD, A100_GCP_OD = 27.447 / 8, 10.1376 / 2
@@ -59,13 +61,13 @@ EXPECTED: dict[str, dict[tuple[str, str], tuple[str, int, int, int, int, float]]
         ("staging-gcp-usc1", "mixtral-8x7b-instruct"): ("a100-x2", 1, 1, 1, 1, 2 * A100_GCP_SPOT),
     },
     "prod": {
-        ("prod-aws-use1", "bge-m3"): ("l4-x1", 1, 2, 0, 0, L4_AWS_SPOT),
-        ("prod-aws-use1", "llama-3-1-8b-instruct"): ("l4-x1", 1, 5, 0, 0, L4_AWS_SPOT),
+        ("prod-aws-use1", "bge-m3"): ("l4-x1", 1, 2, 0, 0, L4_AWS_SPOT_PROD),
+        ("prod-aws-use1", "llama-3-1-8b-instruct"): ("l4-x1", 1, 5, 0, 0, L4_AWS_SPOT_PROD),
         ("prod-aws-use1", "llama-3-3-70b-instruct"): ("h100-x8", 1, 2, 0, 0, 4 * H100_AWS),
         ("prod-aws-use1", "mixtral-8x7b-instruct"): ("a100-x8", 1, 2, 0, 0, 2 * A100_AWS_OD),
-        ("prod-aws-use1", "qwen2-5-32b-instruct-awq"): ("l4-x4", 0, 2, 0, 0, 2 * L4X4_AWS_OD),
-        ("prod-aws-usw2", "bge-m3"): ("l4-x1", 1, 1, 0, 0, L4_AWS_SPOT),
-        ("prod-aws-usw2", "llama-3-1-8b-instruct"): ("l4-x1", 1, 3, 0, 0, L4_AWS_SPOT),
+        ("prod-aws-use1", "qwen2-5-32b-instruct-awq"): ("l4-x4", 0, 1, 0, 0, 2 * L4X4_AWS_OD),
+        ("prod-aws-usw2", "bge-m3"): ("l4-x1", 1, 1, 0, 0, L4_AWS_SPOT_PROD),
+        ("prod-aws-usw2", "llama-3-1-8b-instruct"): ("l4-x1", 1, 3, 0, 0, L4_AWS_SPOT_PROD),
         ("prod-aws-usw2", "llama-3-3-70b-instruct"): ("h100-x8", 1, 1, 0, 0, 4 * H100_AWS),
         ("prod-aws-usw2", "qwen2-5-32b-instruct-awq"): ("l4-x4", 0, 1, 0, 0, 2 * L4X4_AWS_OD),
         ("prod-gcp-euw4", "bge-m3"): ("l4-x1", 1, 1, 0, 0, L4_GCP_SPOT),

@@ -212,11 +212,11 @@ def test_references_to_a_file_that_failed_to_load_are_not_reported(scratch_repo:
             id="minimum",
         ),
         pytest.param(
-            "catalog/models/bge-m3.yaml",
-            "gpuUtilization: 80",
-            "gpuUtilization: 180",
-            "catalog/models/bge-m3.yaml:33:23: spec.scaling.targets.gpuUtilization: must be at "
-            "most 100, got 180",
+            "catalog/models/llama-3-1-8b-instruct.yaml",
+            "kvCacheUsage: 0.85",
+            "kvCacheUsage: 1.85",
+            "catalog/models/llama-3-1-8b-instruct.yaml:34:21: spec.scaling.targets.kvCacheUsage: "
+            "must be at most 1, got 1.85",
             id="maximum",
         ),
         pytest.param(
@@ -255,7 +255,7 @@ def test_references_to_a_file_that_failed_to_load_are_not_reported(scratch_repo:
             "catalog/gpus.yaml",
             "g6.xlarge: {gpus: 1,",
             "g6.xlarge: {gpus: 0,",
-            "catalog/gpus.yaml:16:29: spec.gpus.L4.aws.instanceTypes.g6.xlarge.gpus: must be at "
+            "catalog/gpus.yaml:17:29: spec.gpus.L4.aws.instanceTypes.g6.xlarge.gpus: must be at "
             "least 1, got 0",
             id="nested-map",
         ),

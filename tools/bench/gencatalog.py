@@ -122,7 +122,6 @@ spec:{task_line}
     maxReplicas: 4
     targets:
       queueLength: 8
-      gpuUtilization: 85
       p95LatencySeconds: 2
       kvCacheUsage: 0.85
     scaleToZero: false

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from llmgen.catalog import cost
+from llmgen.catalog import cost, engines, fit
 from llmgen.catalog.rulekit import Context, Rule, placed_models, targets
 from llmgen.errors import Diagnostic
 
@@ -20,6 +20,38 @@ def parallelism(ctx: Context) -> Iterator[Diagnostic]:
                 f"{model.pipeline_parallel} = {needed}",
                 "resources",
                 "gpuCount",
+            )
+
+
+def engine_quantization(ctx: Context) -> Iterator[Diagnostic]:
+    """`engine.quantization` is a value the model's vLLM version accepts (catalog/engines.py)."""
+    for model in ctx.catalog.models.values():
+        q = model.quantization
+        if q is None:
+            continue
+        caps = engines.capabilities(model.image)
+        if q in engines.REFUSED or q not in caps.quantizations:
+            version = ".".join(map(str, engines.image_version(model.image)))
+            fix = engines.REFUSED.get(q, "accepted: " + ", ".join(sorted(caps.quantizations)))
+            yield model.where.error(
+                f"vLLM {version} does not accept --quantization {q}; {fix}",
+                "engine",
+                "quantization",
+            )
+
+
+def scaling_targets(ctx: Context) -> Iterator[Diagnostic]:
+    """gpuUtilization no longer drives scaling: say so where it is set (warning)."""
+    for model in ctx.catalog.models.values():
+        if model.targets.gpu_utilization is not None:
+            yield model.where.warning(
+                "GPU duty cycle no longer drives scaling: it reads ~100 % while a replica "
+                "decodes a single stream, so replicas would ratchet to the maximum; scaling "
+                "follows queueLength, running requests against --max-num-seqs, kvCacheUsage "
+                "and p95LatencySeconds (remove this target)",
+                "scaling",
+                "targets",
+                "gpuUtilization",
             )
 
 
@@ -57,6 +89,40 @@ def placement(ctx: Context) -> Iterator[Diagnostic]:
                 f"on one node for model {model.name!r} (its pools: {pools})",
                 "models",
                 i,
+            )
+
+
+def node_fit(ctx: Context) -> Iterator[Diagnostic]:
+    """A replica's CPU and memory fit a node of some pool with its GPUs, in every target cluster.
+
+    Located at the model's resources: the request is what must change (or
+    the pools' shapes). Allocatable is the cloud's (kubelet reservations,
+    DaemonSets, the sidecar: catalog/fit.py).
+    """
+    cat = ctx.catalog
+    seen: set[tuple[str, str]] = set()
+    for env, _i, dep, model in placed_models(cat):
+        gpu = cat.gpus.get(model.gpu)
+        if gpu is None:
+            continue
+        for cluster in targets(cat, env, dep):
+            if (model.name, cluster.name) in seen:
+                continue
+            seen.add((model.name, cluster.name))
+            by_gpu = cost.eligible_pools(model, cluster)
+            if not by_gpu or cost.eligible_pools(model, cluster, cat.gpus):
+                continue  # no GPU pool at all is `placement`'s error
+            reasons = [r for p in by_gpu if (r := fit.misfit(model, p, gpu, cluster.cloud))]
+            need = fit.pod_request(model)
+            short_memory = any(
+                need.memory_gib > fit.allocatable(cluster.cloud, t).memory_gib
+                for p in by_gpu
+                for t in fit.shapes(p, gpu, cluster.cloud)
+            )
+            yield model.where.error(
+                f"does not fit a node in cluster {cluster.name!r}: " + "; ".join(reasons),
+                "resources",
+                "memoryGiB" if short_memory else "cpu",
             )
 
 
@@ -134,4 +200,13 @@ def budget(ctx: Context) -> Iterator[Diagnostic]:
             )
 
 
-CAPACITY_RULES: tuple[Rule, ...] = (parallelism, weights_fit, placement, replica_bounds, budget)
+CAPACITY_RULES: tuple[Rule, ...] = (
+    parallelism,
+    engine_quantization,
+    scaling_targets,
+    weights_fit,
+    placement,
+    node_fit,
+    replica_bounds,
+    budget,
+)
