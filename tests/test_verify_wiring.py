@@ -17,7 +17,7 @@ import pytest
 from llmgen.verify.cluster import ClusterFacts, PoolFit
 from llmgen.verify.kustomize import find_kubectl
 from llmgen.verify.manifests import Manifest, split_documents
-from llmgen.verify.runner import verify_tree
+from llmgen.verify.runner import catalog_facts, verify_tree
 from llmgen.verify.stats import Family
 from llmgen.verify.wiring import check_scrape_targets, check_wiring
 
@@ -393,6 +393,19 @@ def test_pod_requests_must_fit_a_shape_of_the_pool() -> None:
     family = Family()
     check_wiring(load(edits), family)  # no catalog facts: skipped and counted, never passed
     assert family.skipped == 1
+
+
+def test_catalog_facts_give_versions_prerequisites_and_pool_allocatable() -> None:
+    facts = catalog_facts(Path(__file__).resolve().parents[1])
+    gke, eks = facts["prod-gcp-usc1"], facts["prod-aws-use1"]
+    assert (gke.cloud, gke.kubernetes_version, eks.cloud) == ("gcp", (1, 33), "aws")
+    assert "container.cnrm.cloud.google.com" in gke.prerequisites
+    assert gke.catalog_file == "catalog/clusters/prod-gcp-usc1.yaml"
+    (l4,) = [p for p in gke.pools if p.name == "gpu-l4-x1"]
+    # A 32 GiB g2-standard-8 gives pods less than 32 GiB (kubelet, DaemonSets).
+    assert [(name, cpu < 8, memory < 30) for name, cpu, memory in l4.shapes] == [
+        ("g2-standard-8", True, True)
+    ]
 
 
 def test_service_monitor_selects_services_and_named_ports() -> None:
