@@ -242,7 +242,7 @@ def test_secret_that_nothing_produces_or_a_later_layer_produces() -> None:
     ]
     external = (
         "apiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata:\n  name: hf\n"
-        "  namespace: llm\nspec:\n  secretStoreRef: {kind: ClusterSecretStore, name: v}\n"
+        "  namespace: llm\nspec:\n  secretStoreRef: {kind: ClusterSecretStore, name: vault}\n"
         "  target:\n    name: hf\n"
     )
     found = wiring(
@@ -264,9 +264,29 @@ def test_secret_that_nothing_produces_or_a_later_layer_produces() -> None:
 
 CACERTS = (
     "apiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata:\n  name: cacerts\n"
-    "  namespace: istio-system\nspec:\n  secretStoreRef: {kind: ClusterSecretStore, name: v}\n"
+    "  namespace: istio-system\nspec:\n  secretStoreRef: {kind: ClusterSecretStore, name: vault}\n"
     "  target:\n    name: cacerts\n"
 )
+
+
+def test_secret_store_and_issuer_exist() -> None:
+    cert = (
+        "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata:\n  name: tls\n"
+        "  namespace: istio-ingress\nspec:\n  secretName: tls\n  dnsNames: [llm.example.com]\n"
+        "  issuerRef: {kind: ClusterIssuer, name: letsencrypt}\n"
+    )
+    found = wiring(
+        {MODEL: [("name: vault}", "name: vaults}")]},
+        {f"{C}/infrastructure/mesh-identity/cert.yaml": cert},
+        ClusterFacts(prerequisites=("cert-manager.io",)),
+    )
+    assert found == [
+        f"{C}/infrastructure/mesh-identity/cert.yaml:9:42: Certificate/istio-ingress/tls: "
+        "spec.issuerRef.name: no ClusterIssuer letsencrypt, and nothing in this cluster "
+        "produces it",
+        f"{MODEL}:13:52: ExternalSecret/llm/llama-hf-token: spec.secretStoreRef.name: no "
+        "ClusterSecretStore vaults, and nothing in this cluster produces it",
+    ]
 
 
 def test_istiod_plugged_in_ca_must_exist_before_istiod() -> None:

@@ -43,7 +43,7 @@ _ALWAYS = {
     ("Secret", "flux-system", "flux-system"),
 }
 _ALWAYS_CONFIGMAPS = {"kube-root-ca.crt", "istio-ca-root-cert"}
-_CLOUD_CLIS = ("aws", "gcloud", "gsutil", "s5cmd", "azcopy")
+_STORES = {"SecretStore", "ClusterSecretStore", "Issuer", "ClusterIssuer"}
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -210,17 +210,30 @@ def _runtime_refs(
             name = _dict(spec.get("secretRef")).get("name")
             if isinstance(name, str):
                 refs.append((("spec", "secretRef", "name"), "Secret", ns, name))
+        elif m.kind in ("ExternalSecret", "Certificate"):
+            # The store or issuer the controller asks: without it, nothing syncs.
+            field, default = (
+                ("secretStoreRef", "SecretStore")
+                if m.kind == "ExternalSecret"
+                else ("issuerRef", "Issuer")
+            )
+            ref = _dict(spec.get(field))
+            kind = str(ref.get("kind") or default)
+            if isinstance(ref.get("name"), str) and kind in _STORES:
+                scope = "" if kind.startswith("Cluster") else ns
+                refs.append((("spec", field, "name"), kind, scope, ref["name"]))
         for path, kind, namespace, name in refs:
             family.run += 1
             key = (kind, namespace, name)
-            if key in _ALWAYS or producers.get(key) or cluster.opaque(namespace):
+            if key in _ALWAYS or producers.get(key) or cluster.get(*key):
+                continue
+            if namespace and cluster.opaque(namespace):
                 continue
             family.failed += 1
+            where = f" in namespace {namespace}" if namespace else ""
             out.append(
                 m.diagnostic(
-                    path,
-                    f"no {kind} {name} in namespace {namespace}, "
-                    "and nothing in this cluster produces it",
+                    path, f"no {kind} {name}{where}, and nothing in this cluster produces it"
                 )
             )
     return out
