@@ -179,6 +179,24 @@ def test_env_names_follow_the_cluster_version(crd_schemas: Path) -> None:
     ) in found
 
 
+def test_schemas_follow_the_cluster_version(crd_schemas: Path) -> None:
+    """preStop `sleep` is in the API from Kubernetes 1.29: a 1.28 cluster rejects it."""
+    text = (CHECKS / "deployment-apiserver.yaml").read_text()
+    store = SchemaStore(crd_schemas, "1.33")
+    (m,) = [
+        d for d in split_documents(text, "generated/clusters/old/x.yaml") if isinstance(d, Manifest)
+    ]
+    data = m.data
+    data["spec"]["template"]["metadata"]["labels"]["app"] = "llama"
+    container = data["spec"]["template"]["spec"]["containers"][0]
+    container["lifecycle"] = {"preStop": {"sleep": {"seconds": 5}}}
+    old = DocumentChecks.for_store(store)
+    old.versions = {"generated/clusters/old": (1, 28)}
+    schema = [d for d in check_document(m, store, old) if "lifecycle" in d.path]
+    assert [d.message for d in schema] == ['unknown field "sleep"']
+    assert [d for d in check_document(m, store) if "lifecycle" in d.path] == []
+
+
 def test_the_api_server_checks_of_a_service(crd_schemas: Path) -> None:
     found, _ = run("service-apiserver.yaml", crd_schemas)
     where = f"{REL}/service-apiserver.yaml"

@@ -64,11 +64,24 @@ class DocumentChecks:
     # (major, minor) of the cluster a file belongs to, by cluster folder.
     versions: dict[str, tuple[int, int]] = field(default_factory=dict)
     default_version: tuple[int, int] = (1, 33)
+    # The core schemas of each cluster version met, built on first use.
+    stores: dict[tuple[int, int], SchemaStore] = field(default_factory=dict)
 
     @classmethod
     def for_store(cls, store: SchemaStore) -> DocumentChecks:
         major, minor = (int(p) for p in store.version.split(".")[:2])
         return cls(CelRules(store.crd_schemas), default_version=(major, minor))
+
+    def store_for(self, file: str, default: SchemaStore) -> SchemaStore:
+        """The schemas of the Kubernetes version of the cluster `file` belongs to."""
+        version = self.version_of(file)
+        if version == self.default_version:
+            return default
+        store = self.stores.get(version)
+        if store is None:
+            store = SchemaStore(default.crd_schemas, f"{version[0]}.{version[1]}")
+            self.stores[version] = store
+        return store
 
     def version_of(self, file: str) -> tuple[int, int]:
         parts = file.split("/")
@@ -90,6 +103,7 @@ def check_document(
         what = " and ".join(missing) or "apiVersion and kind"
         return [m.diagnostic((), f"{what} must be set (as strings)")]
     checks = checks or DocumentChecks.for_store(store)
+    store = checks.store_for(m.file, store)
     schema = checks.stats["schema"]
     out = _metadata(m)
     try:
