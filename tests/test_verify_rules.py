@@ -164,8 +164,14 @@ def test_the_api_server_checks_of_a_deployment(crd_schemas: Path) -> None:
         "overcommitable: the request must equal the limit",
         f'{where}:45:21: {c}.volumeMounts[0].name: volumeMount "weights" names no volume of '
         "the pod",
+        f"{where}:55:13: Deployment/llm/twins: spec.selector: empty selector is invalid for a "
+        "Deployment",
+        f"{where}:64:17: Deployment/llm/twins: spec.template.spec.containers[1].name: duplicate "
+        'container name "app"',
+        f"{where}:69:17: Deployment/llm/twins: spec.template.spec.volumes[1].name: duplicate "
+        'volume "tmp"',
     ]
-    assert checks.stats["apiserver"].failed == 1
+    assert (checks.stats["apiserver"].run, checks.stats["apiserver"].failed) == (2, 2)
 
 
 def test_env_names_follow_the_cluster_version(crd_schemas: Path) -> None:
@@ -183,9 +189,9 @@ def test_schemas_follow_the_cluster_version(crd_schemas: Path) -> None:
     """preStop `sleep` is in the API from Kubernetes 1.29: a 1.28 cluster rejects it."""
     text = (CHECKS / "deployment-apiserver.yaml").read_text()
     store = SchemaStore(crd_schemas, "1.33")
-    (m,) = [
+    m = [
         d for d in split_documents(text, "generated/clusters/old/x.yaml") if isinstance(d, Manifest)
-    ]
+    ][0]
     data = m.data
     data["spec"]["template"]["metadata"]["labels"]["app"] = "llama"
     container = data["spec"]["template"]["spec"]["containers"][0]

@@ -289,6 +289,30 @@ def test_secret_store_and_issuer_exist() -> None:
     ]
 
 
+def test_gateway_credential_must_exist_in_the_cluster() -> None:
+    """An Istio Gateway's TLS secret is read at run time: any layer may produce it."""
+    gateway = (
+        "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata:\n  name: llm\n"
+        "  namespace: istio-ingress\nspec:\n  selector: {istio: ingressgateway}\n  servers:\n"
+        "    - port: {number: 443, name: https, protocol: HTTPS}\n      hosts: [llm.example.com]\n"
+        "      tls: {mode: SIMPLE, credentialName: llm-tls}\n"
+    )
+    extra = {f"{C}/infrastructure/configs/gateway.yaml": gateway}
+    assert wiring(extra=extra) == [
+        f"{C}/infrastructure/configs/gateway.yaml:11:43: Gateway/istio-ingress/llm: "
+        "spec.servers[0].tls.credentialName: no Secret llm-tls in namespace istio-ingress, and "
+        "nothing in this cluster produces it"
+    ]
+    cert = (
+        "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata:\n  name: llm-tls\n"
+        "  namespace: istio-ingress\nspec:\n  secretName: llm-tls\n"
+        "  issuerRef: {kind: ClusterIssuer, name: acme}\n---\n"
+        "apiVersion: cert-manager.io/v1\nkind: ClusterIssuer\nmetadata:\n  name: acme\n"
+    )
+    extra[f"{C}/infrastructure/mesh-identity/cert.yaml"] = cert
+    assert wiring(extra=extra, facts=ClusterFacts(prerequisites=("cert-manager.io",))) == []
+
+
 def test_istiod_plugged_in_ca_must_exist_before_istiod() -> None:
     """Review 2 (D2): istiod reads cacerts only at start-up."""
     found = wiring(extra={f"{C}/infrastructure/mesh-identity/mesh.yaml": CACERTS})
