@@ -114,8 +114,9 @@ def verify_cmd(
     ] = True,
     fmt: Annotated[str, typer.Option("--format", help="text | json | github")] = "text",
 ) -> None:
-    """Check generated/: strict schemas, kustomize build, Flux references."""
-    from llmgen.verify.runner import verify_tree
+    """Check generated/: schemas, CRD rules, API server rules, kustomize builds, Flux
+    references, wiring across resources and layers."""
+    from llmgen.verify.runner import catalog_facts, verify_tree
 
     base = find_root(root)
     if crd_schemas is None:
@@ -124,10 +125,13 @@ def verify_cmd(
         )
     if not crd_schemas.is_dir():
         raise typer.BadParameter(f"{crd_schemas} is not a folder", param_hint="--crd-schemas")
-    result = verify_tree(base, crd_schemas, kustomize=kustomize)
-    summary = (
-        f"{'OK' if result.ok else 'FAILED'}: {result.documents} documents, "
-        f"{result.folders} kustomize folders; " + report.summary(result.diagnostics)
+    result = verify_tree(base, crd_schemas, kustomize=kustomize, clusters=catalog_facts(base))
+    summary = "\n".join(
+        [
+            *result.stats.lines(),
+            f"{'OK' if result.ok else 'FAILED'}: {result.documents} documents, "
+            f"{result.folders} kustomize folders; " + report.summary(result.diagnostics),
+        ]
     )
     finish(result.diagnostics, fmt, result.ok, summary)
 
