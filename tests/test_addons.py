@@ -16,10 +16,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def documents(files: dict[str, bytes], cluster: str) -> list[dict[str, Any]]:
-    prefix = f"generated/clusters/{cluster}/infrastructure/controllers/"
+    # Add-ons: controllers; Istio's releases: istio; istio-system: mesh-ca.
+    prefixes = tuple(
+        f"generated/clusters/{cluster}/infrastructure/{layer}/"
+        for layer in ("controllers", "istio", "mesh-ca")
+    )
     out: list[dict[str, Any]] = []
     for path, body in sorted(files.items()):
-        if path.startswith(prefix) and not path.endswith("kustomization.yaml"):
+        if path.startswith(prefixes) and not path.endswith("kustomization.yaml"):
             out += [d for d in yaml.safe_load_all(body) if d]
     return out
 
@@ -273,7 +277,7 @@ _GKE_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "NO_EXECUTE": "NoExecute"}
 
 def _gpu_node_taints(files: dict[str, bytes], name: str) -> list[dict[str, str]]:
     """Every taint a GPU node of this cluster carries, read from its rendered node pools."""
-    prefix = f"generated/clusters/{name}/infrastructure/configs/"
+    prefix = f"generated/clusters/{name}/infrastructure/node-pools/"
     taints: list[dict[str, str]] = []
     for path, body in files.items():
         if not path.startswith(prefix):

@@ -430,12 +430,12 @@ def test_whole_tree_validates_strictly_and_builds(
     for cluster in all_clusters(plan):
         base = f"generated/clusters/{cluster}/infrastructure"
         for rel in (
-            "controllers/istio-gateway.yaml",
+            "istio/istio-gateway.yaml",
             "configs/gateway.yaml",
             "configs/routes.yaml",
             "configs/security.yaml",
             "mesh-identity/gateway.yaml",
-            "mesh-identity/mesh.yaml",
+            "mesh-ca/mesh.yaml",
         ):
             kinds = {d["kind"] for d in yaml.safe_load_all(result.files[f"{base}/{rel}"])}
             assert kinds, rel

@@ -28,6 +28,12 @@ if TYPE_CHECKING:
     from llmgen.plan.build import ClusterPlan
 
 LAYER = "infrastructure/controllers"
+#: Istio's own releases apply after the mesh CA Secret exists (docs/layers.md).
+ISTIO_LAYER = "infrastructure/istio"
+ISTIO_ADDONS = frozenset({"istio-base", "istio-cni", "istiod"})
+#: istio-system is created with the mesh CA, before any Istio release.
+MESH_CA_LAYER = "infrastructure/mesh-ca"
+MESH_NAMESPACE = "istio-system"
 FLUX_NAMESPACE = "flux-system"
 #: Rendered by the mesh concern (ingress and east-west gateways).
 SKIPPED = frozenset({"istio-gateway"})
@@ -195,9 +201,10 @@ def outputs(cp: ClusterPlan) -> Iterator[Output]:
     namespaces_done: set[str] = set()
     for addon in addons:
         spec = spec_of(addon.name)
-        folder = f"{LAYER}/{addon.name}"
+        folder = f"{ISTIO_LAYER if addon.name in ISTIO_ADDONS else LAYER}/{addon.name}"
         labels = {**cp.labels, "app.kubernetes.io/component": addon.name}
         ns = spec.namespace
+        ns_folder = f"{MESH_CA_LAYER}/{ns}" if ns == MESH_NAMESPACE else folder
         if ns not in namespaces_done:
             namespaces_done.add(ns)
             ns_labels = dict(cp.labels)
@@ -210,7 +217,7 @@ def outputs(cp: ClusterPlan) -> Iterator[Output]:
                 # Multi-network mesh: istiod labels its workloads with this network.
                 ns_labels["topology.istio.io/network"] = cp.cluster.network
             yield Output(
-                f"{folder}/{file_name('Namespace', ns)}",
+                f"{ns_folder}/{file_name('Namespace', ns)}",
                 "addons/namespace.yaml.j2",
                 {"name": ns, "labels": ns_labels},
             )
@@ -218,7 +225,7 @@ def outputs(cp: ClusterPlan) -> Iterator[Output]:
                 spec_of(a.name).node_critical for a in sharing
             ):
                 yield Output(
-                    f"{folder}/{file_name('ResourceQuota', 'critical-pods')}",
+                    f"{ns_folder}/{file_name('ResourceQuota', 'critical-pods')}",
                     "addons/resourcequota.yaml.j2",
                     {"name": "critical-pods", "namespace": ns, "labels": cp.labels},
                 )

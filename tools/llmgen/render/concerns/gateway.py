@@ -1,6 +1,6 @@
 """Ingress and east-west gateways: Helm releases, the Istio Gateway, TLS, DNS and WAF.
 
-Into `infrastructure/controllers/istio-gateway/`: the Istio `gateway` chart's
+Into `infrastructure/istio/istio-gateway/`: the Istio `gateway` chart's
 HelmRepository and two releases of it: the ingress gateway (public
 LoadBalancer, cloud load-balancer annotations, ExternalDNS annotations for the
 environment's routing policy) in `istio-ingress`, and the east-west gateway
@@ -23,7 +23,7 @@ from llmgen.render.concerns import istio
 from llmgen.render.concerns.istio import MeshView
 from llmgen.render.types import Output, file_name
 
-CONTROLLERS = f"infrastructure/controllers/{istio.GATEWAY_ADDON}"
+CONTROLLERS = f"infrastructure/istio/{istio.GATEWAY_ADDON}"
 CONFIGS = "infrastructure/configs/gateway"
 # The certificate is issued from outside (ACME): its own layer, nothing waits on it.
 IDENTITY = "infrastructure/mesh-identity/gateway"
