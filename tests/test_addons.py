@@ -177,6 +177,59 @@ def test_istio_cni_replaces_the_privileged_init_container(
             assert quotas == []
 
 
+def lbc_args(values: dict[str, Any]) -> list[str]:
+    """The VPC flags chart 1.14.0 passes (templates/deployment.yaml, lines 75-77 and 181-182)."""
+    args = []
+    if values.get("vpcId"):
+        args.append(f"--aws-vpc-id={values['vpcId']}")
+    if values.get("vpcTags"):
+        csv = ",".join(f"{k}={v}" for k, v in values["vpcTags"].items())
+        args.append(f"--aws-vpc-tags={csv}")
+    return args
+
+
+def lbc_vpc_lookup(values: dict[str, Any]) -> tuple[str, str]:
+    """How aws-load-balancer-controller v2.14.0 finds its VPC from those flags.
+
+    pkg/aws/cloud.go `getVpcID`: --aws-vpc-id wins; else, with --aws-vpc-tags,
+    `inferVPCIDFromTags(ec2, cfg.VpcNameTagKey, cfg.VpcTags[cfg.VpcNameTagKey])`
+    filters `tag:<key>` on that one value, the key being --aws-vpc-tag-key,
+    default "Name" (pkg/aws/cloud_config.go:20); every other tag is ignored.
+    Otherwise instance metadata, unreachable from pods at hop limit 1. A
+    failed lookup makes main.go exit 1.
+    """
+    flags = dict(a.removeprefix("--").split("=", 1) for a in lbc_args(values))
+    if flags.get("aws-vpc-id"):
+        return ("id", flags["aws-vpc-id"])
+    if "aws-vpc-tags" in flags:
+        tags = dict(kv.split("=", 1) for kv in flags["aws-vpc-tags"].split(","))
+        key = flags.get("aws-vpc-tag-key", "Name")
+        value = tags.get(key, "")
+        assert value, f"the controller filters tag:{key}={value!r}: no VPC matches; it exits"
+        return ("tag:" + key, value)
+    raise AssertionError("no VPC flags: the controller needs instance metadata, which pods lack")
+
+
+def test_the_load_balancer_controller_finds_its_vpc_on_every_aws_cluster(
+    plan: Plan, files: dict[str, bytes]
+) -> None:
+    for cp in plan.clusters.values():
+        if cp.provider.name != "aws":
+            continue
+        values = releases(documents(files, cp.name))["aws-load-balancer-controller"]["spec"][
+            "values"
+        ]
+        aws = cp.cluster.cloud_settings
+        how, what = lbc_vpc_lookup(values)
+        if aws.get("vpcID"):
+            assert (how, what) == ("id", aws["vpcID"])
+        else:
+            assert (how, what) == ("tag:Name", aws["vpcName"])
+    # Before issue 14: the Karpenter discovery tag, which v2.14 never reads.
+    with pytest.raises(AssertionError, match="no VPC matches"):
+        lbc_vpc_lookup({"vpcTags": {"karpenter.sh/discovery": "prod-aws-use1"}})
+
+
 def test_aws_load_balancer_controller_only_on_aws(plan: Plan, files: dict[str, bytes]) -> None:
     aws = cluster(plan, "aws")
     rels = releases(documents(files, aws.name))
@@ -187,8 +240,8 @@ def test_aws_load_balancer_controller_only_on_aws(plan: Plan, files: dict[str, b
     values = spec["values"]
     assert values["clusterName"] == aws.name
     assert values["region"] == aws.cluster.region
-    # no IMDS from pods: the VPC is found by the same tag Karpenter discovers with
-    assert values["vpcTags"] == {"karpenter.sh/discovery": aws.name}
+    # no IMDS from pods: the controller must be told its VPC, the way v2.14 reads it
+    assert lbc_vpc_lookup(values)[0] in ("id", "tag:Name")
     account = aws.cluster.cloud_settings["accountID"]
     role = values["serviceAccount"]["annotations"]["eks.amazonaws.com/role-arn"]
     assert role == f"arn:aws:iam::{account}:role/{aws.name}-aws-load-balancer-controller"

@@ -220,9 +220,10 @@ class AwsProvider(CloudProvider):
             return {
                 "clusterName": cluster.name,
                 "region": cluster.region,
-                # Pods cannot reach IMDS (hop limit 1) to look the VPC up; find
-                # it by the cluster's discovery tag instead of pinning an ID.
-                "vpcTags": {DISCOVERY_TAG: cluster.name},
+                # Pods cannot reach IMDS (hop limit 1) to look the VPC up. v2.14
+                # takes --aws-vpc-id, or looks the VPC up by the `Name` tag alone
+                # (pkg/aws/cloud.go getVpcID: only vpcTags["Name"] is read).
+                **vpc_values(cluster),
                 "serviceAccount": {
                     "annotations": self.workload_identity_annotations(
                         cluster, "aws-load-balancer-controller", "aws-load-balancer-controller"
@@ -264,6 +265,16 @@ class AwsProvider(CloudProvider):
                 "node-feature-discovery": {"worker": {"tolerations": _operator_tolerations()}},
             }
         return {}
+
+
+def vpc_values(cluster: Cluster) -> dict[str, Any]:
+    """The chart values telling the Load Balancer Controller its VPC (validate requires one)."""
+    aws = cluster.cloud_settings
+    if aws.get("vpcID"):
+        return {"vpcId": aws["vpcID"]}
+    if aws.get("vpcName"):
+        return {"vpcTags": {"Name": aws["vpcName"]}}
+    return {}
 
 
 def _req(key: str, values: list[str]) -> dict[str, Any]:
