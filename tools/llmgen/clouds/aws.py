@@ -149,17 +149,32 @@ class AwsProvider(CloudProvider):
             env={"HOME": "/tmp", "AWS_RETRY_MODE": "adaptive", "AWS_MAX_ATTEMPTS": "10"},
         )
 
-    def load_balancer_annotations(self, cluster: Cluster) -> dict[str, str]:
-        # AWS Load Balancer Controller: an internet-facing NLB straight to pod IPs
-        # (no extra kube-proxy hop, client IPs preserved for the gateway).
-        return {
+    def load_balancer_annotations(
+        self, cluster: Cluster, *, internal: bool = False, idle_timeout_seconds: int | None = None
+    ) -> dict[str, str]:
+        # AWS Load Balancer Controller: an NLB straight to pod IPs (no extra
+        # kube-proxy hop, client IPs preserved for the gateway).
+        out = {
             "service.beta.kubernetes.io/aws-load-balancer-type": "external",
             "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
-            "service.beta.kubernetes.io/aws-load-balancer-scheme": "internet-facing",
+            "service.beta.kubernetes.io/aws-load-balancer-scheme": (
+                "internal" if internal else "internet-facing"
+            ),
             "service.beta.kubernetes.io/aws-load-balancer-cross-zone-load-balancing-enabled": (
                 "true"
             ),
         }
+        if idle_timeout_seconds is not None:
+            # An NLB TCP listener drops a flow after 350 s without packets unless
+            # told otherwise (60-6000 s); LBC v2.14 sets listener attributes from
+            # `...listener-attributes.<protocol>-<service port>`
+            # (pkg/service/model_build_listener.go buildListenerAttributes).
+            # Ports: HTTPS on the ingress gateway, mTLS passthrough on east-west;
+            # an annotation naming a port the Service lacks is never read.
+            seconds = min(max(idle_timeout_seconds, NLB_IDLE_MIN), NLB_IDLE_MAX)
+            for port in IDLE_TIMEOUT_PORTS:
+                out[f"{LISTENER_ATTRIBUTES}.TCP-{port}"] = f"tcp.idle_timeout.seconds={seconds}"
+        return out
 
     def acme_dns01_solver(self, cluster: Cluster, domain: str) -> dict[str, Any]:
         # IRSA: no keys; cert-manager's ServiceAccount assumes its role (see
@@ -265,6 +280,12 @@ class AwsProvider(CloudProvider):
                 "node-feature-discovery": {"worker": {"tolerations": _operator_tolerations()}},
             }
         return {}
+
+
+LISTENER_ATTRIBUTES = "service.beta.kubernetes.io/aws-load-balancer-listener-attributes"
+#: The NLB TCP idle timeout's allowed range (AWS: "60-6000 seconds").
+NLB_IDLE_MIN, NLB_IDLE_MAX = 60, 6000
+IDLE_TIMEOUT_PORTS = (443, 15443)
 
 
 def vpc_values(cluster: Cluster) -> dict[str, Any]:

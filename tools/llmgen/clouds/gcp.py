@@ -200,9 +200,19 @@ class GcpProvider(CloudProvider):
             env={"HOME": "/tmp", "CLOUDSDK_CONFIG": "/tmp/gcloud"},
         )
 
-    def load_balancer_annotations(self, cluster: Cluster) -> dict[str, str]:
+    def load_balancer_annotations(
+        self, cluster: Cluster, *, internal: bool = False, idle_timeout_seconds: int | None = None
+    ) -> dict[str, str]:
+        if internal:
+            # An internal passthrough NLB, reachable from other regions (and,
+            # through VPN or Interconnect, from the peer clouds' networks).
+            return {
+                "networking.gke.io/load-balancer-type": "Internal",
+                "networking.gke.io/internal-load-balancer-allow-global-access": "true",
+            }
         # A backend-service-based external passthrough NLB (regional, preserves
-        # client IPs, supports more than 250 backends).
+        # client IPs, supports more than 250 backends). It is connection-tracked
+        # without a per-listener idle timeout annotation; README notes it.
         return {"cloud.google.com/l4-rbs": "enabled"}
 
     def acme_dns01_solver(self, cluster: Cluster, domain: str) -> dict[str, Any]:

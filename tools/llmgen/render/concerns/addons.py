@@ -39,6 +39,7 @@ FLUX_NAMESPACE = "flux-system"
 SKIPPED = frozenset({"istio-gateway"})
 #: Istio's CNI node agent; istiod injects for it only where it runs.
 CNI_ADDON = "istio-cni"
+ISTIOD_REPLICAS = 2
 #: Helm charts stored in OCI registries are single-layer artifacts of this type.
 HELM_CHART_LAYER = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
 
@@ -103,6 +104,21 @@ def generic_values(name: str, cp: ClusterPlan) -> dict[str, Any]:
                 # The sidecar as a native (init) sidecar: the weights-fetching
                 # init containers then run with the mesh's networking up.
                 "env": {"ENABLE_NATIVE_SIDECARS": "true"},
+                # Two istiods, spread over zones: the chart's single replica with
+                # PDB minAvailable 1 blocks every node drain and is a single point
+                # of failure for certificate issuance (istio-discovery 1.27
+                # values: autoscaleMin 1; `pilot.*` is copied to the top level
+                # by templates/zzy_descope_legacy.yaml).
+                "autoscaleMin": ISTIOD_REPLICAS,
+                "replicaCount": ISTIOD_REPLICAS,
+                "topologySpreadConstraints": [
+                    {
+                        "maxSkew": 1,
+                        "topologyKey": "topology.kubernetes.io/zone",
+                        "whenUnsatisfiable": "ScheduleAnyway",
+                        "labelSelector": {"matchLabels": {"app": "istiod"}},
+                    }
+                ],
             },
         }
     if name == "kube-prometheus-stack":

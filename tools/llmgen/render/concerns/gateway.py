@@ -14,6 +14,7 @@ environment's names (HTTP redirected to HTTPS), its cert-manager
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -64,6 +65,38 @@ GATEWAY_RESOURCES = {
 }
 
 
+# Draining: a gateway pod told to stop keeps serving its in-flight requests
+# for as long as the longest route allows (Istio's default drain is 5 s of a
+# 30 s grace period: every longer stream on a scaled-down pod was cut).
+# EXIT_ON_ZERO_ACTIVE_CONNECTIONS (pilot-agent, Istio 1.27) lets it exit as
+# soon as the last connection closes instead of always waiting the full drain.
+DRAIN_MARGIN_SECONDS = 30
+#: HPA scale-down waits this long on lower load before removing a pod.
+SCALE_DOWN_WINDOW_SECONDS = 600
+#: A route timeout when the environment routes no model yet.
+DEFAULT_ROUTE_SECONDS = 60
+
+
+def longest_route_seconds(mv: MeshView) -> int:
+    """The longest route timeout this gateway serves (`routing.route_timeout_seconds`)."""
+    return max(
+        (routing.route_timeout_seconds(m) for m in mv.served_models()),
+        default=DEFAULT_ROUTE_SECONDS,
+    )
+
+
+def _drain_values(seconds: int) -> dict[str, Any]:
+    return {
+        "terminationGracePeriodSeconds": seconds + DRAIN_MARGIN_SECONDS,
+        "podAnnotations": {
+            "proxy.istio.io/config": json.dumps(
+                {"terminationDrainDuration": f"{seconds}s"}, separators=(",", ":")
+            )
+        },
+        "env": {"EXIT_ON_ZERO_ACTIVE_CONNECTIONS": "true"},
+    }
+
+
 def _spread(labels: dict[str, str]) -> list[dict[str, Any]]:
     return [
         {
@@ -75,15 +108,19 @@ def _spread(labels: dict[str, str]) -> list[dict[str, Any]]:
     ]
 
 
-def _common_values(labels: dict[str, str]) -> dict[str, Any]:
+def _common_values(labels: dict[str, str], drain_seconds: int) -> dict[str, Any]:
     low, high = GATEWAY_REPLICAS
     return {
         "labels": dict(labels),
+        **_drain_values(drain_seconds),
         "autoscaling": {
             "enabled": True,
             "minReplicas": low,
             "maxReplicas": high,
             "targetCPUUtilizationPercentage": 70,
+            "autoscaleBehavior": {
+                "scaleDown": {"stabilizationWindowSeconds": SCALE_DOWN_WINDOW_SECONDS}
+            },
         },
         "podDisruptionBudget": {"minAvailable": 1},
         "resources": GATEWAY_RESOURCES,
@@ -114,12 +151,16 @@ def ingress_values(mv: MeshView) -> dict[str, Any]:
     """Helm values of the ingress gateway release."""
     cluster = mv.cp.cluster
     provider = mv.cp.provider
+    longest = longest_route_seconds(mv)
     annotations = {
-        **provider.load_balancer_annotations(cluster),
+        # Idle flows (a non-streaming completion) live as long as the longest route.
+        **provider.load_balancer_annotations(
+            cluster, idle_timeout_seconds=longest + DRAIN_MARGIN_SECONDS
+        ),
         **provider.external_dns_annotations(dns_record(mv)),
     }
     return {
-        **_common_values(istio.INGRESS_LABELS),
+        **_common_values(istio.INGRESS_LABELS, longest),
         "service": {
             "type": "LoadBalancer",
             # Keep client source IPs for the WAF, access logs and policies.
@@ -138,14 +179,19 @@ def eastwest_values(mv: MeshView) -> dict[str, Any]:
     """
     network = mv.cp.cluster.network
     labels = {**istio.EASTWEST_LABELS, "topology.istio.io/network": network}
+    longest = longest_route_seconds(mv)
     return {
-        **_common_values(labels),
+        **_common_values(labels, longest),
         "networkGateway": network,
         "service": {
             "type": "LoadBalancer",
-            # The clusters of an environment span clouds, so the gateway is
-            # public; it only accepts mesh mTLS (AUTO_PASSTHROUGH by SNI).
-            "annotations": mv.cp.provider.load_balancer_annotations(mv.cp.cluster),
+            # Never on the internet: with networkGateway the chart publishes
+            # 15443 and istiod's 15012/15017. The environment's networks reach
+            # each other privately (VPC peering, VPN or Interconnect across
+            # clouds; README "Bootstrap a cluster").
+            "annotations": mv.cp.provider.load_balancer_annotations(
+                mv.cp.cluster, internal=True, idle_timeout_seconds=longest + DRAIN_MARGIN_SECONDS
+            ),
         },
     }
 
