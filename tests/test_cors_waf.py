@@ -12,9 +12,15 @@ Access-Control-* headers.
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import yaml
+
+from llmgen.catalog.validate import validate
+from llmgen.plan.build import Plan
+from llmgen.render.pipeline import checked_catalog
 
 CLUSTER = "prod-aws-use1"
 
@@ -97,3 +103,123 @@ def test_the_preflight_route_is_last_and_only_for_options(files: dict[str, bytes
     # A POST without the model header still matches nothing (404), as before.
     vs = virtual_service(files)
     assert matched_route(vs, "POST", "/v1/chat/completions", {}) is None
+
+
+# ------------------------------------------------------------------ WAF
+
+
+def _flatten(value: Any, key: str, out: dict[str, str]) -> None:
+    """Coraza's JSON body processor (internal/bodyprocessors/json.go `readItems`):
+    every leaf becomes ARGS `json.<key>.<key>...`, array items keyed by index."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _flatten(v, f"{key}.{k}", out)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _flatten(v, f"{key}.{i}", out)
+    else:
+        out[key] = str(value)
+
+
+def json_args(body: dict[str, Any]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    _flatten(body, "json", out)
+    return out
+
+
+def waf_plugin(files: dict[str, bytes], cluster: str) -> dict[str, Any]:
+    body = files[f"generated/clusters/{cluster}/infrastructure/configs/gateway.yaml"]
+    (plugin,) = [d for d in yaml.safe_load_all(body) if d and d["kind"] == "WasmPlugin"]
+    return plugin
+
+
+def excluded_by(directives: list[str], tag: str) -> list[re.Pattern[str]]:
+    """The ARGS exclusions SecRuleUpdateTargetByTag adds to rules tagged `tag`,
+    if they come after the rules are loaded (Coraza edits loaded rules only)."""
+    loaded = directives.index("Include @owasp_crs/*.conf")
+    out = []
+    for d in directives[loaded + 1 :]:
+        fields = d.split()
+        if fields[:2] == ["SecRuleUpdateTargetByTag", tag]:
+            assert len(fields) == 3, "Coraza wants exactly: tag and one VARIABLES field"
+            target = fields[2]
+            assert target.startswith("!ARGS:/") and target.endswith("/")
+            out.append(re.compile(target[len("!ARGS:/") : -1]))
+    return out
+
+
+PROMPTS = [
+    {
+        "model": "qwen2-5-32b-instruct-awq",
+        "messages": [
+            {"role": "system", "content": "You review SQL."},
+            {"role": "user", "content": "Why does SELECT * FROM users WHERE 1=1 OR 'a'='a' leak?"},
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "<script>alert(1)</script>; cat /etc/passwd"}],
+            },
+        ],
+        "max_tokens": 512,
+    },
+    {"model": "llama", "prompt": "<?php system($_GET['c']); ?> explain this"},
+    {"model": "bge-m3", "input": ["DROP TABLE students; --", "../../etc/shadow"]},
+]
+
+
+def test_prompt_text_is_out_of_the_form_attack_rules(files: dict[str, bytes]) -> None:
+    directives = waf_plugin(files, CLUSTER)["spec"]["pluginConfig"]["directives_map"]["default"]
+    for tag in (
+        "attack-sqli",
+        "attack-xss",
+        "attack-rce",
+        "attack-injection-php",
+        "attack-lfi",
+        "attack-rfi",
+    ):
+        exclusions = excluded_by(directives, tag)
+        assert exclusions, f"rules tagged {tag} still read prompts"
+        for body in PROMPTS:
+            for name, _value in json_args(body).items():
+                prompt = name.startswith(("json.messages.", "json.prompt", "json.input"))
+                is_content = prompt and (
+                    not name.startswith("json.messages.") or ".content" in name
+                )
+                hit = any(p.search(name) for p in exclusions)  # RE2 == re here
+                if is_content:
+                    assert hit, (tag, name)
+                else:
+                    assert not hit, (tag, name)  # model, role, max_tokens stay inspected
+
+
+def test_waf_mode_and_failure_policy_come_from_the_catalog(
+    plan: Plan, files: dict[str, bytes]
+) -> None:
+    for name, cp in plan.clusters.items():
+        env = cp.environment
+        if env is None or not env.waf_enabled:
+            continue
+        spec = waf_plugin(files, name)["spec"]
+        directives = spec["pluginConfig"]["directives_map"]["default"]
+        engine = [d for d in directives if d.startswith("SecRuleEngine ")]
+        # The last SecRuleEngine wins (it follows @recommended-conf's DetectionOnly).
+        want = {"block": "SecRuleEngine On", "detect": "SecRuleEngine DetectionOnly"}
+        assert engine[-1] == want[env.waf_mode]
+        assert spec["failStrategy"] == {"closed": "FAIL_CLOSE", "open": "FAIL_OPEN"}[
+            env.waf_failure_policy
+        ]
+    modes = {cp.environment.waf_mode for cp in plan.clusters.values() if cp.environment}
+    assert modes == {"block", "detect"}  # prod blocks, staging detects
+
+
+def test_the_failure_policy_defaults_to_closed(scratch_repo: Path) -> None:
+    rel = scratch_repo / "catalog/environments/prod.yaml"
+    text = rel.read_text()
+    rel.write_text(text.replace("      failurePolicy: closed\n", ""))
+    catalog, _ = checked_catalog(scratch_repo)
+    assert catalog.environments["prod"].waf_failure_policy == "closed"
+    rel.write_text(text.replace("failurePolicy: closed", "failurePolicy: maybe"))
+    result = validate(scratch_repo)
+    (err,) = [str(d) for d in result.diagnostics if d.is_error]
+    assert "spec.gateway.waf.failurePolicy" in err and err.startswith(
+        "catalog/environments/prod.yaml:"
+    )

@@ -206,6 +206,10 @@ class Environment:
     #: clusters stopped on their own (`llmgen stop --cluster`); `suspended` stops them all
     suspended_clusters: tuple[str, ...]
     where: Where
+    #: gateway.waf.mode: `block` (refuse what the rules match) or `detect` (log only)
+    waf_mode: str = "block"
+    #: gateway.waf.failurePolicy: `closed` (no traffic without the WAF) or `open`
+    waf_failure_policy: str = "closed"
 
 
 # ----------------------------------------------------------------- platform
@@ -436,6 +440,8 @@ def _environment(cat: Catalog, doc: Document, spec: dict[str, Any]) -> None:
         suspended=bool(spec.get("suspended", False)),
         suspended_clusters=tuple(spec.get("suspendedClusters", [])),
         where=_where(doc, "spec"),
+        waf_mode=gateway.get("waf", {}).get("mode", "block"),
+        waf_failure_policy=gateway.get("waf", {}).get("failurePolicy", "closed"),
     )
 
 

@@ -47,14 +47,41 @@ CORAZA_IMAGE = (
 # Order matters: the recommended config sets DetectionOnly and response body
 # inspection, so the overrides come after it. Response bodies stay
 # uninspected: inspecting them buffers the whole answer, which turns a token
-# stream into one late blob. Prompts (request bodies) are inspected as JSON.
-CORAZA_DIRECTIVES = (
-    "Include @recommended-conf",
-    "SecRuleEngine On",
-    "SecResponseBodyAccess Off",
-    "Include @crs-setup-conf",
-    "Include @owasp_crs/*.conf",
+# stream into one late blob. Request bodies are parsed as JSON (Coraza's JSON
+# body processor names each value `json.<path>`, array items by index:
+# `json.messages.0.content`).
+SEC_RULE_ENGINE = {"block": "On", "detect": "DetectionOnly"}
+FAIL_STRATEGY = {"closed": "FAIL_CLOSE", "open": "FAIL_OPEN"}
+#: Prompt text: chat messages (a string or parts), completion prompts, embedding input.
+PROMPT_ARGS = r"!ARGS:/^json\.(messages\.[0-9]+\.content|prompt|input)/"
+#: Core Rule Set categories written for web forms: a prompt about SQL, shell,
+#: HTML or PHP code is ordinary text to a model, not an attack on it.
+PROMPT_EXEMPT_TAGS = (
+    "attack-sqli",
+    "attack-xss",
+    "attack-rce",
+    "attack-injection-php",
+    "attack-injection-generic",
+    "attack-lfi",
+    "attack-rfi",
 )
+
+
+def coraza_directives(mode: str) -> list[str]:
+    """The directives for `gateway.waf.mode`, prompt fields out of the form-attack rules.
+
+    SecRuleUpdateTargetByTag edits rules already loaded (Coraza
+    internal/seclang/directives.go walks `WAF.Rules`), so it follows the
+    Include of the rule set; its target takes no spaces (two fields).
+    """
+    return [
+        "Include @recommended-conf",
+        f"SecRuleEngine {SEC_RULE_ENGINE[mode]}",
+        "SecResponseBodyAccess Off",
+        "Include @crs-setup-conf",
+        "Include @owasp_crs/*.conf",
+        *(f"SecRuleUpdateTargetByTag {tag} {PROMPT_ARGS}" for tag in PROMPT_EXEMPT_TAGS),
+    ]
 
 # Gateway pods: at least two, spread over zones, so one node or zone loss
 # does not take a region's entry point down; CPU-scaled (TLS and the WAF).
@@ -279,9 +306,9 @@ def gateway_servers(hosts: list[str]) -> list[dict[str, Any]]:
     ]
 
 
-def waf_plugin_config() -> dict[str, Any]:
+def waf_plugin_config(mode: str) -> dict[str, Any]:
     return {
-        "directives_map": {"default": list(CORAZA_DIRECTIVES)},
+        "directives_map": {"default": coraza_directives(mode)},
         "default_directives": "default",
     }
 
@@ -352,11 +379,11 @@ def config_outputs(mv: MeshView) -> Iterator[Output]:
                 # Before authentication: attacks are refused before any
                 # token work, and the WAF sees every request.
                 "phase": "AUTHN",
-                # Authentication and authorization are Istio's own filters and
-                # stay enforced if the module cannot load; a registry outage
-                # must not take every region's API down with it.
-                "fail_strategy": "FAIL_OPEN",
-                "plugin_config": waf_plugin_config(),
+                # gateway.waf.failurePolicy, default closed: running without
+                # the WAF is a decision the catalog states, never a silent
+                # fallback (mirror the image near the clusters).
+                "fail_strategy": FAIL_STRATEGY[mv.environment.waf_failure_policy],
+                "plugin_config": waf_plugin_config(mv.environment.waf_mode),
             },
             mv.env_hash,
         )
