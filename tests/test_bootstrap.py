@@ -139,7 +139,8 @@ def test_the_sync_object_points_flux_at_the_rendered_folder(
                 raise AssertionError(f"{path} renders a GitRepository")
             if d and d["apiVersion"].startswith("kustomize.toolkit.fluxcd.io/"):
                 assert d["spec"]["sourceRef"] == spec["sourceRef"], path
-                assert (root / d["spec"]["path"].removeprefix("./") / "kustomization.yaml").is_file()
+                folder = root / d["spec"]["path"].removeprefix("./")
+                assert (folder / "kustomization.yaml").is_file()
 
 
 def test_an_https_token_bootstrap_works_the_same(scratch_repo: Path) -> None:

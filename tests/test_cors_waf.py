@@ -53,7 +53,9 @@ def matched_route(
     return None
 
 
-def preflight_answer(vs: dict[str, Any], origin: str, path: str, asked: list[str]) -> dict[str, str]:
+def preflight_answer(
+    vs: dict[str, Any], origin: str, path: str, asked: list[str]
+) -> dict[str, str]:
     """The Access-Control-* headers a browser gets for its preflight ({} = none)."""
     headers = {
         "origin": origin,
@@ -204,9 +206,10 @@ def test_waf_mode_and_failure_policy_come_from_the_catalog(
         # The last SecRuleEngine wins (it follows @recommended-conf's DetectionOnly).
         want = {"block": "SecRuleEngine On", "detect": "SecRuleEngine DetectionOnly"}
         assert engine[-1] == want[env.waf_mode]
-        assert spec["failStrategy"] == {"closed": "FAIL_CLOSE", "open": "FAIL_OPEN"}[
-            env.waf_failure_policy
-        ]
+        assert (
+            spec["failStrategy"]
+            == {"closed": "FAIL_CLOSE", "open": "FAIL_OPEN"}[env.waf_failure_policy]
+        )
     modes = {cp.environment.waf_mode for cp in plan.clusters.values() if cp.environment}
     assert modes == {"block", "detect"}  # prod blocks, staging detects
 

@@ -286,9 +286,7 @@ def test_node_pools_cannot_block_gateway_policy_or_models(files: dict[str, bytes
     kss = cluster_kustomizations(files, "prod-gcp-usc1")
     sim = FluxSim(kss, missing_groups=frozenset({"container.cnrm.cloud.google.com"})).run()
     pools = {
-        ks.name
-        for ks in kss.values()
-        if any(d["kind"] == "ContainerNodePool" for d in ks.docs)
+        ks.name for ks in kss.values() if any(d["kind"] == "ContainerNodePool" for d in ks.docs)
     }
     assert pools and pools <= sim.failed_apply
     policy = [
@@ -308,9 +306,7 @@ def test_one_model_per_kustomization_with_its_own_health(
         kss = cluster_kustomizations(files, name)
         for p in cp.placements:
             ks = kss[f"model-{p.model.name}"]
-            models = {
-                (d["metadata"].get("labels") or {}).get("llmgen.io/model") for d in ks.docs
-            }
+            models = {(d["metadata"].get("labels") or {}).get("llmgen.io/model") for d in ks.docs}
             assert models == {p.model.name}, (name, ks.name)
             assert ks.wait, "a model's own objects decide its Kustomization's health"
         assert len(_models(kss)) == len(cp.placements)
@@ -364,7 +360,6 @@ def test_a_model_path_builds_alone_with_the_overlays(
     (deploy,) = [d for d in docs if d["kind"] == "Deployment"]
     annotations = deploy["spec"]["template"]["metadata"].get("annotations") or {}
     assert annotations.get("karpenter.sh/do-not-disrupt") == "true"  # overlays/prod
-
 
 
 def test_every_infrastructure_layer_has_a_kustomization(files: dict[str, bytes]) -> None:

@@ -199,11 +199,8 @@ def model_statuses(
     for p in placements:
         ks_name = layer_name(model_layer(p.model.name))
         ks = kustomizations.get(ks_name)
-        via = {
-            "kustomization": ks_name,
-            "kustomization_state": ks.state if ks else "absent",
-            "kustomization_detail": f"{ks.reason}: {ks.message}" if ks and ks.reason else "",
-        }
+        ks_state = ks.state if ks else "absent"
+        ks_detail = f"{ks.reason}: {ks.message}" if ks and ks.reason else ""
         mine = [
             d
             for d in deployments
@@ -220,7 +217,9 @@ def model_statuses(
                     state,
                     min_replicas=p.min_replicas,
                     max_replicas=p.max_replicas,
-                    **via,
+                    kustomization=ks_name,
+                    kustomization_state=ks_state,
+                    kustomization_detail=ks_detail,
                 )
             )
             continue
@@ -252,7 +251,9 @@ def model_statuses(
                     lo,
                     hi,
                     so["metadata"]["name"] if so else None,
-                    **via,
+                    ks_name,
+                    ks_state,
+                    ks_detail,
                 )
             )
     return out

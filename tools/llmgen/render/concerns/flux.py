@@ -94,10 +94,9 @@ _PROVIDERS = frozenset(d for deps in LAYER_DEPENDS.values() for d in deps)
 # only observedGeneration and Reconciling/Stalled), so these say what Ready
 # means for the ones a model's health depends on (Flux >= 2.5 healthCheckExprs).
 # `exists`, not `all`: `all` is true on an object with no conditions yet.
-_READY = "has(status.conditions) && status.conditions.exists(e, e.type == 'Ready' && e.status == 'True')"
-_NOT_READY = (
-    "has(status.conditions) && status.conditions.exists(e, e.type == 'Ready' && e.status == 'False')"
-)
+_READY_IS = "has(status.conditions) && status.conditions.exists(e, e.type == 'Ready' && "
+_READY = _READY_IS + "e.status == 'True')"
+_NOT_READY = _READY_IS + "e.status == 'False')"
 HEALTH_EXPRS = (
     {"apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret"},
     {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject"},
@@ -194,8 +193,10 @@ def health_checks(layer: str, index: Mapping[str, list[DocRef]]) -> list[dict[st
             checks.append(
                 {"apiVersion": "v1", "kind": "Secret", "name": CACERTS, "namespace": ISTIO_SYSTEM}
             )
-        if ref.kind == "HelmRelease" and ref.name == ISTIOD and any(
-            o.startswith(MODELS + "/") for o in dependents
+        if (
+            ref.kind == "HelmRelease"
+            and ref.name == ISTIOD
+            and any(o.startswith(MODELS + "/") for o in dependents)
         ):
             checks.append(
                 {

@@ -83,6 +83,7 @@ def coraza_directives(mode: str) -> list[str]:
         *(f"SecRuleUpdateTargetByTag {tag} {PROMPT_ARGS}" for tag in PROMPT_EXEMPT_TAGS),
     ]
 
+
 # Gateway pods: at least two, spread over zones, so one node or zone loss
 # does not take a region's entry point down; CPU-scaled (TLS and the WAF).
 GATEWAY_REPLICAS = (2, 10)
