@@ -210,6 +210,18 @@ class Environment:
     waf_mode: str = "block"
     #: gateway.waf.failurePolicy: `closed` (no traffic without the WAF) or `open`
     waf_failure_policy: str = "closed"
+    #: spec.dns: the domain's one authority (provider, zoneID, accountID), or None
+    dns: DnsAuthority | None = None
+
+
+@dataclass(frozen=True)
+class DnsAuthority:
+    """`Environment.spec.dns`: where every cluster's records and ACME challenges go."""
+
+    provider: str  # route53
+    zone_id: str
+    account_id: str
+    where: Where
 
 
 # ----------------------------------------------------------------- platform
@@ -442,6 +454,14 @@ def _environment(cat: Catalog, doc: Document, spec: dict[str, Any]) -> None:
         where=_where(doc, "spec"),
         waf_mode=gateway.get("waf", {}).get("mode", "block"),
         waf_failure_policy=gateway.get("waf", {}).get("failurePolicy", "closed"),
+        dns=DnsAuthority(
+            spec["dns"]["provider"],
+            spec["dns"]["zoneID"],
+            spec["dns"]["accountID"],
+            _where(doc, "spec", "dns"),
+        )
+        if "dns" in spec
+        else None,
     )
 
 

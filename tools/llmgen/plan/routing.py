@@ -210,6 +210,62 @@ def max_concurrency(model: Model, placements: Iterable[Placement]) -> int:
 
 # ------------------------------------------------------------------ global DNS
 
+# Route 53 latency and geoproximity records name an AWS region. A GCP
+# cluster's record names the AWS region nearest its own (same metro where
+# both clouds have one), so Route 53 measures clients against the right place.
+GCP_TO_AWS_REGION = {
+    "us-central1": "us-east-2",  # Iowa -> Ohio
+    "us-east1": "us-east-1",  # South Carolina -> Virginia
+    "us-east4": "us-east-1",  # Virginia
+    "us-east5": "us-east-2",  # Columbus -> Ohio
+    "us-south1": "us-east-2",  # Dallas -> Ohio
+    "us-west1": "us-west-2",  # Oregon
+    "us-west2": "us-west-1",  # Los Angeles -> N. California
+    "us-west3": "us-west-2",  # Salt Lake City -> Oregon
+    "us-west4": "us-west-1",  # Las Vegas -> N. California
+    "northamerica-northeast1": "ca-central-1",  # Montreal
+    "northamerica-northeast2": "ca-central-1",  # Toronto -> Montreal
+    "southamerica-east1": "sa-east-1",  # Sao Paulo
+    "europe-west1": "eu-west-3",  # Belgium -> Paris
+    "europe-west2": "eu-west-2",  # London
+    "europe-west3": "eu-central-1",  # Frankfurt
+    "europe-west4": "eu-central-1",  # Netherlands -> Frankfurt
+    "europe-west6": "eu-central-2",  # Zurich
+    "europe-west8": "eu-south-1",  # Milan
+    "europe-west9": "eu-west-3",  # Paris
+    "europe-southwest1": "eu-south-2",  # Madrid -> Spain
+    "europe-north1": "eu-north-1",  # Finland -> Stockholm
+    "europe-central2": "eu-central-1",  # Warsaw -> Frankfurt
+    "asia-east1": "ap-east-1",  # Taiwan -> Hong Kong
+    "asia-east2": "ap-east-1",  # Hong Kong
+    "asia-northeast1": "ap-northeast-1",  # Tokyo
+    "asia-northeast2": "ap-northeast-3",  # Osaka
+    "asia-northeast3": "ap-northeast-2",  # Seoul
+    "asia-south1": "ap-south-1",  # Mumbai
+    "asia-south2": "ap-south-2",  # Delhi -> Hyderabad
+    "asia-southeast1": "ap-southeast-1",  # Singapore
+    "asia-southeast2": "ap-southeast-3",  # Jakarta
+    "australia-southeast1": "ap-southeast-2",  # Sydney
+    "australia-southeast2": "ap-southeast-4",  # Melbourne
+    "me-west1": "il-central-1",  # Tel Aviv
+    "me-central1": "me-central-1",  # Doha -> UAE
+    "africa-south1": "af-south-1",  # Johannesburg -> Cape Town
+}
+
+
+def aws_region(cluster: Cluster) -> str | None:
+    """The AWS region a cluster's latency or geoproximity record names (None: unmapped)."""
+    if cluster.cloud == "aws":
+        return cluster.region
+    return GCP_TO_AWS_REGION.get(cluster.region)
+
+
+def active_clusters(environment: Environment) -> list[str]:
+    """The environment's clusters that serve (`suspendedClusters` are out by design)."""
+    if environment.suspended:
+        return []
+    return [c for c in environment.clusters if c not in environment.suspended_clusters]
+
 
 @dataclass(frozen=True)
 class DnsRecord:
@@ -242,9 +298,13 @@ def dns_records(
 ) -> dict[str, DnsRecord]:
     """Per cluster of `environment`, the DNS record its ingress gateway publishes.
 
-    `policy_capable` names the clouds whose ExternalDNS provider supports
-    routing-policy record sets (set identifiers); only their gateways join
-    the environment's domain as a policy record set. Every other gateway
+    `policy_capable` names the clouds whose clusters write into a DNS service
+    with routing-policy record sets: with `spec.dns` (Route 53 the one
+    authority) every cloud's; without it, only clouds whose own DNS has them.
+    Their active gateways join the environment's domain as a policy record
+    set; a suspended cluster keeps its regional name only. Latency and geo
+    records name `aws_region(cluster)` (validate refuses two clusters on one
+    region under latency: Route 53 keeps one latency record per region and name). Every other gateway
     publishes its plain regional name only, because two plain records of the
     same name from different clusters fight over ExternalDNS ownership and
     one silently wins. With no policy-capable cluster at all, the first
@@ -262,7 +322,8 @@ def dns_records(
     by_name = {c.name: c for c in clusters}
     ordered = [by_name[n] for n in environment.clusters if n in by_name]
     domain = environment.domain
-    joined = [c for c in ordered if c.cloud in capable]
+    active = set(active_clusters(environment))
+    joined = [c for c in ordered if c.cloud in capable and c.name in active]
     capable_first = joined[0] if joined else None
     policy = environment.routing_policy
     if policy == "failover":
@@ -281,7 +342,7 @@ def dns_records(
                 hostnames=(domain,),
                 policy=policy,
                 set_identifier=c.name,
-                region=c.region,
+                region=aws_region(c),
                 weight=environment.routing_weights.get(c.name, 0) if policy == "weighted" else None,
                 failover=role,
             )

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from llmgen.clouds import get_provider
+from llmgen.clouds.base import CloudProvider
 from llmgen.plan import routing
 from llmgen.render.concerns import istio
 from llmgen.render.concerns.istio import MeshView
@@ -166,8 +167,18 @@ def _common_values(labels: dict[str, str], drain_seconds: int) -> dict[str, Any]
 def dns_record(mv: MeshView) -> routing.DnsRecord:
     """The DNS record this cluster's ingress gateway publishes."""
     peers = mv.cp.peers or (mv.cp.cluster,)
-    capable = {c.cloud for c in peers if get_provider(c.cloud).dns_routing_policies}
+    if mv.environment.dns is not None:
+        capable = {c.cloud for c in peers}  # every cluster writes to the one authority
+    else:
+        capable = {c.cloud for c in peers if get_provider(c.cloud).dns_routing_policies}
     return routing.dns_records(mv.environment, peers, capable)[mv.cp.name]
+
+
+def dns_authority(mv: MeshView) -> CloudProvider:
+    """The provider whose DNS service holds the environment's records."""
+    if mv.environment.dns is not None and mv.environment.dns.provider == "route53":
+        return get_provider("aws")
+    return mv.cp.provider
 
 
 def gateway_hosts(mv: MeshView) -> list[str]:
@@ -185,7 +196,9 @@ def ingress_values(mv: MeshView) -> dict[str, Any]:
         **provider.load_balancer_annotations(
             cluster, idle_timeout_seconds=longest + DRAIN_MARGIN_SECONDS
         ),
-        **provider.external_dns_annotations(dns_record(mv)),
+        # Record annotations are the DNS authority's (Route 53 set identifiers
+        # and policies on GKE too, when Route 53 is the environment's authority).
+        **dns_authority(mv).external_dns_annotations(dns_record(mv)),
     }
     return {
         **_common_values(istio.INGRESS_LABELS, longest),
