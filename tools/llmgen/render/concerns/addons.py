@@ -166,6 +166,13 @@ def generic_values(name: str, cp: ClusterPlan) -> dict[str, Any]:
         }
         if cp.environment is not None:
             values["domainFilters"] = [cp.environment.domain]
+            if cp.environment.dns is not None:
+                # Only the environment's authoritative zone, never a private
+                # zone of the same name.
+                values["extraArgs"] = [
+                    f"--zone-id-filter={cp.environment.dns.zone_id}",
+                    "--aws-zone-type=public",
+                ]
         return values
     if name == "reloader":
         # The chart's containerSecurityContext defaults to `{}` (its flag adds
