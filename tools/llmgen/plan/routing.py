@@ -259,8 +259,8 @@ def dns_records(
     records name `aws_region(cluster)` (validate refuses two clusters on one
     region under latency: Route 53 keeps one latency record per region and
     name). Every other gateway publishes its plain regional name only,
-    because two plain records of the same name from different clusters fight over ExternalDNS ownership and
-    one silently wins. With no policy-capable cluster at all, the first
+    because two plain records of the same name from different clusters
+    fight over ExternalDNS ownership and one silently wins. With no policy-capable cluster at all, the first
     cluster in the environment's order owns the domain as a plain record; so
     does a lone policy-capable one (a policy of one record chooses nothing).
 
