@@ -254,15 +254,16 @@ def dns_records(
     `policy_capable` names the clouds whose clusters write into a DNS service
     with routing-policy record sets: with `spec.dns` (Route 53 the one
     authority) every cloud's; without it, only clouds whose own DNS has them.
-    Their active gateways join the environment's domain as a policy record
-    set; a suspended cluster keeps its regional name only. Latency and geo
-    records name `aws_region(cluster)` (validate refuses two clusters on one
-    region under latency: Route 53 keeps one latency record per region and
-    name). Every other gateway publishes its plain regional name only,
-    because two plain records of the same name from different clusters
-    fight over ExternalDNS ownership and one silently wins. With no policy-capable cluster at all, the first
-    cluster in the environment's order owns the domain as a plain record; so
-    does a lone policy-capable one (a policy of one record chooses nothing).
+    Their active gateways join the environment's domain as a policy record set;
+    a suspended cluster keeps its regional name only. Latency and geo records
+    name `aws_region(cluster)` (validate refuses two clusters on one region
+    under latency: Route 53 keeps one latency record per region and name).
+    Every other gateway publishes its plain regional name only, because two
+    plain records of the same name from different clusters fight over
+    ExternalDNS ownership and one silently wins. With no policy-capable cluster
+    at all, the first cluster in the environment's order owns the domain as a
+    plain record; so does a lone policy-capable one (a policy of one record
+    chooses nothing).
 
     A policy record carries only the domain (ExternalDNS applies a Service's
     set identifier to each of its hostnames).
