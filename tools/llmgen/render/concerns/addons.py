@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from llmgen.clouds import registered
+from llmgen.render.concerns import istio
 from llmgen.render.types import Output, file_name
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ def generic_values(name: str, cp: ClusterPlan) -> dict[str, Any]:
                 "multiCluster": {"clusterName": cluster.name},
                 "network": cluster.network,
             },
-            "meshConfig": {"trustDomain": platform.trust_domain},
+            "meshConfig": {"trustDomain": istio.trust_domain(cp)},
             "pilot": {
                 # Inject the unprivileged istio-validation init container instead
                 # of istio-init (NET_ADMIN), which `restricted` namespaces reject;

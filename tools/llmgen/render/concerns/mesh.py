@@ -172,9 +172,102 @@ def cacerts_context(mv: MeshView) -> dict[str, Any] | None:
     }
 
 
+#: The identity peers' istiods read this cluster as (their remote secret's token):
+#: `istioctl create-remote-secret --service-account istio-remote-reader
+#: --create-service-account=false`.
+REMOTE_READER = "istio-remote-reader"
+_READ = ["get", "list", "watch"]
+#: Istio 1.27.3's istio-reader-clusterrole (istio-discovery
+#: templates/reader-clusterrole.yaml) without `secrets`: that role lets a
+#: holder of the remote secret read every Secret of this cluster (CA key, TLS
+#: keys, tokens); a primary only needs a peer's endpoints and services, and
+#: llmgen serves no gateway credential across clusters.
+REMOTE_READER_RULES = [
+    {
+        "apiGroups": [
+            "config.istio.io",
+            "security.istio.io",
+            "networking.istio.io",
+            "authentication.istio.io",
+            "rbac.istio.io",
+            "telemetry.istio.io",
+            "extensions.istio.io",
+        ],
+        "resources": ["*"],
+        "verbs": _READ,
+    },
+    {
+        "apiGroups": [""],
+        "resources": [
+            "endpoints",
+            "pods",
+            "services",
+            "nodes",
+            "replicationcontrollers",
+            "namespaces",
+        ],
+        "verbs": _READ,
+    },
+    {
+        "apiGroups": ["networking.x-k8s.io", "gateway.networking.k8s.io"],
+        "resources": ["gateways"],
+        "verbs": _READ,
+    },
+    {
+        "apiGroups": ["apiextensions.k8s.io"],
+        "resources": ["customresourcedefinitions"],
+        "verbs": _READ,
+    },
+    {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": _READ},
+    {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": _READ},
+    {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+    {
+        "apiGroups": ["authorization.k8s.io"],
+        "resources": ["subjectaccessreviews"],
+        "verbs": ["create"],
+    },
+]
+
+
+def remote_reader_outputs(cp: ClusterPlan) -> Iterator[Output]:
+    """The least-privilege identity peers read this cluster's API server as."""
+    yield Output(
+        f"{CONFIGS}/{file_name('ServiceAccount', REMOTE_READER)}",
+        "mesh/serviceaccount-mesh-secrets.yaml.j2",
+        {
+            "name": REMOTE_READER,
+            "namespace": istio.ISTIO_SYSTEM,
+            "labels": cp.labels,
+            "annotations": {},
+        },
+        cp.input_hash,
+    )
+    yield Output(
+        f"{CONFIGS}/{file_name('ClusterRole', REMOTE_READER)}",
+        "mesh/clusterrole.yaml.j2",
+        {"name": REMOTE_READER, "labels": cp.labels, "rules": REMOTE_READER_RULES},
+        cp.input_hash,
+    )
+    yield Output(
+        f"{CONFIGS}/{file_name('ClusterRoleBinding', REMOTE_READER)}",
+        "mesh/clusterrolebinding.yaml.j2",
+        {
+            "name": REMOTE_READER,
+            "labels": cp.labels,
+            "role": REMOTE_READER,
+            "subjects": [
+                {"kind": "ServiceAccount", "name": REMOTE_READER, "namespace": istio.ISTIO_SYSTEM}
+            ],
+        },
+        cp.input_hash,
+    )
+
+
 def multicluster_outputs(mv: MeshView) -> Iterator[Output]:
     cp = mv.cp
     yield from store_outputs(mv)
+    if len(cp.peers) > 1:
+        yield from remote_reader_outputs(cp)
     ca = cacerts_context(mv)
     if ca is not None:
         yield Output(
