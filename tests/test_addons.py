@@ -16,10 +16,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def documents(files: dict[str, bytes], cluster: str) -> list[dict[str, Any]]:
-    prefix = f"generated/clusters/{cluster}/infrastructure/controllers/"
+    # Add-ons: controllers; Istio's releases: istio; istio-system: mesh-ca.
+    prefixes = tuple(
+        f"generated/clusters/{cluster}/infrastructure/{layer}/"
+        for layer in ("controllers", "istio", "mesh-ca")
+    )
     out: list[dict[str, Any]] = []
     for path, body in sorted(files.items()):
-        if path.startswith(prefix) and not path.endswith("kustomization.yaml"):
+        if path.startswith(prefixes) and not path.endswith("kustomization.yaml"):
             out += [d for d in yaml.safe_load_all(body) if d]
     return out
 
@@ -100,11 +104,28 @@ def test_istio_and_dependencies(plan: Plan, files: dict[str, bytes], cloud: str)
             assert dep["name"] in rels
 
 
-@pytest.mark.parametrize(("cloud", "provider"), [("aws", "aws"), ("gcp", "google")])
-def test_external_dns(plan: Plan, files: dict[str, bytes], cloud: str, provider: str) -> None:
-    cp = cluster(plan, cloud)
+@pytest.mark.parametrize("cloud", ["aws", "gcp"])
+def test_external_dns(plan: Plan, files: dict[str, bytes], cloud: str) -> None:
+    cp = next(
+        c
+        for c in plan.clusters.values()
+        if c.provider.name == cloud and c.environment is not None and c.environment.dns
+    )
     values = releases(documents(files, cp.name))["external-dns"]["spec"]["values"]
-    assert values["provider"] == {"name": provider}
+    # Route 53 is the environment's one authority: both clouds write there.
+    assert cp.environment is not None and cp.environment.dns is not None
+    assert values["provider"] == {"name": "aws"}
+    assert f"--zone-id-filter={cp.environment.dns.zone_id}" in values["extraArgs"]
+    if cloud == "gcp":
+        env = {e["name"]: e["value"] for e in values["env"]}
+        assert env["AWS_ROLE_ARN"] == (
+            f"arn:aws:iam::{cp.environment.dns.account_id}:role/{cp.name}-external-dns"
+        )
+        (volume,) = values["extraVolumes"]
+        (source,) = volume["projected"]["sources"]
+        assert source["serviceAccountToken"]["audience"] == "sts.amazonaws.com"
+        (mount,) = values["extraVolumeMounts"]
+        assert env["AWS_WEB_IDENTITY_TOKEN_FILE"] == f"{mount['mountPath']}/token"
     assert values["sources"] == ["istio-gateway", "service"]
     assert values["policy"] == "upsert-only"
     assert values["txtOwnerId"] == cp.name
@@ -173,6 +194,59 @@ def test_istio_cni_replaces_the_privileged_init_container(
             assert quotas == []
 
 
+def lbc_args(values: dict[str, Any]) -> list[str]:
+    """The VPC flags chart 1.14.0 passes (templates/deployment.yaml, lines 75-77 and 181-182)."""
+    args = []
+    if values.get("vpcId"):
+        args.append(f"--aws-vpc-id={values['vpcId']}")
+    if values.get("vpcTags"):
+        csv = ",".join(f"{k}={v}" for k, v in values["vpcTags"].items())
+        args.append(f"--aws-vpc-tags={csv}")
+    return args
+
+
+def lbc_vpc_lookup(values: dict[str, Any]) -> tuple[str, str]:
+    """How aws-load-balancer-controller v2.14.0 finds its VPC from those flags.
+
+    pkg/aws/cloud.go `getVpcID`: --aws-vpc-id wins; else, with --aws-vpc-tags,
+    `inferVPCIDFromTags(ec2, cfg.VpcNameTagKey, cfg.VpcTags[cfg.VpcNameTagKey])`
+    filters `tag:<key>` on that one value, the key being --aws-vpc-tag-key,
+    default "Name" (pkg/aws/cloud_config.go:20); every other tag is ignored.
+    Otherwise instance metadata, unreachable from pods at hop limit 1. A
+    failed lookup makes main.go exit 1.
+    """
+    flags = dict(a.removeprefix("--").split("=", 1) for a in lbc_args(values))
+    if flags.get("aws-vpc-id"):
+        return ("id", flags["aws-vpc-id"])
+    if "aws-vpc-tags" in flags:
+        tags = dict(kv.split("=", 1) for kv in flags["aws-vpc-tags"].split(","))
+        key = flags.get("aws-vpc-tag-key", "Name")
+        value = tags.get(key, "")
+        assert value, f"the controller filters tag:{key}={value!r}: no VPC matches; it exits"
+        return ("tag:" + key, value)
+    raise AssertionError("no VPC flags: the controller needs instance metadata, which pods lack")
+
+
+def test_the_load_balancer_controller_finds_its_vpc_on_every_aws_cluster(
+    plan: Plan, files: dict[str, bytes]
+) -> None:
+    for cp in plan.clusters.values():
+        if cp.provider.name != "aws":
+            continue
+        values = releases(documents(files, cp.name))["aws-load-balancer-controller"]["spec"][
+            "values"
+        ]
+        aws = cp.cluster.cloud_settings
+        how, what = lbc_vpc_lookup(values)
+        if aws.get("vpcID"):
+            assert (how, what) == ("id", aws["vpcID"])
+        else:
+            assert (how, what) == ("tag:Name", aws["vpcName"])
+    # Before issue 14: the Karpenter discovery tag, which v2.14 never reads.
+    with pytest.raises(AssertionError, match="no VPC matches"):
+        lbc_vpc_lookup({"vpcTags": {"karpenter.sh/discovery": "prod-aws-use1"}})
+
+
 def test_aws_load_balancer_controller_only_on_aws(plan: Plan, files: dict[str, bytes]) -> None:
     aws = cluster(plan, "aws")
     rels = releases(documents(files, aws.name))
@@ -183,8 +257,8 @@ def test_aws_load_balancer_controller_only_on_aws(plan: Plan, files: dict[str, b
     values = spec["values"]
     assert values["clusterName"] == aws.name
     assert values["region"] == aws.cluster.region
-    # no IMDS from pods: the VPC is found by the same tag Karpenter discovers with
-    assert values["vpcTags"] == {"karpenter.sh/discovery": aws.name}
+    # no IMDS from pods: the controller must be told its VPC, the way v2.14 reads it
+    assert lbc_vpc_lookup(values)[0] in ("id", "tag:Name")
     account = aws.cluster.cloud_settings["accountID"]
     role = values["serviceAccount"]["annotations"]["eks.amazonaws.com/role-arn"]
     assert role == f"arn:aws:iam::{account}:role/{aws.name}-aws-load-balancer-controller"
@@ -273,7 +347,7 @@ _GKE_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "NO_EXECUTE": "NoExecute"}
 
 def _gpu_node_taints(files: dict[str, bytes], name: str) -> list[dict[str, str]]:
     """Every taint a GPU node of this cluster carries, read from its rendered node pools."""
-    prefix = f"generated/clusters/{name}/infrastructure/configs/"
+    prefix = f"generated/clusters/{name}/infrastructure/node-pools/"
     taints: list[dict[str, str]] = []
     for path, body in files.items():
         if not path.startswith(prefix):

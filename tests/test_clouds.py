@@ -71,7 +71,9 @@ class FakeProvider(CloudProvider):
     def weights_sync(self, uri: str, dest: str, workers: int) -> WeightsSync:
         return WeightsSync("example.com/fake-copy:1.0", ("fake-copy", uri, dest), {})
 
-    def load_balancer_annotations(self, cluster: Cluster) -> dict[str, str]:
+    def load_balancer_annotations(
+        self, cluster: Cluster, *, internal: bool = False, idle_timeout_seconds: int | None = None
+    ) -> dict[str, str]:
         return {}
 
     def acme_dns01_solver(self, cluster: Cluster, domain: str) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from llmgen.render.concerns import gpureadiness
 from llmgen.verify.runner import verify_documents
 
 REPO = Path(__file__).resolve().parents[1]
-BUNDLE = "infrastructure/configs/gpu-readiness.yaml"
+BUNDLE = "infrastructure/node-pools/gpu-readiness.yaml"
 KINDS = [
     "Namespace",
     "ServiceAccount",
@@ -81,7 +81,7 @@ def test_rendered_on_every_aws_cluster_with_gpu_pools_only(
         if cp.provider.name == "aws" and cp.cluster.node_pools:
             assert sorted(readiness_docs(files, cp.name)) == sorted(KINDS)
             listed = yaml.safe_load(
-                files[f"generated/clusters/{cp.name}/infrastructure/configs/kustomization.yaml"]
+                files[f"generated/clusters/{cp.name}/infrastructure/node-pools/kustomization.yaml"]
             )
             assert "gpu-readiness.yaml" in listed["resources"]
         else:

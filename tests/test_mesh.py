@@ -305,15 +305,13 @@ def test_prod_two_clouds_golden(plan: Plan, renderer: render.Renderer) -> None:
         # load-balancer annotations come from the cloud provider
         for key, value in cp.provider.load_balancer_annotations(cp.cluster).items():
             assert ann[key] == value
-        if cp.cluster.cloud == "aws":
-            assert ann[dns + "hostname"] == "llm.example.com"
-            assert ann[dns + "set-identifier"] == cluster
-            assert ann[dns + "aws-region"] == cp.cluster.region
-            hosts = ["llm.example.com"]
-        else:
-            assert ann[dns + "hostname"] == f"{cluster}.llm.example.com"
-            assert not any(k.startswith(dns + "aws-") or k == dns + "set-identifier" for k in ann)
-            hosts = [f"{cluster}.llm.example.com"]
+        # Route 53 is prod's one DNS authority (spec.dns): every cluster of both
+        # clouds joins the latency set, GCP ones at the nearest AWS region.
+        assert ann[dns + "hostname"] == "llm.example.com"
+        assert ann[dns + "set-identifier"] == cluster
+        nearest = {"prod-gcp-usc1": "us-east-2", "prod-gcp-euw4": "eu-central-1"}
+        assert ann[dns + "aws-region"] == nearest.get(cluster, cp.cluster.region)
+        hosts = ["llm.example.com"]
         gw = one(docs, "Gateway", istio.GATEWAY_NAME, istio.INGRESS_NAMESPACE)
         assert [s["hosts"] for s in gw["spec"]["servers"]] == [hosts, hosts]
         assert gw["spec"]["servers"][1]["tls"] == {"httpsRedirect": True}
@@ -387,11 +385,21 @@ def test_every_certificate_names_a_rendered_dns01_cluster_issuer(
         (solver,) = acme["solvers"]
         assert set(solver) == {"dns01", "selector"}
         assert solver["selector"] == {"dnsZones": [cp.environment.domain]}
-        if cp.provider.name == "aws":
+        dns = cp.environment.dns
+        if dns is None and cp.provider.name == "aws":
             assert solver["dns01"] == {"route53": {"region": cp.cluster.region}}
-        else:
+        elif dns is None:
             project = cp.cluster.cloud_settings["projectID"]
             assert solver["dns01"] == {"cloudDNS": {"project": project}}
+        else:  # the environment's one authority, from both clouds
+            route53 = solver["dns01"]["route53"]
+            assert route53["hostedZoneID"] == dns.zone_id
+            if cp.provider.name == "gcp":
+                assert route53["role"] == (
+                    f"arn:aws:iam::{dns.account_id}:role/{cp.name}-cert-manager"
+                )
+                ref = route53["auth"]["kubernetes"]["serviceAccountRef"]
+                assert ref["audiences"] == ["sts.amazonaws.com"]
         seen.add((cp.provider.name, staging))
     assert seen == {("aws", True), ("aws", False), ("gcp", True), ("gcp", False)}
 
@@ -431,12 +439,12 @@ def test_whole_tree_validates_strictly_and_builds(
     for cluster in all_clusters(plan):
         base = f"generated/clusters/{cluster}/infrastructure"
         for rel in (
-            "controllers/istio-gateway.yaml",
+            "istio/istio-gateway.yaml",
             "configs/gateway.yaml",
             "configs/routes.yaml",
             "configs/security.yaml",
             "mesh-identity/gateway.yaml",
-            "mesh-identity/mesh.yaml",
+            "mesh-ca/mesh.yaml",
         ):
             kinds = {d["kind"] for d in yaml.safe_load_all(result.files[f"{base}/{rel}"])}
             assert kinds, rel

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def documents(files: dict[str, bytes], cluster: str) -> list[dict[str, Any]]:
-    prefix = f"generated/clusters/{cluster}/infrastructure/configs/"
+    prefix = f"generated/clusters/{cluster}/infrastructure/node-pools/"
     out: list[dict[str, Any]] = []
     for path, body in sorted(files.items()):
         if path.startswith(prefix) and not path.endswith("kustomization.yaml"):

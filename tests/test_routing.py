@@ -231,3 +231,21 @@ def test_a_lone_policy_cluster_publishes_a_plain_record(catalog: Catalog) -> Non
     (only,) = records.values()
     assert only.policy is None
     assert only.hostnames == ("llm.dev.example.com", "dev-aws-use2.llm.dev.example.com")
+
+
+def test_with_one_dns_authority_every_active_cluster_joins(catalog: Catalog) -> None:
+    """prod names Route 53 (spec.dns): all four clusters are in llm.example.com (issue 14)."""
+    env = catalog.environments["prod"]
+    assert env.dns is not None and env.dns.provider == "route53"
+    records = _records(catalog, env, {"aws", "gcp"})
+    assert {r.cluster for r in records.values() if r.policy == "latency"} == set(env.clusters)
+    assert records["prod-gcp-usc1"].region == "us-east-2"  # Iowa -> Ohio
+    assert records["prod-gcp-euw4"].region == "eu-central-1"  # Netherlands -> Frankfurt
+    regions = [r.region for r in records.values()]
+    assert len(set(regions)) == len(regions)  # one latency record per region and name
+    _owners_are_consistent(records)
+    # A suspended cluster is out by design: its regional name only.
+    stopped = replace(env, suspended_clusters=("prod-gcp-euw4",))
+    records = _records(catalog, stopped, {"aws", "gcp"})
+    assert records["prod-gcp-euw4"].hostnames == ("prod-gcp-euw4.llm.example.com",)
+    assert records["prod-gcp-euw4"].policy is None

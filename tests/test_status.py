@@ -25,6 +25,8 @@ from typer.testing import CliRunner
 
 from llmgen.cli.app import app
 from llmgen.gitops.status import status
+from llmgen.render.concerns.flux import layer_name
+from llmgen.render.types import INFRA_LAYERS
 
 TOKEN = "test-token-123"
 DEV, STAGING_AWS, STAGING_GCP = "dev-aws-use2", "staging-aws-use1", "staging-gcp-usc1"
@@ -249,10 +251,10 @@ def serve_dev_healthy(head: str) -> None:
             *(
                 kustomization(n, rev)
                 for n in (
-                    "infrastructure-controllers",
-                    "infrastructure-configs",
-                    "infrastructure-mesh-identity",
-                    "models",
+                    *(layer_name(layer) for layer in INFRA_LAYERS),
+                    "model-bge-m3",
+                    "model-llama-3-1-8b-instruct",
+                    "model-qwen2-5-32b-instruct-awq",
                 )
             ),
         ],
@@ -287,7 +289,8 @@ def serve_staging_broken(previous: str) -> None:
         "kustomize.toolkit.fluxcd.io/v1",
         [
             kustomization("infrastructure-controllers", rev),
-            kustomization("models", rev, ok=False),
+            kustomization("model-bge-m3", rev, ok=False),
+            kustomization("model-llama-3-1-8b-instruct", rev),
         ],
     )
     FakeApi.routes[(STAGING_AWS, FLUX_HR)] = lst(
@@ -398,6 +401,14 @@ def test_cli_table_json_and_exit_codes(
     assert data["ok"] is False and cluster["state"] == "not ready" and cluster["reachable"]
     assert cluster["revision_state"] == "behind 1 commit"
     assert {m["deployment"]: m["state"] for m in cluster["models"]}["bge-m3"] == "degraded"
+    # Each model is reported with its own Flux Kustomization (issue 14).
+    by_model = {m["deployment"]: m for m in cluster["models"]}
+    assert by_model["bge-m3"]["kustomization"] == "model-bge-m3"
+    assert by_model["bge-m3"]["kustomization_state"] == "not ready"
+    assert by_model["llama-3-1-8b-instruct"]["kustomization_state"] == "ready"
+    mixtral = by_model["mixtral-8x7b-instruct"]
+    assert mixtral["kustomization_state"] == "not ready"
+    assert mixtral["kustomization_detail"].startswith("NotFound: llmgen renders this layer")
     assert {"kind": "HelmRelease", "name": "keda", "reason": "InstallFailed"}.items() <= next(
         f for f in cluster["flux"] if f["kind"] == "HelmRelease"
     ).items()

@@ -12,6 +12,9 @@ figures do not depend on the machine's core count):
 - verify: every check but kustomize builds (schemas, CRD CEL rules, API
   server rules, Flux references, wiring across resources and layers, the
   credential guard), with the catalog's cluster facts; kustomize separately
+- largest Flux path: `kubectl kustomize` of the biggest folder a Flux
+  Kustomization applies (every layer and every model of every cluster
+  counts), which kustomize-controller builds on each reconcile
 
 Times exclude interpreter start-up and imports; each is the best of --repeat
 runs. Nothing is asserted: the script prints figures and their ratios.
@@ -98,7 +101,48 @@ def stage(name: str, root: Path, crds: Path | None) -> dict[str, float]:
             out[f"{family}.failed"] = f.failed
             out[f"{family}.unevaluable"] = sum(f.unevaluable.values())
         return out
+    if name == "fluxpath":
+        return largest_flux_path(root)
     raise SystemExit(f"unknown stage {name}")
+
+
+def flux_paths(root: Path) -> list[tuple[int, Path]]:
+    """(bytes, folder) of every path a rendered Flux Kustomization applies, biggest first."""
+    import yaml_rs
+
+    out = []
+    for cluster in sorted((root / "generated" / "clusters").iterdir()):
+        for obj in sorted(cluster.glob("kustomization-*.yaml")):
+            loaded = yaml_rs.loads(obj.read_text())
+            for doc in loaded if isinstance(loaded, list) else [loaded]:
+                folder = root / doc["spec"]["path"].removeprefix("./")
+                size = sum(p.stat().st_size for p in folder.rglob("*.yaml"))
+                out.append((size, folder))
+    return sorted(out, key=lambda t: (-t[0], str(t[1])))
+
+
+def largest_flux_path(root: Path, candidates: int = 3) -> dict[str, float]:
+    """Time `kubectl kustomize` on the biggest Flux paths; report the slowest."""
+    import resource
+
+    paths = flux_paths(root)
+    worst = (0.0, 0.0, 0, "")
+    for size, folder in paths[:candidates]:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t = time.perf_counter()
+        subprocess.run(["kubectl", "kustomize", str(folder)], check=True, capture_output=True)
+        dt = time.perf_counter() - t
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        if dt > worst[0]:
+            worst = (dt, cpu, size, str(folder.relative_to(root)))
+    return {
+        "seconds": worst[0],
+        "cpu_seconds": worst[1],
+        "bytes": float(worst[2]),
+        "paths": float(len(paths)),
+        "path": worst[3],  # type: ignore[dict-item]
+    }
 
 
 def run_child(name: str, root: Path, crds: Path | None) -> dict[str, float]:
@@ -159,6 +203,7 @@ def main() -> None:
         dump = best("dump", root, crds, args.repeat)
         ver = best("verify", root, crds, 1)
         kus = None if args.skip_kustomize else best("kustomize", root, crds, 1)
+        flux = None if args.skip_kustomize else best("fluxpath", root, crds, args.repeat)
 
     docs = cold["documents"]
     rows = [
@@ -205,6 +250,15 @@ def main() -> None:
             (
                 "kustomize build (all folders, one core)",
                 f"{kus['seconds']:.1f} s for {int(kus['folders'])} folders",
+            )
+        )
+    if flux is not None:
+        rows.append(
+            (
+                "largest Flux path build (one core)",
+                f"{flux['seconds']:.2f} s ({flux['cpu_seconds']:.2f} s CPU) for {flux['path']} "
+                f"({flux['bytes'] / 1e6:.1f} MB), "
+                f"largest of {int(flux['paths'])} Flux paths (target <= 1 s)",
             )
         )
     width = max(len(k) for k, _ in rows)

@@ -51,7 +51,7 @@ def cluster_yaml(name: str, cloud: str, region: str) -> str:
             ("a100-x8", "A100-80GB", 8, "instanceTypes: [p4de.24xlarge]", "on-demand", 60),
             ("h100-x8", "H100-80GB", 8, "instanceTypes: [p5.48xlarge]", "on-demand", 120),
         ]
-        extra = '  aws:\n    accountID: "111122223333"\n'
+        extra = f'  aws:\n    accountID: "111122223333"\n    vpcName: {name}\n'
     else:
         pools = [
             ("l4-x1", "L4", 1, "machineType: g2-standard-8", "spot", 400),

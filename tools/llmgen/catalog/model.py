@@ -219,6 +219,22 @@ class Environment:
     #: clusters stopped on their own (`llmgen stop --cluster`); `suspended` stops them all
     suspended_clusters: tuple[str, ...]
     where: Where
+    #: gateway.waf.mode: `block` (refuse what the rules match) or `detect` (log only)
+    waf_mode: str = "block"
+    #: gateway.waf.failurePolicy: `closed` (no traffic without the WAF) or `open`
+    waf_failure_policy: str = "closed"
+    #: spec.dns: the domain's one authority (provider, zoneID, accountID), or None
+    dns: DnsAuthority | None = None
+
+
+@dataclass(frozen=True)
+class DnsAuthority:
+    """`Environment.spec.dns`: where every cluster's records and ACME challenges go."""
+
+    provider: str  # route53
+    zone_id: str
+    account_id: str
+    where: Where
 
 
 # ----------------------------------------------------------------- platform
@@ -468,6 +484,16 @@ def _environment(cat: Catalog, doc: Document, spec: dict[str, Any]) -> None:
         suspended=bool(spec.get("suspended", False)),
         suspended_clusters=tuple(spec.get("suspendedClusters", [])),
         where=_where(doc, "spec"),
+        waf_mode=gateway.get("waf", {}).get("mode", "block"),
+        waf_failure_policy=gateway.get("waf", {}).get("failurePolicy", "closed"),
+        dns=DnsAuthority(
+            spec["dns"]["provider"],
+            spec["dns"]["zoneID"],
+            spec["dns"]["accountID"],
+            _where(doc, "spec", "dns"),
+        )
+        if "dns" in spec
+        else None,
     )
 
 

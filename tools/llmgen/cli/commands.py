@@ -1,5 +1,5 @@
 """The pipeline commands: validate, render, diff, verify, schema, commit,
-secrets check, status, plan. Each parses its options and calls the library."""
+secrets check, bootstrap, status, plan. Each parses its options and calls the library."""
 
 from __future__ import annotations
 
@@ -232,6 +232,20 @@ def secrets_check_cmd(
 
     result = check_environment(find_root(root), env)
     finish(result.diagnostics, fmt, result.ok, result.summary())
+
+
+@app.command("bootstrap")
+@handled
+def bootstrap_cmd(
+    cluster: Annotated[str, typer.Argument(help="A cluster of catalog/clusters/.")],
+    root: RootOpt = None,
+) -> None:
+    """Write clusters/CLUSTER/llmgen.yaml, the sync object beside Flux's bootstrap files."""
+    from llmgen.lifecycle.scaffold.bootstrap import bootstrap
+
+    done = bootstrap(find_root(root), cluster)
+    echo(f"{'wrote' if done.written else 'unchanged:'} {done.path}")
+    echo("next:\n" + "\n".join(f"  {c}" for c in done.commands))
 
 
 @app.command("status")

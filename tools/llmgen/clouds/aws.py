@@ -175,17 +175,32 @@ class AwsProvider(CloudProvider):
             },
         )
 
-    def load_balancer_annotations(self, cluster: Cluster) -> dict[str, str]:
-        # AWS Load Balancer Controller: an internet-facing NLB straight to pod IPs
-        # (no extra kube-proxy hop, client IPs preserved for the gateway).
-        return {
+    def load_balancer_annotations(
+        self, cluster: Cluster, *, internal: bool = False, idle_timeout_seconds: int | None = None
+    ) -> dict[str, str]:
+        # AWS Load Balancer Controller: an NLB straight to pod IPs (no extra
+        # kube-proxy hop, client IPs preserved for the gateway).
+        out = {
             "service.beta.kubernetes.io/aws-load-balancer-type": "external",
             "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
-            "service.beta.kubernetes.io/aws-load-balancer-scheme": "internet-facing",
+            "service.beta.kubernetes.io/aws-load-balancer-scheme": (
+                "internal" if internal else "internet-facing"
+            ),
             "service.beta.kubernetes.io/aws-load-balancer-cross-zone-load-balancing-enabled": (
                 "true"
             ),
         }
+        if idle_timeout_seconds is not None:
+            # An NLB TCP listener drops a flow after 350 s without packets unless
+            # told otherwise (60-6000 s); LBC v2.14 sets listener attributes from
+            # `...listener-attributes.<protocol>-<service port>`
+            # (pkg/service/model_build_listener.go buildListenerAttributes).
+            # Ports: HTTPS on the ingress gateway, mTLS passthrough on east-west;
+            # an annotation naming a port the Service lacks is never read.
+            seconds = min(max(idle_timeout_seconds, NLB_IDLE_MIN), NLB_IDLE_MAX)
+            for port in IDLE_TIMEOUT_PORTS:
+                out[f"{LISTENER_ATTRIBUTES}.TCP-{port}"] = f"tcp.idle_timeout.seconds={seconds}"
+        return out
 
     def acme_dns01_solver(self, cluster: Cluster, domain: str) -> dict[str, Any]:
         # IRSA: no keys; cert-manager's ServiceAccount assumes its role (see
@@ -246,9 +261,10 @@ class AwsProvider(CloudProvider):
             return {
                 "clusterName": cluster.name,
                 "region": cluster.region,
-                # Pods cannot reach IMDS (hop limit 1) to look the VPC up; find
-                # it by the cluster's discovery tag instead of pinning an ID.
-                "vpcTags": {DISCOVERY_TAG: cluster.name},
+                # Pods cannot reach IMDS (hop limit 1) to look the VPC up. v2.14
+                # takes --aws-vpc-id, or looks the VPC up by the `Name` tag alone
+                # (pkg/aws/cloud.go getVpcID: only vpcTags["Name"] is read).
+                **vpc_values(cluster),
                 "serviceAccount": {
                     "annotations": self.workload_identity_annotations(
                         cluster, "aws-load-balancer-controller", "aws-load-balancer-controller"
@@ -294,6 +310,22 @@ class AwsProvider(CloudProvider):
 
 def _capacity_types(capacity_type: str) -> list[str]:
     return ["on-demand", "spot"] if capacity_type == "spot" else [capacity_type]
+
+
+LISTENER_ATTRIBUTES = "service.beta.kubernetes.io/aws-load-balancer-listener-attributes"
+#: The NLB TCP idle timeout's allowed range (AWS: "60-6000 seconds").
+NLB_IDLE_MIN, NLB_IDLE_MAX = 60, 6000
+IDLE_TIMEOUT_PORTS = (443, 15443)
+
+
+def vpc_values(cluster: Cluster) -> dict[str, Any]:
+    """The chart values telling the Load Balancer Controller its VPC (validate requires one)."""
+    aws = cluster.cloud_settings
+    if aws.get("vpcID"):
+        return {"vpcId": aws["vpcID"]}
+    if aws.get("vpcName"):
+        return {"vpcTags": {"Name": aws["vpcName"]}}
+    return {}
 
 
 def _req(key: str, values: list[str]) -> dict[str, Any]:

@@ -142,8 +142,15 @@ class CloudProvider(ABC):
     # ---------------------------------------------------------------- network
 
     @abstractmethod
-    def load_balancer_annotations(self, cluster: Cluster) -> dict[str, str]:
-        """Annotations of the ingress gateway's `LoadBalancer` Service on this cloud."""
+    def load_balancer_annotations(
+        self, cluster: Cluster, *, internal: bool = False, idle_timeout_seconds: int | None = None
+    ) -> dict[str, str]:
+        """Annotations of a gateway's `LoadBalancer` Service on this cloud.
+
+        `internal`: reachable only from private networks (the east-west
+        gateway); `idle_timeout_seconds`: how long an idle TCP flow through
+        the load balancer must survive (the longest route timeout).
+        """
 
     def workload_identity_egress(self, cluster: Cluster) -> list[dict[str, Any]]:
         """NetworkPolicy egress rules pods need for cloud credentials, beyond HTTPS (443)."""

@@ -36,6 +36,49 @@ NO_GKE_DEVICE_PLUGIN = {"gke-no-default-nvidia-gpu-device-plugin": "true"}
 GKE_CNI_BIN_DIR = "/home/kubernetes/bin"
 
 
+#: Where the projected token for AWS web-identity federation is mounted.
+AWS_TOKEN_DIR = "/var/run/secrets/aws"
+STS_AUDIENCE = "sts.amazonaws.com"
+
+
+def route53_external_dns(cluster: Cluster, account_id: str) -> dict[str, Any]:
+    """ExternalDNS on GKE writing to Route 53, the environment's DNS authority.
+
+    No keys: the pod's own ServiceAccount token (audience sts.amazonaws.com,
+    projected) is exchanged for the role `<cluster>-external-dns` in the
+    zone's account, which trusts this cluster's OIDC issuer
+    (`https://container.googleapis.com/v1/projects/<p>/locations/<l>/clusters/<c>`)
+    for `system:serviceaccount:external-dns:external-dns`. The AWS SDK's
+    default chain reads AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE.
+    """
+    role = f"arn:aws:iam::{account_id}:role/{cluster.name}-external-dns"[:2048]
+    return {
+        "provider": {"name": "aws"},
+        "env": [
+            {"name": "AWS_ROLE_ARN", "value": role},
+            {"name": "AWS_WEB_IDENTITY_TOKEN_FILE", "value": f"{AWS_TOKEN_DIR}/token"},
+            {"name": "AWS_REGION", "value": "us-east-1"},
+        ],
+        "extraVolumes": [
+            {
+                "name": "aws-token",
+                "projected": {
+                    "sources": [
+                        {
+                            "serviceAccountToken": {
+                                "audience": STS_AUDIENCE,
+                                "expirationSeconds": 3600,
+                                "path": "token",
+                            }
+                        }
+                    ]
+                },
+            }
+        ],
+        "extraVolumeMounts": [{"name": "aws-token", "mountPath": AWS_TOKEN_DIR, "readOnly": True}],
+    }
+
+
 def gsa_email(cluster: Cluster, service_account: str) -> str:
     """The Google service account a Kubernetes ServiceAccount impersonates."""
     project = cluster.cloud_settings.get("projectID", "")
@@ -256,9 +299,19 @@ class GcpProvider(CloudProvider):
         """pd-balanced: 0.28 MiB/s per GB with a 140 MiB/s baseline (Persistent Disk limits)."""
         return max(140.0, 0.28 * disk_size_gb(pool, gpu))
 
-    def load_balancer_annotations(self, cluster: Cluster) -> dict[str, str]:
+    def load_balancer_annotations(
+        self, cluster: Cluster, *, internal: bool = False, idle_timeout_seconds: int | None = None
+    ) -> dict[str, str]:
+        if internal:
+            # An internal passthrough NLB, reachable from other regions (and,
+            # through VPN or Interconnect, from the peer clouds' networks).
+            return {
+                "networking.gke.io/load-balancer-type": "Internal",
+                "networking.gke.io/internal-load-balancer-allow-global-access": "true",
+            }
         # A backend-service-based external passthrough NLB (regional, preserves
-        # client IPs, supports more than 250 backends).
+        # client IPs, supports more than 250 backends). It is connection-tracked
+        # without a per-listener idle timeout annotation; README notes it.
         return {"cloud.google.com/l4-rbs": "enabled"}
 
     def acme_dns01_solver(self, cluster: Cluster, domain: str) -> dict[str, Any]:
@@ -295,6 +348,9 @@ class GcpProvider(CloudProvider):
                 }
             }
         if addon == "external-dns":
+            env = cp.environment
+            if env is not None and env.dns is not None and env.dns.provider == "route53":
+                return route53_external_dns(cluster, env.dns.account_id)
             project = cluster.cloud_settings.get("projectID", "")
             return {
                 "provider": {"name": "google"},

@@ -7,7 +7,10 @@ anything:
 - Flux Kustomizations and HelmReleases, ready or not, with the reason and
   message of their Ready condition;
 - each model's Deployments (found by the `llmgen.io/model` label) and their
-  ready replicas against the bounds of the KEDA ScaledObject that scales them;
+  ready replicas against the bounds of the KEDA ScaledObject that scales them,
+  beside the state of the model's own Flux Kustomization (`model-<model>`:
+  one per model, so one model's failed apply or health check shows on that
+  model alone);
 - the Git revision the cluster applied (Kustomization
   `status.lastAppliedRevision`) against the repository's HEAD.
 
@@ -35,7 +38,7 @@ from llmgen.errors import LlmgenError
 from llmgen.plan.build import ClusterPlan, Placement, build_plan
 from llmgen.render.concerns.flux import FLUX_NAMESPACE, layer_name
 from llmgen.render.pipeline import checked_catalog, select_clusters
-from llmgen.render.types import LAYERS
+from llmgen.render.types import INFRA_LAYERS, model_layer
 
 MANAGED = "app.kubernetes.io/managed-by=llmgen"
 MODEL_LABEL = "llmgen.io/model"
@@ -82,6 +85,11 @@ class ModelStatus:
     min_replicas: int | None = None
     max_replicas: int | None = None
     scaled_object: str | None = None
+    #: the model's Flux Kustomization and its state (`FluxObject.state`), with
+    #: the reason when it is not ready
+    kustomization: str = ""
+    kustomization_state: str = ""
+    kustomization_detail: str = ""
 
     @property
     def ok(self) -> bool:
@@ -169,6 +177,7 @@ def model_statuses(
     deployments: list[dict[str, Any]],
     scaled_objects: list[dict[str, Any]],
     stopped: bool,
+    flux: Iterable[FluxObject] = (),
 ) -> list[ModelStatus]:
     """Each planned model's Deployments, judged against their ScaledObject's bounds.
 
@@ -183,8 +192,15 @@ def model_statuses(
         ): so
         for so in scaled_objects
     }
+    kustomizations = {
+        f.name: f for f in flux if f.kind == "Kustomization" and f.namespace == FLUX_NAMESPACE
+    }
     out: list[ModelStatus] = []
     for p in placements:
+        ks_name = layer_name(model_layer(p.model.name))
+        ks = kustomizations.get(ks_name)
+        ks_state = ks.state if ks else "absent"
+        ks_detail = f"{ks.reason}: {ks.message}" if ks and ks.reason else ""
         mine = [
             d
             for d in deployments
@@ -201,6 +217,9 @@ def model_statuses(
                     state,
                     min_replicas=p.min_replicas,
                     max_replicas=p.max_replicas,
+                    kustomization=ks_name,
+                    kustomization_state=ks_state,
+                    kustomization_detail=ks_detail,
                 )
             )
             continue
@@ -232,6 +251,9 @@ def model_statuses(
                     lo,
                     hi,
                     so["metadata"]["name"] if so else None,
+                    ks_name,
+                    ks_state,
+                    ks_detail,
                 )
             )
     return out
@@ -301,13 +323,18 @@ def query_cluster(cp: ClusterPlan, kubeconfig: str) -> ClusterStatus:
     except (ApiException, HTTPError, OSError) as exc:
         result.error = _error_text(exc)
         return result
-    result.flux = flux_objects(kustomizations, releases)
-    result.models = model_statuses(cp.placements, _items(deployments), scaled or [], stopped)
+    expected = [*INFRA_LAYERS, *(model_layer(p.model.name) for p in cp.placements)]
+    result.flux = flux_objects(kustomizations, releases, expected)
+    result.models = model_statuses(
+        cp.placements, _items(deployments), scaled or [], stopped, result.flux
+    )
     return result
 
 
 def flux_objects(
-    kustomizations: list[dict[str, Any]] | None, releases: list[dict[str, Any]] | None
+    kustomizations: list[dict[str, Any]] | None,
+    releases: list[dict[str, Any]] | None,
+    layers: Iterable[str] = INFRA_LAYERS,
 ) -> list[FluxObject]:
     """Flux objects as found, plus a not-ready entry for each one llmgen renders but is absent.
 
@@ -327,7 +354,7 @@ def flux_objects(
             )
     have = {(f.namespace, f.name) for f in found if f.kind == "Kustomization"}
     if kustomizations is not None:
-        for layer in LAYERS:
+        for layer in layers:
             key = (FLUX_NAMESPACE, layer_name(layer))
             if key not in have:
                 found.append(

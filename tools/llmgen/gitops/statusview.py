@@ -50,6 +50,10 @@ def to_table(report: StatusReport, width: int | None = None) -> str:
             detail = f"{m.ready_replicas} ready of {m.replicas}; bounds {bounds}{via}"
             if m.state == "missing":
                 detail = f"no Deployment labelled {MODEL_LABEL}={m.model}; plan {bounds}"
+            if m.kustomization:
+                detail += f"; Kustomization {m.kustomization}: {m.kustomization_state}"
+                if m.kustomization_detail and m.kustomization_state != "ready":
+                    detail += f" ({m.kustomization_detail})"
             table.add_row("Deployment", f"{m.namespace}/{m.deployment}", m.state, detail)
         console.print(table)
         rev = (c.revision or "none")[:12] if c.revision_state != "mixed" else c.revision

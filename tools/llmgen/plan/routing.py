@@ -23,6 +23,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from llmgen.catalog.dnsregions import aws_region
+
 if TYPE_CHECKING:
     from llmgen.catalog.model import Cluster, Environment, Model
     from llmgen.plan.build import Placement
@@ -211,6 +213,13 @@ def max_concurrency(model: Model, placements: Iterable[Placement]) -> int:
 # ------------------------------------------------------------------ global DNS
 
 
+def active_clusters(environment: Environment) -> list[str]:
+    """The environment's clusters that serve (`suspendedClusters` are out by design)."""
+    if environment.suspended:
+        return []
+    return [c for c in environment.clusters if c not in environment.suspended_clusters]
+
+
 @dataclass(frozen=True)
 class DnsRecord:
     """What one cluster's ingress gateway publishes through ExternalDNS.
@@ -242,14 +251,19 @@ def dns_records(
 ) -> dict[str, DnsRecord]:
     """Per cluster of `environment`, the DNS record its ingress gateway publishes.
 
-    `policy_capable` names the clouds whose ExternalDNS provider supports
-    routing-policy record sets (set identifiers); only their gateways join
-    the environment's domain as a policy record set. Every other gateway
-    publishes its plain regional name only, because two plain records of the
-    same name from different clusters fight over ExternalDNS ownership and
-    one silently wins. With no policy-capable cluster at all, the first
-    cluster in the environment's order owns the domain as a plain record; so
-    does a lone policy-capable one (a policy of one record chooses nothing).
+    `policy_capable` names the clouds whose clusters write into a DNS service
+    with routing-policy record sets: with `spec.dns` (Route 53 the one
+    authority) every cloud's; without it, only clouds whose own DNS has them.
+    Their active gateways join the environment's domain as a policy record set;
+    a suspended cluster keeps its regional name only. Latency and geo records
+    name `aws_region(cluster)` (validate refuses two clusters on one region
+    under latency: Route 53 keeps one latency record per region and name).
+    Every other gateway publishes its plain regional name only, because two
+    plain records of the same name from different clusters fight over
+    ExternalDNS ownership and one silently wins. With no policy-capable cluster
+    at all, the first cluster in the environment's order owns the domain as a
+    plain record; so does a lone policy-capable one (a policy of one record
+    chooses nothing).
 
     A policy record carries only the domain (ExternalDNS applies a Service's
     set identifier to each of its hostnames).
@@ -262,7 +276,8 @@ def dns_records(
     by_name = {c.name: c for c in clusters}
     ordered = [by_name[n] for n in environment.clusters if n in by_name]
     domain = environment.domain
-    joined = [c for c in ordered if c.cloud in capable]
+    active = set(active_clusters(environment))
+    joined = [c for c in ordered if c.cloud in capable and c.name in active]
     capable_first = joined[0] if joined else None
     policy = environment.routing_policy
     if policy == "failover":
@@ -281,7 +296,7 @@ def dns_records(
                 hostnames=(domain,),
                 policy=policy,
                 set_identifier=c.name,
-                region=c.region,
+                region=aws_region(c),
                 weight=environment.routing_weights.get(c.name, 0) if policy == "weighted" else None,
                 failover=role,
             )

@@ -22,7 +22,7 @@ import yaml_rs
 from llmgen import __version__
 from llmgen.errors import RenderSafetyError, TemplateError
 from llmgen.plan.build import ClusterPlan, Plan
-from llmgen.render.types import LAYERS, Output
+from llmgen.render.types import INFRA_LAYERS, MODELS, Output, model_layer
 from llmgen.render.yamltext import block, scalar
 
 GENERATED = "generated"
@@ -246,41 +246,68 @@ _KIND_ORDER = {
 }
 
 
+def layer_of(path: str) -> str | None:
+    """The layer folder (`infrastructure/x` or `models/<model>`) a path is in, if any."""
+    for layer in INFRA_LAYERS:
+        if path.startswith(layer + "/"):
+            return layer
+    if path.startswith(MODELS + "/"):
+        model = path[len(MODELS) + 1 :].split("/", 1)[0]
+        return model_layer(model)
+    return None
+
+
 def _bundle_path(path: str) -> str:
     """Where an output lands: resources of one model (or one add-on) share a file.
 
-    `models/llama/deployment-llama.yaml` -> `models/llama.yaml`; an output
-    directly in a layer folder keeps its own file. One file per model keeps
-    a model's resources together for review and keeps the tree small enough
-    to write quickly (thousands of files, not tens of thousands).
+    `models/llama/deployment-llama.yaml` -> `models/llama/llama.yaml` (each
+    model is its own folder: its own kustomize root and Flux Kustomization);
+    `infrastructure/configs/gateway/gateway.yaml` -> `infrastructure/configs/gateway.yaml`;
+    an output directly in a layer folder keeps its own file. One file per
+    model or add-on keeps its resources together for review and keeps the
+    tree small enough to write quickly.
     """
-    for layer in LAYERS:
-        if path.startswith(layer + "/"):
-            rest = path[len(layer) + 1 :]
-            if "/" in rest:
-                return f"{layer}/{rest.split('/', 1)[0]}.yaml"
-            return path
+    layer = layer_of(path)
+    if layer is None:
+        return path
+    rest = path[len(layer) + 1 :]
+    if layer.startswith(MODELS + "/"):
+        return f"{layer}/{layer.rpartition('/')[2]}.yaml"
+    if "/" in rest:
+        return f"{layer}/{rest.split('/', 1)[0]}.yaml"
     return path
 
 
 def render_cluster(renderer: Renderer, cp: ClusterPlan, root: Path, result: RenderResult) -> None:
-    """Render every concern's outputs for one cluster, plus its kustomizations."""
-    from llmgen.render.concerns import outputs_for
+    """Render every concern's outputs for one cluster, plus its Flux objects and kustomizations.
+
+    The Flux Kustomizations come last: their health checks name what the
+    rendered layers consume (`flux.outputs` reads the index built here).
+    """
+    from llmgen.render.concerns import flux, outputs_for
 
     base = f"{GENERATED}/clusters/{cp.name}"
     bundles: dict[str, list[tuple[tuple[int, str], str, str]]] = {}
-    for out in outputs_for(cp):
+    index: dict[str, list[flux.DocRef]] = {}
+
+    def add(out: Output) -> None:
         where = f"{base}/{out.path}"
         text, doc = renderer.render_document(out, where)
         rank = (_KIND_ORDER.get(doc["kind"], len(_KIND_ORDER)), out.path)
         bundles.setdefault(_bundle_path(out.path), []).append(
             (rank, text, out.input_hash or cp.input_hash)
         )
+        layer = layer_of(out.path)
+        if layer is not None:
+            index.setdefault(layer, []).append(flux.DocRef.of(doc))
         result.documents += 1
 
-    folders: dict[str, list[str]] = {"": [], "infrastructure": []}
-    for layer in LAYERS:
-        folders[layer] = []
+    for out in outputs_for(cp):
+        add(out)
+    for out in flux.outputs(cp, index):
+        add(out)
+
+    folders: dict[str, list[str]] = {"": []}
     for path, docs in bundles.items():
         docs.sort()
         ranks = [d[0] for d in docs]
@@ -295,18 +322,20 @@ def render_cluster(renderer: Renderer, cp: ClusterPlan, root: Path, result: Rend
         folder, _, fname = path.rpartition("/")
         folders.setdefault(folder, []).append(fname)
 
+    # One kustomization per layer folder (a Flux path) and one at the cluster
+    # root listing only the Flux objects. No folder aggregates layers: a build
+    # of one would apply custom resources beside the HelmReleases installing
+    # their CRDs, and a build of every model at once is what the per-model
+    # Kustomizations avoid.
+    components = overlay_components(root, cp)
     for folder, files in folders.items():
         entries = sorted(files)
-        if folder:  # the cluster root lists only the Flux objects, never the layers
-            entries += sorted(
-                f"{f.rpartition('/')[2]}/" for f in folders if f and f.rpartition("/")[0] == folder
-            )
-        components = []
-        if folder == "models":
-            # generated/clusters/<cluster>/models -> repo root is four levels up
-            components = [f"../../../../{c}" for c in overlay_components(root, cp)]
+        comps: list[str] = []
+        if folder.startswith(MODELS + "/"):
+            # generated/clusters/<cluster>/models/<model> -> the repo root is five levels up
+            comps = [f"../../../../../{c}" for c in components]
         path = f"{base}/{folder}/kustomization.yaml" if folder else f"{base}/kustomization.yaml"
-        result.files[path] = _kustomization(entries, components, cp.input_hash).encode()
+        result.files[path] = _kustomization(entries, comps, cp.input_hash).encode()
 
 
 def _combine(hashes: list[str]) -> str:

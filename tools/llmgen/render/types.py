@@ -12,23 +12,44 @@ from typing import Any
 
 from llmgen.errors import RenderSafetyError
 
-#: The three Flux layers, in apply order; each is its own kustomize root.
-LAYERS = (
+#: The infrastructure Flux layers, in apply order; each is its own kustomize
+#: root and its own Flux Kustomization. Models follow: one Flux Kustomization
+#: per model, at `models/<model>` (`model_layer`). The graph is documented in
+#: docs/layers.md.
+INFRA_LAYERS = (
     "infrastructure/controllers",
+    "infrastructure/mesh-ca",
+    "infrastructure/istio",
+    "infrastructure/node-pools",
     "infrastructure/configs",
     "infrastructure/mesh-identity",
-    "models",
 )
-#: What each layer waits for. Identity material fetched or issued from outside
-#: the cluster (mesh CA and peer secrets, the gateway certificate) sits in its
-#: own layer that nothing waits on: one peer's missing secret or a slow ACME
-#: order must not hold back every model rollout.
-LAYER_DEPENDS = {
+MODELS = "models"
+#: Every layer folder a rendered path may start with (`models` holds one
+#: folder, and one Flux Kustomization, per model).
+LAYERS = (*INFRA_LAYERS, MODELS)
+#: What each layer needs to exist before it applies, and nothing else: one rule
+#: for every layer. A dependency is "ready" when the objects its dependents
+#: need exist (CRDs Established, the mesh CA Secret, istiod's injection
+#: webhook), never when an unrelated add-on is healthy (flux.py renders those
+#: health checks). Node pools, gateway policy and mesh identity are leaves:
+#: nothing waits on them, so none of them can block a model change or a stop.
+LAYER_DEPENDS: dict[str, tuple[str, ...]] = {
     "infrastructure/controllers": (),
-    "infrastructure/configs": ("infrastructure/controllers",),
-    "infrastructure/mesh-identity": ("infrastructure/configs",),
-    "models": ("infrastructure/configs",),
+    # the ClusterSecretStore and ExternalSecret CRDs, and ESO running
+    "infrastructure/mesh-ca": ("infrastructure/controllers",),
+    # istiod must find a complete /etc/cacerts at its first start
+    "infrastructure/istio": ("infrastructure/mesh-ca",),
+    "infrastructure/node-pools": ("infrastructure/controllers",),
+    "infrastructure/configs": ("infrastructure/controllers", "infrastructure/istio"),
+    "infrastructure/mesh-identity": ("infrastructure/controllers", "infrastructure/istio"),
+    MODELS: ("infrastructure/controllers", "infrastructure/istio"),
 }
+
+
+def model_layer(model: str) -> str:
+    """`llama` -> `models/llama`: the folder (and Flux path) of one model."""
+    return f"{MODELS}/{model}"
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 A concern module exposes `outputs(cp: ClusterPlan) -> Iterable[Output]`.
 Order here is the order files are produced; output paths decide layout, so
-order never changes the rendered tree.
+order never changes the rendered tree. The Flux objects (`flux.py`) come from
+the engine, after every layer is rendered: their health checks read it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from typing import TYPE_CHECKING
 from llmgen.render.concerns import (
     addons,
     autoscaling,
-    flux,
     gpureadiness,
     mesh,
     monitoring,
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 ConcernFn = Callable[["ClusterPlan"], Iterable["Output"]]
 
 CONCERNS: list[tuple[str, ConcernFn]] = [
-    ("flux", flux.outputs),
     ("workloads", workloads.outputs),
     ("autoscaling", autoscaling.outputs),
     ("monitoring", monitoring.outputs),

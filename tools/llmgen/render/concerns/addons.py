@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from llmgen.clouds import registered
+from llmgen.render.concerns import istio
 from llmgen.render.types import Output, file_name
 
 if TYPE_CHECKING:
@@ -28,11 +29,18 @@ if TYPE_CHECKING:
     from llmgen.plan.build import ClusterPlan
 
 LAYER = "infrastructure/controllers"
+#: Istio's own releases apply after the mesh CA Secret exists (docs/layers.md).
+ISTIO_LAYER = "infrastructure/istio"
+ISTIO_ADDONS = frozenset({"istio-base", "istio-cni", "istiod"})
+#: istio-system is created with the mesh CA, before any Istio release.
+MESH_CA_LAYER = "infrastructure/mesh-ca"
+MESH_NAMESPACE = "istio-system"
 FLUX_NAMESPACE = "flux-system"
 #: Rendered by the mesh concern (ingress and east-west gateways).
 SKIPPED = frozenset({"istio-gateway"})
 #: Istio's CNI node agent; istiod injects for it only where it runs.
 CNI_ADDON = "istio-cni"
+ISTIOD_REPLICAS = 2
 #: Helm charts stored in OCI registries are single-layer artifacts of this type.
 HELM_CHART_LAYER = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
 
@@ -95,7 +103,7 @@ def generic_values(name: str, cp: ClusterPlan) -> dict[str, Any]:
                 "multiCluster": {"clusterName": cluster.name},
                 "network": cluster.network,
             },
-            "meshConfig": {"trustDomain": platform.trust_domain},
+            "meshConfig": {"trustDomain": istio.trust_domain(cp)},
             "pilot": {
                 # Inject the unprivileged istio-validation init container instead
                 # of istio-init (NET_ADMIN), which `restricted` namespaces reject;
@@ -104,6 +112,21 @@ def generic_values(name: str, cp: ClusterPlan) -> dict[str, Any]:
                 # The sidecar as a native (init) sidecar: the weights-fetching
                 # init containers then run with the mesh's networking up.
                 "env": {"ENABLE_NATIVE_SIDECARS": "true"},
+                # Two istiods, spread over zones: the chart's single replica with
+                # PDB minAvailable 1 blocks every node drain and is a single point
+                # of failure for certificate issuance (istio-discovery 1.27
+                # values: autoscaleMin 1; `pilot.*` is copied to the top level
+                # by templates/zzy_descope_legacy.yaml).
+                "autoscaleMin": ISTIOD_REPLICAS,
+                "replicaCount": ISTIOD_REPLICAS,
+                "topologySpreadConstraints": [
+                    {
+                        "maxSkew": 1,
+                        "topologyKey": "topology.kubernetes.io/zone",
+                        "whenUnsatisfiable": "ScheduleAnyway",
+                        "labelSelector": {"matchLabels": {"app": "istiod"}},
+                    }
+                ],
             },
         }
     if name == "kube-prometheus-stack":
@@ -165,6 +188,13 @@ def generic_values(name: str, cp: ClusterPlan) -> dict[str, Any]:
         }
         if cp.environment is not None:
             values["domainFilters"] = [cp.environment.domain]
+            if cp.environment.dns is not None:
+                # Only the environment's authoritative zone, never a private
+                # zone of the same name.
+                values["extraArgs"] = [
+                    f"--zone-id-filter={cp.environment.dns.zone_id}",
+                    "--aws-zone-type=public",
+                ]
         return values
     if name == "reloader":
         # The chart's containerSecurityContext defaults to `{}` (its flag adds
@@ -216,9 +246,10 @@ def outputs(cp: ClusterPlan) -> Iterator[Output]:
     namespaces_done: set[str] = set()
     for addon in addons:
         spec = spec_of(addon.name)
-        folder = f"{LAYER}/{addon.name}"
+        folder = f"{ISTIO_LAYER if addon.name in ISTIO_ADDONS else LAYER}/{addon.name}"
         labels = {**cp.labels, "app.kubernetes.io/component": addon.name}
         ns = spec.namespace
+        ns_folder = f"{MESH_CA_LAYER}/{ns}" if ns == MESH_NAMESPACE else folder
         if ns not in namespaces_done:
             namespaces_done.add(ns)
             ns_labels = dict(cp.labels)
@@ -231,7 +262,7 @@ def outputs(cp: ClusterPlan) -> Iterator[Output]:
                 # Multi-network mesh: istiod labels its workloads with this network.
                 ns_labels["topology.istio.io/network"] = cp.cluster.network
             yield Output(
-                f"{folder}/{file_name('Namespace', ns)}",
+                f"{ns_folder}/{file_name('Namespace', ns)}",
                 "addons/namespace.yaml.j2",
                 {"name": ns, "labels": ns_labels},
             )
@@ -239,7 +270,7 @@ def outputs(cp: ClusterPlan) -> Iterator[Output]:
                 spec_of(a.name).node_critical for a in sharing
             ):
                 yield Output(
-                    f"{folder}/{file_name('ResourceQuota', 'critical-pods')}",
+                    f"{ns_folder}/{file_name('ResourceQuota', 'critical-pods')}",
                     "addons/resourcequota.yaml.j2",
                     {"name": "critical-pods", "namespace": ns, "labels": cp.labels},
                 )

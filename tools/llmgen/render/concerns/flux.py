@@ -1,62 +1,260 @@
-"""The Flux skeleton of a cluster folder: its source and three ordered layers."""
+"""The Flux objects of a cluster folder: one Kustomization per layer and per model.
+
+`flux bootstrap … --path=clusters/<cluster>` (outside generated/) makes the
+`flux-system` GitRepository and Kustomization; `llmgen bootstrap` scaffolds
+`clusters/<cluster>/llmgen.yaml`, one Kustomization applying this folder's
+root. Every Kustomization here reads the `flux-system` GitRepository, the one
+bootstrap made: its URL scheme always matches the secret bootstrap wrote
+(SSH key or HTTPS token), which a second GitRepository could not promise.
+
+The graph (docs/layers.md) follows one rule: a layer depends on what must
+exist before it applies, never on an unrelated add-on's health. Flux
+(kustomize-controller v1.7 `checkDependencies`) only applies a Kustomization
+whose dependencies are Ready on the current revision, and a dependency's
+readiness is its health assessment. So a layer others depend on does not
+`wait` for every object it applies (a failing add-on upgrade would then stop
+every model change and `llmgen stop`); it health-checks exactly what its
+dependents consume:
+
+- the CRDs of every custom resource a dependent renders (kstatus: Current
+  once `Established`);
+- in mesh-ca, the `cacerts` Secret (kstatus: Current once it exists): istiod
+  only uses a plugged-in CA it finds at its first start (Istio 1.27
+  pilot/pkg/bootstrap/istio_ca.go `createIstioCA`), so the Istio layer must
+  not apply before the Secret exists;
+- in istio, istiod's sidecar-injection webhook: a model pod created before it
+  exists would run without a sidecar, unreachable under STRICT mTLS.
+
+Leaves (node pools, gateway and policy, mesh identity, each model) `wait` for
+all their objects: nothing depends on them, and their own status is what
+`llmgen status` shows.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from llmgen.render.types import LAYER_DEPENDS, LAYERS, Output
+from llmgen.render.types import INFRA_LAYERS, LAYER_DEPENDS, MODELS, Output, model_layer
 
 if TYPE_CHECKING:
     from llmgen.plan.build import ClusterPlan
 
-SOURCE_NAME = "llmgen"
+#: The GitRepository `flux bootstrap` creates (and its secret, matching its URL).
+SOURCE_NAME = "flux-system"
 FLUX_NAMESPACE = "flux-system"
+#: The Kustomization `llmgen bootstrap` scaffolds at clusters/<cluster>/llmgen.yaml.
+ROOT_NAME = "llmgen"
+ISTIO_SYSTEM = "istio-system"
+CACERTS = "cacerts"
+#: istiod's sidecar injector (istio-discovery chart, no revision):
+#: templates/mutatingwebhook.yaml, `istio-sidecar-injector`.
+INJECTOR_WEBHOOK = "istio-sidecar-injector"
+ISTIOD = "istiod"
 
-# Per layer: how long Flux waits for health, and how often it re-applies.
-# Model layers wait longest: a 70B model can take many minutes to become ready.
-_TIMEOUTS = {
-    "infrastructure/controllers": "10m",
-    "infrastructure/configs": "10m",
-    "infrastructure/mesh-identity": "10m",
-    "models": "30m",
+CONTROLLERS, MESH_CA, ISTIO = (
+    "infrastructure/controllers",
+    "infrastructure/mesh-ca",
+    "infrastructure/istio",
+)
+#: API group -> the layer whose Helm releases install its CRDs. Other groups
+#: are Kubernetes' own, Flux's (bootstrap installs them), or a cloud's managed
+#: add-on (GKE ComputeClass, Config Connector), a prerequisite README lists.
+CRD_LAYER = {
+    "external-secrets.io": CONTROLLERS,
+    "keda.sh": CONTROLLERS,
+    "cert-manager.io": CONTROLLERS,
+    "monitoring.coreos.com": CONTROLLERS,
+    "karpenter.sh": CONTROLLERS,
+    "karpenter.k8s.aws": CONTROLLERS,
+    "networking.istio.io": ISTIO,
+    "security.istio.io": ISTIO,
+    "telemetry.istio.io": ISTIO,
+    "extensions.istio.io": ISTIO,
 }
+
+# Per layer: how long Flux waits for health. Controllers covers the longest
+# chained Helm timeouts (kube-prometheus-stack and gpu-operator: 15m); a
+# model can take many minutes to pull weights and start.
+_TIMEOUTS = {
+    CONTROLLERS: "20m",
+    MESH_CA: "10m",
+    ISTIO: "15m",
+    "infrastructure/node-pools": "10m",
+    "infrastructure/configs": "10m",
+    "infrastructure/mesh-identity": "15m",
+    MODELS: "30m",
+}
+#: Layers others depend on: health = what dependents consume, not `wait`.
+_PROVIDERS = frozenset(d for deps in LAYER_DEPENDS.values() for d in deps)
+
+# kstatus ignores `Ready` on custom resources it does not know (it checks
+# only observedGeneration and Reconciling/Stalled), so these say what Ready
+# means for the ones a model's health depends on (Flux >= 2.5 healthCheckExprs).
+# `exists`, not `all`: `all` is true on an object with no conditions yet.
+_READY_IS = "has(status.conditions) && status.conditions.exists(e, e.type == 'Ready' && "
+_READY = _READY_IS + "e.status == 'True')"
+_NOT_READY = _READY_IS + "e.status == 'False')"
+HEALTH_EXPRS = (
+    {"apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret"},
+    {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject"},
+    {"apiVersion": "cert-manager.io/v1", "kind": "Certificate"},
+)
+
+
+@dataclass(frozen=True)
+class DocRef:
+    """What the Flux objects need to know of one rendered document."""
+
+    api_version: str
+    kind: str
+    namespace: str
+    name: str
+    #: an ExternalSecret's target Secret
+    target: str = ""
+
+    @classmethod
+    def of(cls, doc: Mapping[str, Any]) -> DocRef:
+        meta = doc.get("metadata") or {}
+        target = ""
+        if doc.get("kind") == "ExternalSecret":
+            spec_target = (doc.get("spec") or {}).get("target") or {}
+            target = str(spec_target.get("name") or meta.get("name", ""))
+        return cls(
+            str(doc.get("apiVersion", "")),
+            str(doc.get("kind", "")),
+            str(meta.get("namespace", "")),
+            str(meta.get("name", "")),
+            target,
+        )
+
+    @property
+    def group(self) -> str:
+        return self.api_version.rpartition("/")[0]
+
+
+_ES = re.compile(r"(s|x|z|ch|sh)\Z")
+
+
+def crd_name(kind: str, group: str) -> str:
+    """`AuthorizationPolicy`, `security.istio.io` -> `authorizationpolicies.security.istio.io`.
+
+    The plural every CRD llmgen renders uses (their CRDs' `spec.names.plural`).
+    """
+    lower = kind.lower()
+    if lower.endswith("y") and lower[-2:-1] not in ("a", "e", "o", "u"):
+        plural = lower[:-1] + "ies"
+    elif _ES.search(lower):
+        plural = lower + "es"
+    else:
+        plural = lower + "s"
+    return f"{plural}.{group}"
 
 
 def layer_name(layer: str) -> str:
+    """`infrastructure/mesh-ca` -> `infrastructure-mesh-ca`; `models/llama` -> `model-llama`."""
+    if layer.startswith(MODELS + "/"):
+        return "model-" + layer[len(MODELS) + 1 :]
     return layer.replace("/", "-")
 
 
-def outputs(cp: ClusterPlan) -> Iterator[Output]:
-    p = cp.platform
-    labels = cp.labels
-    yield Output(
-        path=f"gitrepository-{SOURCE_NAME}.yaml",
-        template="flux/gitrepository.yaml.j2",
-        context={
-            "name": SOURCE_NAME,
-            "namespace": FLUX_NAMESPACE,
-            "labels": labels,
-            "url": p.git_url,
-            "branch": p.git_branch,
-            "secret": p.git_secret,
-            "interval": p.git_interval,
-        },
+def depends_of(layer: str) -> tuple[str, ...]:
+    return LAYER_DEPENDS[MODELS if layer.startswith(MODELS + "/") else layer]
+
+
+def rendered_depends(layer: str, index: Mapping[str, list[DocRef]]) -> list[str]:
+    """`depends_of`, with a layer this cluster does not render replaced by its own
+    dependencies (Flux would wait forever on a Kustomization that never exists)."""
+    out: list[str] = []
+    for dep in depends_of(layer):
+        for found in [dep] if dep in index else rendered_depends(dep, index):
+            if found not in out:
+                out.append(found)
+    return out
+
+
+def health_checks(layer: str, index: Mapping[str, list[DocRef]]) -> list[dict[str, str]]:
+    """What a layer others depend on must show before they apply."""
+    dependents = [other for other in index if layer in rendered_depends(other, index)]
+    crds = {
+        crd_name(ref.kind, ref.group)
+        for other in dependents
+        for ref in index[other]
+        if CRD_LAYER.get(ref.group) == layer
+    }
+    checks = [
+        {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "name": n}
+        for n in sorted(crds)
+    ]
+    for ref in index.get(layer, []):
+        if ref.kind == "ExternalSecret" and ref.namespace == ISTIO_SYSTEM and ref.target == CACERTS:
+            checks.append(
+                {"apiVersion": "v1", "kind": "Secret", "name": CACERTS, "namespace": ISTIO_SYSTEM}
+            )
+        if (
+            ref.kind == "HelmRelease"
+            and ref.name == ISTIOD
+            and any(o.startswith(MODELS + "/") for o in dependents)
+        ):
+            checks.append(
+                {
+                    "apiVersion": "admissionregistration.k8s.io/v1",
+                    "kind": "MutatingWebhookConfiguration",
+                    "name": INJECTOR_WEBHOOK,
+                }
+            )
+    return checks
+
+
+def _context(
+    cp: ClusterPlan, layer: str, index: Mapping[str, list[DocRef]], labels: Mapping[str, str]
+) -> dict[str, Any]:
+    provider = layer in _PROVIDERS and any(
+        layer in rendered_depends(other, index) for other in index
     )
-    for layer in LAYERS:
-        name = layer_name(layer)
-        yield Output(
-            path=f"kustomization-{name}.yaml",
-            template="flux/kustomization.yaml.j2",
-            context={
-                "name": name,
-                "namespace": FLUX_NAMESPACE,
-                "labels": labels,
-                "path": f"./generated/clusters/{cp.name}/{layer}",
-                "source": SOURCE_NAME,
-                "depends_on": [layer_name(d) for d in LAYER_DEPENDS[layer]],
-                "timeout": _TIMEOUTS[layer],
-                "interval": "10m",
-                "retry_interval": "1m",
-            },
-        )
+    timeout_key = MODELS if layer.startswith(MODELS + "/") else layer
+    return {
+        "name": layer_name(layer),
+        "namespace": FLUX_NAMESPACE,
+        "labels": labels,
+        "path": f"./generated/clusters/{cp.name}/{layer}",
+        "source": SOURCE_NAME,
+        "depends_on": [layer_name(d) for d in rendered_depends(layer, index)],
+        "timeout": _TIMEOUTS[timeout_key],
+        "interval": "10m",
+        "retry_interval": "1m",
+        "wait": not provider,
+        "health_checks": health_checks(layer, index) if provider else [],
+        "health_exprs": [
+            {**e, "current": _READY, "failed": _NOT_READY}
+            for e in HEALTH_EXPRS
+            if any((r.api_version, r.kind) == (e["apiVersion"], e["kind"]) for r in index[layer])
+        ]
+        if not provider
+        else [],
+    }
+
+
+def outputs(cp: ClusterPlan, index: Mapping[str, list[DocRef]]) -> Iterator[Output]:
+    """The Flux Kustomizations of every layer and model this cluster renders.
+
+    `index` maps each rendered layer folder to the documents in it.
+    """
+    for layer in INFRA_LAYERS:
+        if layer in index:
+            yield Output(
+                f"kustomization-{layer_name(layer)}.yaml",
+                "flux/kustomization.yaml.j2",
+                _context(cp, layer, index, cp.labels),
+            )
+    for p in cp.placements:
+        layer = model_layer(p.model.name)
+        if layer in index:
+            yield Output(
+                f"kustomization-{layer_name(layer)}.yaml",
+                "flux/kustomization.yaml.j2",
+                _context(cp, layer, index, p.labels),
+                p.input_hash,
+            )

@@ -1,6 +1,6 @@
 """Ingress and east-west gateways: Helm releases, the Istio Gateway, TLS, DNS and WAF.
 
-Into `infrastructure/controllers/istio-gateway/`: the Istio `gateway` chart's
+Into `infrastructure/istio/istio-gateway/`: the Istio `gateway` chart's
 HelmRepository and two releases of it: the ingress gateway (public
 LoadBalancer, cloud load-balancer annotations, ExternalDNS annotations for the
 environment's routing policy) in `istio-ingress`, and the east-west gateway
@@ -14,16 +14,18 @@ environment's names (HTTP redirected to HTTPS), its cert-manager
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 from llmgen.clouds import get_provider
+from llmgen.clouds.base import CloudProvider
 from llmgen.plan import routing
 from llmgen.render.concerns import istio
 from llmgen.render.concerns.istio import MeshView
 from llmgen.render.types import Output, file_name
 
-CONTROLLERS = f"infrastructure/controllers/{istio.GATEWAY_ADDON}"
+CONTROLLERS = f"infrastructure/istio/{istio.GATEWAY_ADDON}"
 CONFIGS = "infrastructure/configs/gateway"
 # The certificate is issued from outside (ACME): its own layer, nothing waits on it.
 IDENTITY = "infrastructure/mesh-identity/gateway"
@@ -46,14 +48,42 @@ CORAZA_IMAGE = (
 # Order matters: the recommended config sets DetectionOnly and response body
 # inspection, so the overrides come after it. Response bodies stay
 # uninspected: inspecting them buffers the whole answer, which turns a token
-# stream into one late blob. Prompts (request bodies) are inspected as JSON.
-CORAZA_DIRECTIVES = (
-    "Include @recommended-conf",
-    "SecRuleEngine On",
-    "SecResponseBodyAccess Off",
-    "Include @crs-setup-conf",
-    "Include @owasp_crs/*.conf",
+# stream into one late blob. Request bodies are parsed as JSON (Coraza's JSON
+# body processor names each value `json.<path>`, array items by index:
+# `json.messages.0.content`).
+SEC_RULE_ENGINE = {"block": "On", "detect": "DetectionOnly"}
+FAIL_STRATEGY = {"closed": "FAIL_CLOSE", "open": "FAIL_OPEN"}
+#: Prompt text: chat messages (a string or parts), completion prompts, embedding input.
+PROMPT_ARGS = r"!ARGS:/^json\.(messages\.[0-9]+\.content|prompt|input)/"
+#: Core Rule Set categories written for web forms: a prompt about SQL, shell,
+#: HTML or PHP code is ordinary text to a model, not an attack on it.
+PROMPT_EXEMPT_TAGS = (
+    "attack-sqli",
+    "attack-xss",
+    "attack-rce",
+    "attack-injection-php",
+    "attack-injection-generic",
+    "attack-lfi",
+    "attack-rfi",
 )
+
+
+def coraza_directives(mode: str) -> list[str]:
+    """The directives for `gateway.waf.mode`, prompt fields out of the form-attack rules.
+
+    SecRuleUpdateTargetByTag edits rules already loaded (Coraza
+    internal/seclang/directives.go walks `WAF.Rules`), so it follows the
+    Include of the rule set; its target takes no spaces (two fields).
+    """
+    return [
+        "Include @recommended-conf",
+        f"SecRuleEngine {SEC_RULE_ENGINE[mode]}",
+        "SecResponseBodyAccess Off",
+        "Include @crs-setup-conf",
+        "Include @owasp_crs/*.conf",
+        *(f"SecRuleUpdateTargetByTag {tag} {PROMPT_ARGS}" for tag in PROMPT_EXEMPT_TAGS),
+    ]
+
 
 # Gateway pods: at least two, spread over zones, so one node or zone loss
 # does not take a region's entry point down; CPU-scaled (TLS and the WAF).
@@ -62,6 +92,38 @@ GATEWAY_RESOURCES = {
     "requests": {"cpu": "500m", "memory": "512Mi"},
     "limits": {"memory": "1Gi"},
 }
+
+
+# Draining: a gateway pod told to stop keeps serving its in-flight requests
+# for as long as the longest route allows (Istio's default drain is 5 s of a
+# 30 s grace period: every longer stream on a scaled-down pod was cut).
+# EXIT_ON_ZERO_ACTIVE_CONNECTIONS (pilot-agent, Istio 1.27) lets it exit as
+# soon as the last connection closes instead of always waiting the full drain.
+DRAIN_MARGIN_SECONDS = 30
+#: HPA scale-down waits this long on lower load before removing a pod.
+SCALE_DOWN_WINDOW_SECONDS = 600
+#: A route timeout when the environment routes no model yet.
+DEFAULT_ROUTE_SECONDS = 60
+
+
+def longest_route_seconds(mv: MeshView) -> int:
+    """The longest route timeout this gateway serves (`routing.route_timeout_seconds`)."""
+    return max(
+        (routing.route_timeout_seconds(m) for m in mv.served_models()),
+        default=DEFAULT_ROUTE_SECONDS,
+    )
+
+
+def _drain_values(seconds: int) -> dict[str, Any]:
+    return {
+        "terminationGracePeriodSeconds": seconds + DRAIN_MARGIN_SECONDS,
+        "podAnnotations": {
+            "proxy.istio.io/config": json.dumps(
+                {"terminationDrainDuration": f"{seconds}s"}, separators=(",", ":")
+            )
+        },
+        "env": {"EXIT_ON_ZERO_ACTIVE_CONNECTIONS": "true"},
+    }
 
 
 def _spread(labels: dict[str, str]) -> list[dict[str, Any]]:
@@ -75,15 +137,19 @@ def _spread(labels: dict[str, str]) -> list[dict[str, Any]]:
     ]
 
 
-def _common_values(labels: dict[str, str]) -> dict[str, Any]:
+def _common_values(labels: dict[str, str], drain_seconds: int) -> dict[str, Any]:
     low, high = GATEWAY_REPLICAS
     return {
         "labels": dict(labels),
+        **_drain_values(drain_seconds),
         "autoscaling": {
             "enabled": True,
             "minReplicas": low,
             "maxReplicas": high,
             "targetCPUUtilizationPercentage": 70,
+            "autoscaleBehavior": {
+                "scaleDown": {"stabilizationWindowSeconds": SCALE_DOWN_WINDOW_SECONDS}
+            },
         },
         "podDisruptionBudget": {"minAvailable": 1},
         "resources": GATEWAY_RESOURCES,
@@ -101,8 +167,18 @@ def _common_values(labels: dict[str, str]) -> dict[str, Any]:
 def dns_record(mv: MeshView) -> routing.DnsRecord:
     """The DNS record this cluster's ingress gateway publishes."""
     peers = mv.cp.peers or (mv.cp.cluster,)
-    capable = {c.cloud for c in peers if get_provider(c.cloud).dns_routing_policies}
+    if mv.environment.dns is not None:
+        capable = {c.cloud for c in peers}  # every cluster writes to the one authority
+    else:
+        capable = {c.cloud for c in peers if get_provider(c.cloud).dns_routing_policies}
     return routing.dns_records(mv.environment, peers, capable)[mv.cp.name]
+
+
+def dns_authority(mv: MeshView) -> CloudProvider:
+    """The provider whose DNS service holds the environment's records."""
+    if mv.environment.dns is not None and mv.environment.dns.provider == "route53":
+        return get_provider("aws")
+    return mv.cp.provider
 
 
 def gateway_hosts(mv: MeshView) -> list[str]:
@@ -114,12 +190,18 @@ def ingress_values(mv: MeshView) -> dict[str, Any]:
     """Helm values of the ingress gateway release."""
     cluster = mv.cp.cluster
     provider = mv.cp.provider
+    longest = longest_route_seconds(mv)
     annotations = {
-        **provider.load_balancer_annotations(cluster),
-        **provider.external_dns_annotations(dns_record(mv)),
+        # Idle flows (a non-streaming completion) live as long as the longest route.
+        **provider.load_balancer_annotations(
+            cluster, idle_timeout_seconds=longest + DRAIN_MARGIN_SECONDS
+        ),
+        # Record annotations are the DNS authority's (Route 53 set identifiers
+        # and policies on GKE too, when Route 53 is the environment's authority).
+        **dns_authority(mv).external_dns_annotations(dns_record(mv)),
     }
     return {
-        **_common_values(istio.INGRESS_LABELS),
+        **_common_values(istio.INGRESS_LABELS, longest),
         "service": {
             "type": "LoadBalancer",
             # Keep client source IPs for the WAF, access logs and policies.
@@ -138,14 +220,19 @@ def eastwest_values(mv: MeshView) -> dict[str, Any]:
     """
     network = mv.cp.cluster.network
     labels = {**istio.EASTWEST_LABELS, "topology.istio.io/network": network}
+    longest = longest_route_seconds(mv)
     return {
-        **_common_values(labels),
+        **_common_values(labels, longest),
         "networkGateway": network,
         "service": {
             "type": "LoadBalancer",
-            # The clusters of an environment span clouds, so the gateway is
-            # public; it only accepts mesh mTLS (AUTO_PASSTHROUGH by SNI).
-            "annotations": mv.cp.provider.load_balancer_annotations(mv.cp.cluster),
+            # Never on the internet: with networkGateway the chart publishes
+            # 15443 and istiod's 15012/15017. The environment's networks reach
+            # each other privately (VPC peering, VPN or Interconnect across
+            # clouds; README "Bootstrap a cluster").
+            "annotations": mv.cp.provider.load_balancer_annotations(
+                mv.cp.cluster, internal=True, idle_timeout_seconds=longest + DRAIN_MARGIN_SECONDS
+            ),
         },
     }
 
@@ -233,9 +320,9 @@ def gateway_servers(hosts: list[str]) -> list[dict[str, Any]]:
     ]
 
 
-def waf_plugin_config() -> dict[str, Any]:
+def waf_plugin_config(mode: str) -> dict[str, Any]:
     return {
-        "directives_map": {"default": list(CORAZA_DIRECTIVES)},
+        "directives_map": {"default": coraza_directives(mode)},
         "default_directives": "default",
     }
 
@@ -306,11 +393,11 @@ def config_outputs(mv: MeshView) -> Iterator[Output]:
                 # Before authentication: attacks are refused before any
                 # token work, and the WAF sees every request.
                 "phase": "AUTHN",
-                # Authentication and authorization are Istio's own filters and
-                # stay enforced if the module cannot load; a registry outage
-                # must not take every region's API down with it.
-                "fail_strategy": "FAIL_OPEN",
-                "plugin_config": waf_plugin_config(),
+                # gateway.waf.failurePolicy, default closed: running without
+                # the WAF is a decision the catalog states, never a silent
+                # fallback (mirror the image near the clusters).
+                "fail_strategy": FAIL_STRATEGY[mv.environment.waf_failure_policy],
+                "plugin_config": waf_plugin_config(mv.environment.waf_mode),
             },
             mv.env_hash,
         )

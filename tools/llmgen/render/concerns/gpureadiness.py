@@ -1,4 +1,4 @@
-"""GPU readiness on EKS (layer infrastructure/configs): lift the startup taint.
+"""GPU readiness on EKS (layer infrastructure/node-pools): lift the startup taint.
 
 Every Karpenter GPU NodePool launches its nodes with a startup taint
 (`clouds.aws.STARTUP_TAINT`) so no pod lands before the NVIDIA device plugin
@@ -24,7 +24,7 @@ from llmgen.render.types import Output, file_name
 if TYPE_CHECKING:
     from llmgen.plan.build import ClusterPlan
 
-FOLDER = "infrastructure/configs/gpu-readiness"
+FOLDER = "infrastructure/node-pools/gpu-readiness"
 NAME = "gpu-readiness"
 NAMESPACE = "llmgen-system"
 #: Shell plus kubectl: alpine/k8s (Alpine, busybox sh, kubectl, version-tagged

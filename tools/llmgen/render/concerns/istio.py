@@ -59,6 +59,18 @@ def service_host(model: str) -> str:
     return f"{model}.{names.model_namespace(model)}.svc.cluster.local"
 
 
+def trust_domain(cp: ClusterPlan) -> str:
+    """The mesh's SPIFFE trust domain: one per environment, `<environment>.<platform trustDomain>`.
+
+    Each environment is its own mesh with its own root; a distinct trust
+    domain keeps a workload of one environment (or of any default Istio
+    install, `cluster.local`) from matching another's principals even if a
+    root were ever shared. A cluster in no environment keeps the platform's.
+    """
+    base = cp.platform.trust_domain
+    return f"{cp.env_name}.{base}" if cp.environment is not None else base
+
+
 def principal(trust_domain: str, namespace: str, service_account: str) -> str:
     """An Istio peer principal (the SPIFFE identity without its scheme)."""
     return f"{trust_domain}/ns/{namespace}/sa/{service_account}"
@@ -85,7 +97,7 @@ class MeshView:
 
     @property
     def ingress_principal(self) -> str:
-        return principal(self.cp.platform.trust_domain, INGRESS_NAMESPACE, INGRESS_RELEASE)
+        return principal(trust_domain(self.cp), INGRESS_NAMESPACE, INGRESS_RELEASE)
 
     def served_models(self) -> list[Model]:
         """Models with replicas somewhere in the environment, in catalog order."""

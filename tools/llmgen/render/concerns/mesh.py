@@ -6,7 +6,7 @@ the other clusters' API servers through remote secrets, and reaches their
 endpoints through their east-west gateways (`gateway.py`). Nothing crosses
 environments: remote secrets only ever name peers of the same environment.
 
-Into `infrastructure/mesh-identity/mesh/`, namespace istio-system, as
+Into `infrastructure/mesh-ca/mesh/`, namespace istio-system, as
 ExternalSecrets from the environment's secret store (no credentials in git):
 
 - `cacerts`: this cluster's intermediate CA under the mesh's shared root, so
@@ -34,9 +34,17 @@ from llmgen.render.types import Output, file_name
 if TYPE_CHECKING:
     from llmgen.plan.build import ClusterPlan, Placement
 
-CONFIGS = "infrastructure/mesh-identity/mesh"
+CONFIGS = "infrastructure/mesh-ca/mesh"
 
 REMOTE_SECRET_PROPERTY = "kubeconfig"
+#: The mesh's own ClusterSecretStore: only istio-system may use it, and it
+#: authenticates as a per-cluster identity (`mesh_identity`) whose cloud policy
+#: grants this cluster's CA key and its peers' remote secrets, nothing else.
+#: Model namespaces use the environment's stores (secrets.py), which never
+#: admit istio-system's material.
+MESH_STORE = f"{sb.STORE_PREFIX}mesh"
+MESH_SERVICE_ACCOUNT = "llmgen-mesh-secrets"
+MESH_NAMESPACES = (istio.ISTIO_SYSTEM,)
 CACERTS = "cacerts"
 CACERTS_KEYS = ("ca-cert.pem", "ca-key.pem", "root-cert.pem", "cert-chain.pem")
 
@@ -56,7 +64,72 @@ def _reference(mv: MeshView, name: str, prop: str | None) -> tuple[str, dict[str
     remote: dict[str, Any] = {"key": ref.key}
     if prop is not None and ref.property is not None:
         remote["property"] = ref.property
-    return sb.store_name(backend), remote
+    return MESH_STORE, remote
+
+
+def mesh_identity(cp: ClusterPlan) -> str:
+    """The cloud identity of this cluster's mesh store: `<cluster>-mesh-secrets`
+    (an IAM role on AWS, a Google service account on GCP, a Vault role)."""
+    return f"{cp.name}-mesh-secrets"
+
+
+def store_outputs(mv: MeshView) -> Iterator[Output]:
+    """The mesh ClusterSecretStore (istio-system only) and the ServiceAccount it runs as."""
+    cp, env = mv.cp, mv.environment
+    backend = sb.default_backend(env, cp.cluster.cloud)
+    if backend is None:
+        return
+    settings = env.secret_stores[backend]
+    identity = mesh_identity(cp)
+    annotations: dict[str, str] = {}
+    ctx: dict[str, Any] = {
+        "name": MESH_STORE,
+        "labels": cp.labels,
+        "namespace_regexes": [],
+        "namespaces": list(MESH_NAMESPACES),
+        "service_account": MESH_SERVICE_ACCOUNT,
+        "service_account_namespace": sb.ESO_NAMESPACE,
+    }
+    if backend == "vault":
+        mount, _prefix = sb.vault_mount(str(settings["path"]))
+        ctx |= {
+            "server": settings["server"],
+            "mount": mount,
+            "auth_mount": sb.vault_auth_mount(cp.cluster),
+            "role": identity,
+        }
+    elif backend == "aws":
+        ctx["region"] = settings["region"]
+        account = cp.cluster.cloud_settings.get("accountID", "")
+        annotations = {"eks.amazonaws.com/role-arn": f"arn:aws:iam::{account}:role/{identity}"}
+    else:
+        project = cp.cluster.cloud_settings.get("projectID", settings["projectID"])
+        ctx |= {
+            "project": settings["projectID"],
+            "cluster_location": cp.cluster.region,
+            "cluster_name": cp.cluster.name,
+            "cluster_project": project,
+        }
+        # Google service account IDs are at most 30 characters.
+        gsa = identity[:30].rstrip("-")
+        annotations = {"iam.gke.io/gcp-service-account": f"{gsa}@{project}.iam.gserviceaccount.com"}
+    yield Output(
+        f"{CONFIGS}/{file_name('ServiceAccount', MESH_SERVICE_ACCOUNT)}",
+        "mesh/serviceaccount-mesh-secrets.yaml.j2",
+        {
+            "name": MESH_SERVICE_ACCOUNT,
+            "namespace": sb.ESO_NAMESPACE,
+            "labels": cp.labels,
+            "annotations": annotations,
+        },
+        cp.input_hash,
+    )
+    yield Output(
+        f"{CONFIGS}/{file_name('ClusterSecretStore', MESH_STORE)}",
+        f"secrets/clustersecretstore-{backend}.yaml.j2",
+        ctx,
+        cp.input_hash,
+    )
 
 
 def remote_secret_context(mv: MeshView, peer: str) -> dict[str, Any] | None:
@@ -99,8 +172,102 @@ def cacerts_context(mv: MeshView) -> dict[str, Any] | None:
     }
 
 
+#: The identity peers' istiods read this cluster as (their remote secret's token):
+#: `istioctl create-remote-secret --service-account istio-remote-reader
+#: --create-service-account=false`.
+REMOTE_READER = "istio-remote-reader"
+_READ = ["get", "list", "watch"]
+#: Istio 1.27.3's istio-reader-clusterrole (istio-discovery
+#: templates/reader-clusterrole.yaml) without `secrets`: that role lets a
+#: holder of the remote secret read every Secret of this cluster (CA key, TLS
+#: keys, tokens); a primary only needs a peer's endpoints and services, and
+#: llmgen serves no gateway credential across clusters.
+REMOTE_READER_RULES = [
+    {
+        "apiGroups": [
+            "config.istio.io",
+            "security.istio.io",
+            "networking.istio.io",
+            "authentication.istio.io",
+            "rbac.istio.io",
+            "telemetry.istio.io",
+            "extensions.istio.io",
+        ],
+        "resources": ["*"],
+        "verbs": _READ,
+    },
+    {
+        "apiGroups": [""],
+        "resources": [
+            "endpoints",
+            "pods",
+            "services",
+            "nodes",
+            "replicationcontrollers",
+            "namespaces",
+        ],
+        "verbs": _READ,
+    },
+    {
+        "apiGroups": ["networking.x-k8s.io", "gateway.networking.k8s.io"],
+        "resources": ["gateways"],
+        "verbs": _READ,
+    },
+    {
+        "apiGroups": ["apiextensions.k8s.io"],
+        "resources": ["customresourcedefinitions"],
+        "verbs": _READ,
+    },
+    {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": _READ},
+    {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": _READ},
+    {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+    {
+        "apiGroups": ["authorization.k8s.io"],
+        "resources": ["subjectaccessreviews"],
+        "verbs": ["create"],
+    },
+]
+
+
+def remote_reader_outputs(cp: ClusterPlan) -> Iterator[Output]:
+    """The least-privilege identity peers read this cluster's API server as."""
+    yield Output(
+        f"{CONFIGS}/{file_name('ServiceAccount', REMOTE_READER)}",
+        "mesh/serviceaccount-mesh-secrets.yaml.j2",
+        {
+            "name": REMOTE_READER,
+            "namespace": istio.ISTIO_SYSTEM,
+            "labels": cp.labels,
+            "annotations": {},
+        },
+        cp.input_hash,
+    )
+    yield Output(
+        f"{CONFIGS}/{file_name('ClusterRole', REMOTE_READER)}",
+        "mesh/clusterrole.yaml.j2",
+        {"name": REMOTE_READER, "labels": cp.labels, "rules": REMOTE_READER_RULES},
+        cp.input_hash,
+    )
+    yield Output(
+        f"{CONFIGS}/{file_name('ClusterRoleBinding', REMOTE_READER)}",
+        "mesh/clusterrolebinding.yaml.j2",
+        {
+            "name": REMOTE_READER,
+            "labels": cp.labels,
+            "role": REMOTE_READER,
+            "subjects": [
+                {"kind": "ServiceAccount", "name": REMOTE_READER, "namespace": istio.ISTIO_SYSTEM}
+            ],
+        },
+        cp.input_hash,
+    )
+
+
 def multicluster_outputs(mv: MeshView) -> Iterator[Output]:
     cp = mv.cp
+    yield from store_outputs(mv)
+    if len(cp.peers) > 1:
+        yield from remote_reader_outputs(cp)
     ca = cacerts_context(mv)
     if ca is not None:
         yield Output(

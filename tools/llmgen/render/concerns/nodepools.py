@@ -1,4 +1,4 @@
-"""GPU node pools (layer infrastructure/configs), as the cluster's cloud defines them.
+"""GPU node pools (layer infrastructure/node-pools), as the cluster's cloud defines them.
 
 The objects differ completely between clouds (Karpenter NodePool +
 EC2NodeClass on EKS; ComputeClass + Config Connector ContainerNodePool on
@@ -15,7 +15,7 @@ from llmgen.render.types import Output, file_name
 if TYPE_CHECKING:
     from llmgen.plan.build import ClusterPlan
 
-LAYER = "infrastructure/configs"
+LAYER = "infrastructure/node-pools"
 
 
 def outputs(cp: ClusterPlan) -> Iterator[Output]:

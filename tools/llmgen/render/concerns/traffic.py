@@ -61,6 +61,8 @@ CORS_HEADERS = [
     "x-stainless-timeout",
 ]
 CORS_EXPOSE = ["x-request-id"]
+PREFLIGHT_ROUTE = "cors-preflight"
+PREFLIGHT_TIMEOUT_SECONDS = 60
 CORS_MAX_AGE = "24h"
 
 
@@ -154,7 +156,42 @@ def http_routes(mv: MeshView) -> list[dict[str, Any]]:
         )
         for m in sorted(models, key=lambda m: m.name)
     ]
+    preflight = preflight_route(mv, models)
+    if preflight is not None:
+        routes.append(preflight)
     return routes
+
+
+def preflight_route(mv: MeshView, models: list[Model]) -> dict[str, Any] | None:
+    """The last route: a CORS preflight for a header-routed request.
+
+    A browser's preflight (`OPTIONS /v1/chat/completions`) names
+    `x-llmgen-model` in Access-Control-Request-Headers but does not carry it,
+    so no header route matches; Envoy's CORS filter only answers for a
+    matched route (`decoder_callbacks_->route() == nullptr` -> Continue), and
+    the router answers 404 without CORS headers. This route gives it a match
+    with the same policy, so the filter answers the preflight itself. It
+    must be a routed entry, not a `directResponse`: the filter reads the
+    policy from the route entry, which a direct response lacks. The
+    destination is only reached by an OPTIONS from an origin the policy
+    refuses (the model's authorization policy then denies it).
+    """
+    cors = cors_policy(mv.environment.cors_allow_origins)
+    if cors is None or not models:
+        return None
+    target = min(models, key=lambda m: m.name)
+    return {
+        "name": PREFLIGHT_ROUTE,
+        "match": [{"method": {"exact": "OPTIONS"}, "uri": {"prefix": "/v1/"}}],
+        "route": destinations(mv, target),
+        "timeout": f"{PREFLIGHT_TIMEOUT_SECONDS}s",
+        "retries": {
+            "attempts": RETRY_ATTEMPTS,
+            "retryOn": RETRY_ON,
+            "retryRemoteLocalities": True,
+        },
+        "corsPolicy": cors,
+    }
 
 
 def connection_pool(mv: MeshView, model: Model) -> dict[str, Any]:
