@@ -40,10 +40,16 @@ def validate_cmd(
 ) -> None:
     """Check every catalog file: schemas, then cross-document rules."""
     from llmgen.catalog.validate import validate
+    from llmgen.resources import drift
 
-    result = validate(find_root(root))
+    base = find_root(root)
+    result = validate(base)
+    notes = drift(base)
+    if fmt == "text":
+        for note in notes:
+            echo(f"note: {note}", err=True)
     summary = ("OK: " if result.ok else "") + report.summary(result.diagnostics)
-    finish(result.diagnostics, fmt, result.ok, summary)
+    finish(result.diagnostics, fmt, result.ok, summary, {"notes": notes})
 
 
 @app.command("render")
@@ -59,6 +65,7 @@ def render_cmd(
 ) -> None:
     """Render generated/ from the catalog (atomically), or check it is fresh."""
     from llmgen.render import pipeline
+    from llmgen.resources import drift
 
     base = find_root(root)
     if check:
@@ -80,10 +87,12 @@ def render_cmd(
                 echo(f"  {kind}: {p}")
         raise typer.Exit(1)
     outcome = pipeline.render(base, env, cluster)
+    notes = drift(base)
     if fmt == "json":
         emit_json(
             True,
             {
+                "notes": notes,
                 "noop": outcome.noop,
                 "documents": outcome.documents,
                 "added": list(outcome.diff.added),
@@ -94,6 +103,8 @@ def render_cmd(
         )
         return
     echo(report.diagnostics(outcome.warnings, fmt))
+    for note in notes:
+        echo(f"note: {note}", err=True)
     if outcome.noop:
         echo("generated/ is up to date (inputs unchanged)")
     elif outcome.diff.empty:

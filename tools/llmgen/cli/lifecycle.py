@@ -86,19 +86,51 @@ def init_cmd(
     force: Annotated[
         bool, typer.Option("--force", help="Add to a non-empty folder, replacing same-named files.")
     ] = False,
+    eject: Annotated[
+        bool,
+        typer.Option("--eject", help="Also copy llmgen's schemas/ and templates/ in (see eject)."),
+    ] = False,
 ) -> None:
     """Scaffold a new llmgen repository that validates and renders as it is.
 
     One cluster per cloud, one environment, one model on an L4, gpus.yaml,
-    platform.yaml, schemas/, templates/, overlays/, a CI workflow and a
-    pre-commit config. Refuses a non-empty folder unless --force.
+    platform.yaml, overlays/, a CI workflow and a pre-commit config. The
+    schemas and templates stay those of the installed llmgen (upgrades reach
+    the repo) unless --eject. Refuses a non-empty folder unless --force.
     """
-    from llmgen.lifecycle.scaffold import init
+    from llmgen.lifecycle.scaffold import PLACEHOLDER_PACKAGE, init
 
-    outcome = init(directory, force=force)
+    outcome = init(directory, force=force, eject=eject)
     echo(f"created an llmgen repository in {outcome.root} ({len(outcome.files)} files)")
+    workflow = (outcome.root / ".github/workflows/llmgen.yaml").read_text(encoding="utf-8")
+    if PLACEHOLDER_PACKAGE in workflow:
+        echo(
+            "note: set LLMGEN_PACKAGE in .github/workflows/llmgen.yaml to the llmgen repository "
+            "and commit you vetted (the package index's 'llmgen' is another project)",
+            err=True,
+        )
     echo("next: llmgen validate && llmgen render, commit, and point each cluster's Flux at")
     echo("generated/clusters/<cluster>/")
+
+
+@app.command("eject")
+@handled
+def eject_cmd(
+    root: RootOpt = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace existing schemas/ and templates/.")
+    ] = False,
+) -> None:
+    """Copy the installed llmgen's schemas/ and templates/ into the repository.
+
+    The repository's copies then win, and upgrades of llmgen no longer reach
+    them; validate and render say when they differ from the installed ones.
+    """
+    from llmgen.lifecycle.scaffold import eject_into
+
+    base = find_root(root)
+    written = eject_into(base, force=force)
+    echo(f"copied {len(written)} files into schemas/ and templates/ of {base}")
 
 
 @app.command("deploy")
