@@ -11,6 +11,7 @@ import typer
 
 from llmgen.cli import report
 from llmgen.cli.app import (
+    CLUSTER_COMPLETION,
     CheckFormat,
     ClusterOpt,
     DiffFormat,
@@ -207,6 +208,28 @@ def verify_cmd(
         summary,
         {"documents": result.documents, "folders": result.folders},
     )
+
+
+@app.command("build")
+@handled
+def build_cmd(
+    cluster: Annotated[
+        str,
+        typer.Option("--cluster", help="The cluster to build.", autocompletion=CLUSTER_COMPLETION),
+    ],
+    root: RootOpt = None,
+    with_flux: Annotated[
+        bool, typer.Option("--with-flux", help="Start with the cluster folder's Flux objects.")
+    ] = False,
+) -> None:
+    """Print the fully built stream of a cluster (for Argo CD, kubectl diff, dry runs).
+
+    Each Flux Kustomization's path is built with the kustomize inside kubectl,
+    dependencies first, exactly as generated/ holds it (render first).
+    """
+    from llmgen.gitops.build import build_cluster
+
+    typer.echo(build_cluster(find_root(root), cluster, with_flux), nl=False)
 
 
 @app.command("schema")
