@@ -71,7 +71,9 @@ def test_version_works_without_a_subcommand() -> None:
 def test_an_unknown_format_is_a_usage_error(argv: list[str], scratch_repo: Path) -> None:
     result = runner.invoke(app, [*argv, "--root", str(scratch_repo), "--format", "xml"])
     assert result.exit_code == 2, result.output
-    assert "Invalid value for '--format': Value error, 'xml' is not one of" in result.output
+    # Newer typer (its own click) prefixes "Value error, "; the choices are the same.
+    last = result.output.splitlines()[-1].replace("Value error, ", "")
+    assert last.startswith("Error: Invalid value for '--format': 'xml' is not one of '")
 
 
 def _break_bge(root: Path) -> None:
