@@ -101,7 +101,7 @@ class _Compiled:
     @property
     def full(self) -> Any:
         """The jsonschema validator: every error, with paths, for the report."""
-        return _full(json.dumps(self.schema, sort_keys=True))
+        return _full(json.dumps(self.schema))
 
 
 @lru_cache(maxsize=32)
