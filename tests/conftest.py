@@ -19,7 +19,12 @@ REPO = Path(__file__).resolve().parents[1]
 # CI replays the same examples on every run (a red CI must be reproducible);
 # local runs keep exploring new ones.
 settings.register_profile("ci", derandomize=True, print_blob=True)
-if os.environ.get("CI"):
+# .ci/run also runs the property tests once with fresh random examples: each
+# test's own max_examples is the fixed budget; a failure prints its blob to replay.
+settings.register_profile("explore", derandomize=False, print_blob=True)
+if os.environ.get("LLMGEN_HYPOTHESIS") == "explore":
+    settings.load_profile("explore")
+elif os.environ.get("CI"):
     settings.load_profile("ci")
 
 

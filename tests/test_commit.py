@@ -14,7 +14,14 @@ import pytest
 from typer.testing import CliRunner
 
 from llmgen.cli.app import app
-from llmgen.gitops.commit import LOCK_NAME, TRAILER_HASH, CommitError, HandEditsError, commit
+from llmgen.gitops.commit import (
+    LOCK_NAME,
+    TRAILER_HASH,
+    CommitError,
+    HandEditsError,
+    StaleInputsError,
+    commit,
+)
 from llmgen.render import pipeline
 
 DEV_ENV = "catalog/environments/dev.yaml"
@@ -55,13 +62,16 @@ def _changed_in_head(root: Path) -> list[str]:
     return _git(root, "diff", "--name-only", "HEAD~1", "HEAD").splitlines()
 
 
-def _bump_dev_bge(root: Path) -> None:
-    """A valid catalog change: bge-m3 may scale to 2 replicas in dev."""
+def _bump_dev_bge(root: Path, commit_it: bool = True) -> None:
+    """A valid catalog change: bge-m3 may scale to 2 replicas in dev, committed
+    (llmgen commit refuses to render from uncommitted catalog changes)."""
     path = root / DEV_ENV
     text = path.read_text()
     old = "- name: bge-m3\n      replicas: {min: 0, max: 1}"
     assert old in text
     path.write_text(text.replace(old, "- name: bge-m3\n      replicas: {min: 0, max: 2}"))
+    if commit_it:
+        _git(root, "commit", "-q", "-m", "dev: bge-m3 up to 2", "--", DEV_ENV)
 
 
 def test_first_commit_adds_generated_only_and_rerun_is_noop(gitrepo: Path) -> None:
@@ -88,19 +98,67 @@ def test_commit_leaves_other_staged_and_dirty_files_alone(gitrepo: Path) -> None
     commit(gitrepo)
     (gitrepo / "README.md").write_text("# platform\nstaged but not ours\n")
     _git(gitrepo, "add", "README.md")
-    _bump_dev_bge(gitrepo)  # dirty, unstaged: the render follows it, the commit does not take it
+    _bump_dev_bge(gitrepo)
     (gitrepo / "notes.txt").write_text("untracked\n")
 
     result = commit(gitrepo)
     assert result.committed
     changed = _changed_in_head(gitrepo)
-    # Only dev's bge-m3 bound changed; README.md and the catalog edit stay out.
+    # Only dev's bge-m3 bound changed; README.md and notes.txt stay out.
     assert changed and all(p.startswith("generated/clusters/dev-aws-use2/") for p in changed)
     assert _git(gitrepo, "diff", "--cached", "--name-only") == "README.md"
-    assert _git(gitrepo, "diff", "--name-only") == DEV_ENV
     assert (gitrepo / "notes.txt").exists()
     assert _git(gitrepo, "status", "--porcelain", "--", "generated") == ""
-    assert any("catalog/" in n for n in result.notes)
+
+
+def test_uncommitted_catalog_change_is_refused_with_the_reason(gitrepo: Path) -> None:
+    """The commit would hold generated/ of the edited catalog beside the old catalog/."""
+    commit(gitrepo)
+    head = _git(gitrepo, "rev-parse", "HEAD")
+    _bump_dev_bge(gitrepo, commit_it=False)
+    before = {p: p.read_bytes() for p in (gitrepo / "generated").rglob("*") if p.is_file()}
+    res = CliRunner().invoke(app, ["commit", "--root", str(gitrepo)])
+    assert res.exit_code == 1
+    assert res.output == (
+        "llmgen: refusing to commit: 1 render input(s) have uncommitted changes:\n"
+        f"  {DEV_ENV}\n"
+        "generated/ would be rendered from them while the commit keeps the old ones, "
+        "so the commit's generated/ would not match its catalog. Commit them first "
+        "(or use a lifecycle verb's --commit, which commits both), or stash them.\n"
+    )
+    assert _git(gitrepo, "rev-parse", "HEAD") == head
+    after = {p: p.read_bytes() for p in (gitrepo / "generated").rglob("*") if p.is_file()}
+    assert after == before
+    # A new, untracked overlay file counts too.
+    _git(gitrepo, "checkout", "--", DEV_ENV)
+    (gitrepo / "overlays/NOTES.md").write_text("not yet\n")
+    with pytest.raises(StaleInputsError) as info:
+        commit(gitrepo)
+    assert info.value.paths == ["overlays/NOTES.md"]
+
+
+def test_start_render_stop_commit_is_not_a_hand_edit(gitrepo: Path) -> None:
+    """Output of an earlier render (of a catalog state since undone) is llmgen's own."""
+    commit(gitrepo)
+    head = _git(gitrepo, "rev-parse", "HEAD")
+    _bump_dev_bge(gitrepo, commit_it=False)
+    pipeline.render(gitrepo)  # generated/ now shows max 2
+    _git(gitrepo, "checkout", "--", DEV_ENV)  # and the catalog goes back
+    dirty = _git(gitrepo, "status", "--porcelain", "--", "generated").splitlines()
+    assert dirty, "the render changed generated/"
+    result = commit(gitrepo)
+    assert not result.committed and not result.overwritten  # nothing real to commit
+    assert _git(gitrepo, "rev-parse", "HEAD") == head
+    assert _git(gitrepo, "status", "--porcelain", "--", "generated") == ""
+    # A hand edit on top of such output is still refused.
+    _bump_dev_bge(gitrepo, commit_it=False)
+    pipeline.render(gitrepo)
+    _git(gitrepo, "checkout", "--", DEV_ENV)
+    target = _model_file(gitrepo, "dev-aws-use2", "bge-m3")
+    target.write_text(target.read_text() + "# tuned by hand\n")
+    with pytest.raises(HandEditsError) as info:
+        commit(gitrepo)
+    assert info.value.paths == [str(target.relative_to(gitrepo))]
 
 
 def test_catalog_change_summarised_per_cluster(gitrepo: Path) -> None:
@@ -110,6 +168,7 @@ def test_catalog_change_summarised_per_cluster(gitrepo: Path) -> None:
     entry = "    - name: bge-m3\n      replicas: {min: 0, max: 1}\n"
     assert entry in text
     path.write_text(text.replace(entry, ""))  # dev drops bge-m3
+    _git(gitrepo, "commit", "-q", "-am", "dev: drop bge-m3")
     result = commit(gitrepo, message="Drop bge-m3 from dev")
     assert [c.cluster for c in result.clusters] == ["dev-aws-use2"]
     dev = result.clusters[0]
@@ -150,11 +209,11 @@ def test_existing_other_branch_is_refused(gitrepo: Path) -> None:
 
 def test_hand_edit_is_refused_then_forced(gitrepo: Path) -> None:
     commit(gitrepo)
+    _bump_dev_bge(gitrepo)
     head = _git(gitrepo, "rev-parse", "HEAD")
     target = _model_file(gitrepo, "dev-aws-use2", "bge-m3")
     edited = target.read_text() + "# tuned by hand\n"
     target.write_text(edited)
-    _bump_dev_bge(gitrepo)
 
     runner = CliRunner()
     res = runner.invoke(app, ["commit", "--root", str(gitrepo)])
@@ -274,7 +333,8 @@ def test_two_concurrent_commits_do_not_interleave(gitrepo: Path) -> None:
     assert [p.returncode for p in procs] == [0, 0], outputs
     said = sorted("nothing to commit" in out for out, _err in outputs)
     assert said == [False, True], outputs  # exactly one committed; the other found it done
-    assert _git(gitrepo, "rev-list", "--count", "HEAD") == "2"
+    # The catalog commit of _bump_dev_bge, then exactly one generated/ commit.
+    assert _git(gitrepo, "rev-list", "--count", "HEAD") == "3"
     assert _git(gitrepo, "status", "--porcelain", "--", "generated") == ""
     _git(gitrepo, "fsck", "--no-progress")
 

@@ -59,27 +59,73 @@ def test_init_writes_the_repository_layout(tmp_path: Path) -> None:
         "catalog/platform.yaml",
         "catalog/environments/dev.yaml",
         "catalog/models/llama-3-1-8b-instruct.yaml",
-        "schemas/model.schema.json",
-        "templates/flux/kustomization.yaml.j2",
+        ".llmgen/schemas/model.schema.json",
         "overlays/README.md",
         ".gitignore",
         ".pre-commit-config.yaml",
         ".github/workflows/llmgen.yaml",
     ):
         assert (tmp_path / rel).is_file(), rel
+    # Schemas and templates stay the installed llmgen's, so upgrades reach the repo.
+    assert not (tmp_path / "schemas").exists() and not (tmp_path / "templates").exists()
     assert "/.llmgen/" in (tmp_path / ".gitignore").read_text().splitlines()
+    # Editors read the git-ignored copy; every modeline resolves to a real file.
+    for doc in sorted((tmp_path / "catalog").rglob("*.yaml")):
+        first = doc.read_text().splitlines()[0]
+        assert first.startswith("# yaml-language-server: $schema="), doc
+        target = (doc.parent / first.split("=", 1)[1]).resolve()
+        assert target.is_file() and ".llmgen/schemas" in target.as_posix(), doc
     workflow = yaml.safe_load((tmp_path / ".github/workflows/llmgen.yaml").read_text())
     steps = [s.get("run", "") for s in workflow["jobs"]["check"]["steps"]]
-    assert f'pip install "llmgen=={__version__}"' in steps
+    assert 'python -m pip install "$LLMGEN_PACKAGE" "$KUBECTL_PACKAGE"' in steps
     assert "llmgen render --check" in steps
     hooks = yaml.safe_load((tmp_path / ".pre-commit-config.yaml").read_text())
     assert [h["id"] for h in hooks["repos"][0]["hooks"]] == [
         "llmgen-validate",
         "llmgen-render-check",
     ]
-    # The copied schemas are the installed llmgen's, byte for byte.
+    # The editor's schemas are the installed llmgen's, byte for byte.
+    for schema in (REPO / "schemas").glob("*.json"):
+        assert (tmp_path / ".llmgen/schemas" / schema.name).read_bytes() == schema.read_bytes()
+
+
+def test_eject_copies_and_validate_tells_when_the_copies_drift(tmp_path: Path) -> None:
+    code, out = run("init", str(tmp_path))
+    assert code == 0, out
+    code, out = run("eject", "--root", str(tmp_path))
+    assert code == 0, out
+    assert out.startswith("copied ") and out.rstrip().endswith(f"of {tmp_path}")
     for schema in (REPO / "schemas").glob("*.json"):
         assert (tmp_path / "schemas" / schema.name).read_bytes() == schema.read_bytes()
+    assert (tmp_path / "templates/flux/kustomization.yaml.j2").is_file()
+    code, out = run("validate", "--root", str(tmp_path))
+    assert (code, out) == (0, "OK: 0 error(s), 0 warning(s)\n")
+    code, out = run("eject", "--root", str(tmp_path))
+    assert code == 2 and f"{tmp_path / 'schemas'} exists; pass --force to replace it" in out
+
+    template = tmp_path / "templates/flux/kustomization.yaml.j2"
+    template.write_text(template.read_text() + "# ours\n")
+    code, out = run("validate", "--root", str(tmp_path))
+    assert code == 0
+    assert out == (
+        f"note: templates/ overrides llmgen {__version__}'s copy and differs from it "
+        "(1 differ; e.g. templates/flux/kustomization.yaml.j2); llmgen uses yours. "
+        "Delete templates/ to follow the installed llmgen, or 'llmgen eject --force' "
+        "to take its copy again.\nOK: 0 error(s), 0 warning(s)\n"
+    )
+    code, out = run("eject", "--root", str(tmp_path), "--force")
+    assert code == 0
+    code, out = run("validate", "--root", str(tmp_path))
+    assert (code, out) == (0, "OK: 0 error(s), 0 warning(s)\n")
+
+
+def test_init_eject_copies_schemas_and_templates(tmp_path: Path) -> None:
+    code, out = run("init", str(tmp_path), "--eject")
+    assert code == 0, out
+    assert (tmp_path / "schemas/model.schema.json").is_file()
+    assert (tmp_path / "templates/flux/kustomization.yaml.j2").is_file()
+    model = (tmp_path / "catalog/models/llama-3-1-8b-instruct.yaml").read_text()
+    assert model.startswith("# yaml-language-server: $schema=../../schemas/model.schema.json\n")
 
 
 def test_init_refuses_a_non_empty_folder_unless_forced(tmp_path: Path) -> None:

@@ -236,7 +236,7 @@ def test_vault_github_and_json_formats(vault_repo: tuple[Path, Any]) -> None:
     assert f"secret '{SECRET}' not found in vault" in out
     code, out = run(root, "--env", "dev", "--format", "json")
     assert code == 1
-    (item,) = json.loads(out)
+    (item,) = json.loads(out)["diagnostics"]
     assert (item["file"], item["path"], item["severity"]) == (
         LLAMA_FILE,
         "spec.secrets[0]",

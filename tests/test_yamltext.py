@@ -116,3 +116,56 @@ def test_multiline_text_reads_back_whole(text: str) -> None:
 def test_scripts_render_as_literal_blocks() -> None:
     assert block({"run": "set -e\necho hi\n"}, 0) == "\nrun: |\n  set -e\n  echo hi"
     assert block(["a\nb"], 2) == "\n  - |-\n    a\n    b"
+
+
+# ---------------------------------------------------------------- long keys (issue 17)
+
+_long_keys = st.one_of(
+    st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=990, max_size=1300),
+    # Two-byte characters, escaped to six ASCII characters each by the emitter.
+    st.text(alphabet="éßжλ€", min_size=150, max_size=700),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(_long_keys, scalars | st.lists(scalars, max_size=2), min_size=1, max_size=2))
+def test_keys_beyond_the_implicit_key_limit_read_back(value: dict[str, object]) -> None:
+    """YAML caps implicit keys at 1024 characters; longer keys are written as `? key`."""
+    for text in (
+        "root:" + block(value, 2) + "\nafter: 1\n",
+        "root:" + block([value], 2) + "\nafter: 1\n",
+    ):
+        for loaded in [*_both_readers(text), yaml.load(text, Loader=yaml.SafeLoader)]:
+            assert isinstance(loaded, dict)
+            assert list(loaded) == ["root", "after"]
+            got = loaded["root"]
+            assert (got if isinstance(got, dict) else got[0]) == value
+
+
+def test_a_long_key_is_explicit_and_a_short_one_is_not() -> None:
+    assert block({"k" * 1000: 1}, 2) == "\n  " + "k" * 1000 + ": 1"
+    assert block({"k" * 1001: 1}, 2) == "\n  ? " + "k" * 1001 + "\n  : 1"
+    assert block({"é" * 167: "v"}, 2) == '\n  ? "' + "\\u00e9" * 167 + '"\n  : v'
+
+
+def test_a_catalog_key_never_gets_near_the_limit(scratch_repo: object) -> None:
+    """Keys that reach the output come from maps the schemas bound (label keys: 316
+    ASCII characters), so the catalog line refuses a long one before rendering."""
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from llmgen.cli.main import app
+
+    root = Path(str(scratch_repo))
+    model = root / "catalog/models/bge-m3.yaml"
+    key = "a" * 400  # over the schema's 316, under YAML's own 1024
+    model.write_text(
+        model.read_text().replace("  name: bge-m3\n", f"  name: bge-m3\n  labels:\n    {key}: x\n")
+    )
+    result = CliRunner().invoke(app, ["validate", "--root", str(root)])
+    assert result.exit_code == 1
+    assert result.output.splitlines()[0] == (
+        f"catalog/models/bge-m3.yaml:8:5: metadata.labels.{key}: "
+        "key is 400 characters; at most 316 are allowed"
+    )

@@ -17,7 +17,9 @@ figures do not depend on the machine's core count):
   counts), which kustomize-controller builds on each reconcile
 
 Times exclude interpreter start-up and imports; each is the best of --repeat
-runs. Nothing is asserted: the script prints figures and their ratios.
+runs. One more figure is the whole CLI as a user runs it: the wall time of
+`llmgen validate` (interpreter start, imports, the work, exit), pinned to one
+core. Nothing is asserted: the script prints figures and their ratios.
 
     python tools/bench/benchmark.py [--models 200 --clusters 12 --environments 3]
 """
@@ -160,6 +162,31 @@ def run_child(name: str, root: Path, crds: Path | None) -> dict[str, float]:
     return figures
 
 
+def cli_wall(root: Path, repeat: int) -> tuple[float, float]:
+    """Best wall and CPU time of `python -m llmgen validate` on one core, start to exit.
+
+    CPU time (user + system) is printed too: on a shared machine the wall time
+    also counts waiting for the core.
+    """
+    best_wall = best_cpu = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "llmgen", "validate", "--root", str(root)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            preexec_fn=_pin,
+        )
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        best_wall = min(best_wall, time.perf_counter() - start)
+        best_cpu = min(best_cpu, usage.ru_utime + usage.ru_stime)
+        if os.waitstatus_to_exitcode(status) not in (0, 1):
+            raise SystemExit(f"llmgen validate failed: {err.decode()}")
+    return best_wall, best_cpu
+
+
 def best(
     name: str, root: Path, crds: Path | None, repeat: int, reset: bool = False
 ) -> dict[str, float]:
@@ -198,6 +225,7 @@ def main() -> None:
         gencatalog.generate(root, args.models, args.clusters, args.environments)
         crds = args.crd_schemas
         v = best("validate", root, crds, args.repeat)
+        wall = cli_wall(root, args.repeat)
         cold = best("render", root, crds, args.repeat, reset=True)
         noop = best("noop", root, crds, args.repeat)
         dump = best("dump", root, crds, args.repeat)
@@ -212,7 +240,11 @@ def main() -> None:
             f"{args.models} models x {args.clusters} clusters x {args.environments} environments",
         ),
         ("documents rendered", f"{int(docs)}"),
-        ("validate", f"{v['seconds']:.3f} s (target <= 1 s)"),
+        ("validate", f"{v['seconds']:.3f} s"),
+        (
+            "llmgen validate, whole CLI",
+            f"{wall[0]:.3f} s wall, {wall[1]:.3f} s CPU (target <= 1 s)",
+        ),
         (
             "cold render",
             f"{cold['seconds']:.2f} s, {cold['seconds'] / docs * 1000:.3f} ms/document",

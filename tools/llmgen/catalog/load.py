@@ -28,6 +28,10 @@ import yaml
 
 from llmgen.errors import CatalogError, Diagnostic, SourceLocation
 
+# libyaml's loader when PyYAML was built with it; the pure-Python one otherwise
+# (same events and marks, only slower).
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 MAX_FILE_BYTES = 1024 * 1024
 # A node reached through aliases counts every time it is reached; a catalog
 # document is a few hundred nodes, so this bound only stops alias bombs.
@@ -222,7 +226,7 @@ def _check_nesting(text: str, file: str) -> None:
     crashes the interpreter on input like ten thousand '[' characters."""
     depth = 0
     try:
-        for event in yaml.parse(text, Loader=yaml.CSafeLoader):
+        for event in yaml.parse(text, Loader=_LOADER):
             if isinstance(event, yaml.CollectionStartEvent):
                 depth += 1
                 if depth > MAX_DEPTH:
@@ -294,7 +298,7 @@ def load_text(text: str, file: str, sha256: str = "") -> Document:
                 )
     try:
         _check_nesting(text, file)
-        nodes = list(yaml.compose_all(text, Loader=yaml.CSafeLoader))
+        nodes = list(yaml.compose_all(text, Loader=_LOADER))
     except yaml.MarkedYAMLError as exc:
         raise _yaml_error(exc, file) from None
     except yaml.reader.ReaderError as exc:

@@ -3,27 +3,54 @@ secrets check, bootstrap, status, plan. Each parses its options and calls the li
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from llmgen.cli import report
-from llmgen.cli.app import ClusterOpt, EnvOpt, RootOpt, app, echo, find_root, finish, handled
+from llmgen.cli.app import (
+    CLUSTER_COMPLETION,
+    CheckFormat,
+    ClusterOpt,
+    DiffFormat,
+    EnvOpt,
+    PlanFormat,
+    ReportFormat,
+    RootOpt,
+    StatusFormat,
+    app,
+    echo,
+    emit_json,
+    find_root,
+    finish,
+    format_option,
+    handled,
+)
+
+CheckFormatOpt = Annotated[CheckFormat, format_option(CheckFormat)]
+ReportFormatOpt = Annotated[ReportFormat, format_option(ReportFormat)]
 
 
 @app.command("validate")
 @handled
 def validate_cmd(
     root: RootOpt = None,
-    fmt: Annotated[str, typer.Option("--format", help="text | json | github")] = "text",
+    fmt: CheckFormatOpt = CheckFormat.text,
 ) -> None:
     """Check every catalog file: schemas, then cross-document rules."""
     from llmgen.catalog.validate import validate
+    from llmgen.resources import drift
 
-    result = validate(find_root(root))
+    base = find_root(root)
+    result = validate(base)
+    notes = drift(base)
+    if fmt == "text":
+        for note in notes:
+            echo(f"note: {note}", err=True)
     summary = ("OK: " if result.ok else "") + report.summary(result.diagnostics)
-    finish(result.diagnostics, fmt, result.ok, summary)
+    finish(result.diagnostics, fmt, result.ok, summary, {"notes": notes})
 
 
 @app.command("render")
@@ -35,28 +62,50 @@ def render_cmd(
     check: Annotated[
         bool, typer.Option("--check", help="Exit 1 if generated/ is stale; write nothing.")
     ] = False,
-    fmt: Annotated[str, typer.Option("--format", help="text | json | github")] = "text",
+    fmt: ReportFormatOpt = ReportFormat.text,
 ) -> None:
     """Render generated/ from the catalog (atomically), or check it is fresh."""
     from llmgen.render import pipeline
+    from llmgen.resources import drift
 
     base = find_root(root)
     if check:
         r = pipeline.check(base, env, cluster)
+        stale = {
+            "added": list(r.diff.added),
+            "changed": list(r.diff.changed),
+            "removed": list(r.diff.removed),
+        }
+        if fmt == "json":
+            emit_json(r.diff.empty, {"files": len(r.files), **stale})
+            raise typer.Exit(0 if r.diff.empty else 1)
         if r.diff.empty:
             echo(f"generated/ is up to date ({len(r.files)} files)")
             raise typer.Exit(0)
         echo("generated/ is stale; run 'llmgen render':")
-        for kind, paths in (
-            ("added", r.diff.added),
-            ("changed", r.diff.changed),
-            ("removed", r.diff.removed),
-        ):
+        for kind, paths in stale.items():
             for p in paths:
                 echo(f"  {kind}: {p}")
         raise typer.Exit(1)
     outcome = pipeline.render(base, env, cluster)
+    notes = drift(base)
+    if fmt == "json":
+        emit_json(
+            True,
+            {
+                "notes": notes,
+                "noop": outcome.noop,
+                "documents": outcome.documents,
+                "added": list(outcome.diff.added),
+                "changed": list(outcome.diff.changed),
+                "removed": list(outcome.diff.removed),
+                "diagnostics": report.diagnostic_dicts(outcome.warnings),
+            },
+        )
+        return
     echo(report.diagnostics(outcome.warnings, fmt))
+    for note in notes:
+        echo(f"note: {note}", err=True)
     if outcome.noop:
         echo("generated/ is up to date (inputs unchanged)")
     elif outcome.diff.empty:
@@ -71,7 +120,7 @@ def diff_cmd(
     root: RootOpt = None,
     env: EnvOpt = None,
     cluster: ClusterOpt = None,
-    fmt: Annotated[str, typer.Option("--format", help="text | markdown | json (--base)")] = "text",
+    fmt: Annotated[DiffFormat, format_option(DiffFormat)] = DiffFormat.text,
     base: Annotated[
         str | None,
         typer.Option("--base", help="Summarise the catalog changes since this git ref (a PR)."),
@@ -89,11 +138,34 @@ def diff_cmd(
         from llmgen.gitops.prsummary import pr_summary
         from llmgen.gitops.prsummaryview import format_summary
 
-        echo(format_summary(pr_summary(find_root(root), base, env, cluster), fmt).rstrip("\n"))
+        summary = pr_summary(find_root(root), base, env, cluster)
+        if fmt == "json":
+            emit_json(True, json.loads(format_summary(summary, "json")))
+            return
+        echo(format_summary(summary, fmt).rstrip("\n"))
         return
     r = pipeline.check(find_root(root), env, cluster)
     changes = resource_changes(r.old, r.files)
-    echo(format_changes(changes, pipeline.unified_diff(r), fmt))
+    unified = pipeline.unified_diff(r)
+    if fmt == "json":
+        emit_json(
+            True,
+            {
+                "changes": [
+                    {
+                        "cluster": c.cluster,
+                        "change": c.change,
+                        "kind": c.kind,
+                        "namespace": c.namespace,
+                        "name": c.name,
+                    }
+                    for c in changes
+                ],
+                "unified_diff": unified,
+            },
+        )
+        return
+    echo(format_changes(changes, unified, fmt))
 
 
 @app.command("verify")
@@ -112,7 +184,7 @@ def verify_cmd(
         bool,
         typer.Option("--kustomize/--no-kustomize", help="Run kustomize build on every folder."),
     ] = True,
-    fmt: Annotated[str, typer.Option("--format", help="text | json | github")] = "text",
+    fmt: CheckFormatOpt = CheckFormat.text,
 ) -> None:
     """Check generated/: schemas, CRD rules, API server rules, kustomize builds, Flux
     references, wiring across resources and layers."""
@@ -133,7 +205,35 @@ def verify_cmd(
             f"{result.folders} kustomize folders; " + report.summary(result.diagnostics),
         ]
     )
-    finish(result.diagnostics, fmt, result.ok, summary)
+    finish(
+        result.diagnostics,
+        fmt,
+        result.ok,
+        summary,
+        {"documents": result.documents, "folders": result.folders},
+    )
+
+
+@app.command("build")
+@handled
+def build_cmd(
+    cluster: Annotated[
+        str,
+        typer.Option("--cluster", help="The cluster to build.", autocompletion=CLUSTER_COMPLETION),
+    ],
+    root: RootOpt = None,
+    with_flux: Annotated[
+        bool, typer.Option("--with-flux", help="Start with the cluster folder's Flux objects.")
+    ] = False,
+) -> None:
+    """Print the fully built stream of a cluster (for Argo CD, kubectl diff, dry runs).
+
+    Each Flux Kustomization's path is built with the kustomize inside kubectl,
+    dependencies first, exactly as generated/ holds it (render first).
+    """
+    from llmgen.gitops.build import build_cluster
+
+    typer.echo(build_cluster(find_root(root), cluster, with_flux), nl=False)
 
 
 @app.command("schema")
@@ -188,6 +288,7 @@ def commit_cmd(
     force: Annotated[
         bool, typer.Option("--force", help="Overwrite hand edits in generated/.")
     ] = False,
+    fmt: ReportFormatOpt = ReportFormat.text,
 ) -> None:
     """Render, then commit generated/ (only) with a per-cluster summary.
 
@@ -197,6 +298,23 @@ def commit_cmd(
     from llmgen.gitops.commit import commit
 
     result = commit(find_root(root), message, branch, push, remote, force)
+    if fmt == "json":
+        emit_json(
+            True,
+            {
+                "committed": result.committed,
+                "commit": result.commit,
+                "branch": result.branch,
+                "created_branch": result.created_branch,
+                "pushed": result.pushed,
+                "remote": result.remote if result.pushed else None,
+                "message": result.message,
+                "overwritten": list(result.overwritten),
+                "notes": list(result.notes),
+                "diagnostics": report.diagnostic_dicts(result.warnings),
+            },
+        )
+        return
     echo(report.diagnostics(result.warnings))
     for note in result.notes:
         echo(f"note: {note}", err=True)
@@ -225,7 +343,7 @@ app.add_typer(secrets_app, name="secrets")
 def secrets_check_cmd(
     env: Annotated[str, typer.Option("--env", help="The environment whose secrets to check.")],
     root: RootOpt = None,
-    fmt: Annotated[str, typer.Option("--format", help="text | json | github")] = "text",
+    fmt: CheckFormatOpt = CheckFormat.text,
 ) -> None:
     """Every secret and key the environment's models reference exists in its backend."""
     from llmgen.secrets.check import check_environment
@@ -258,7 +376,7 @@ def status_cmd(
         Path | None,
         typer.Option("--kubeconfig", help="Kubeconfig (default: $KUBECONFIG, ~/.kube/config)."),
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
+    fmt: Annotated[StatusFormat, format_option(StatusFormat)] = StatusFormat.table,
 ) -> None:
     """Live state per cluster: Flux readiness, model replicas, applied revision.
 
@@ -268,11 +386,14 @@ def status_cmd(
     from llmgen.gitops.status import status
     from llmgen.gitops.statusview import to_json, to_table
 
-    if fmt not in ("table", "json"):
-        raise typer.BadParameter("expected table or json", param_hint="--format")
-    report = status(find_root(root), env, cluster, kubeconfig)
-    echo(to_json(report) if fmt == "json" else to_table(report))
-    raise typer.Exit(0 if report.ok else 1)
+    live = status(find_root(root), env, cluster, kubeconfig)
+    if fmt == "json":
+        data = json.loads(to_json(live))
+        data.pop("ok", None)  # the envelope carries it
+        emit_json(live.ok, data)
+    else:
+        echo(to_table(live))
+    raise typer.Exit(0 if live.ok else 1)
 
 
 @app.command("plan")
@@ -280,11 +401,13 @@ def status_cmd(
 def plan_cmd(
     root: RootOpt = None,
     env: EnvOpt = None,
-    fmt: Annotated[str, typer.Option("--format", help="text | json | markdown")] = "text",
+    fmt: Annotated[PlanFormat, format_option(PlanFormat)] = PlanFormat.text,
 ) -> None:
     """Capacity and cost per environment, cluster and model, against the budget."""
-    from llmgen.cli.planview import FORMATS, plan_command
+    from llmgen.cli.planview import plan_command
 
-    if fmt not in FORMATS:
-        raise typer.BadParameter(f"expected one of {', '.join(FORMATS)}", param_hint="--format")
-    echo(plan_command(find_root(root), env, fmt))
+    text = plan_command(find_root(root), env, fmt)
+    if fmt == "json":
+        emit_json(True, json.loads(text))
+    else:
+        echo(text)

@@ -12,7 +12,20 @@ from typing import Annotated, Any
 
 import typer
 
-from llmgen.cli.app import RootOpt, app, echo, find_root, handled
+from llmgen.cli import report
+from llmgen.cli.app import (
+    CLUSTER_COMPLETION,
+    ENV_COMPLETION,
+    MODEL_COMPLETION,
+    ReportFormat,
+    RootOpt,
+    app,
+    echo,
+    emit_json,
+    find_root,
+    format_option,
+    handled,
+)
 
 # ----------------------------------------------------------------- lifecycle
 # Each lifecycle command edits catalog/ (validated first, written atomically)
@@ -23,15 +36,42 @@ CommitOpt = Annotated[
     typer.Option("--commit", help="Then commit the catalog change, render, and commit generated/."),
 ]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show the change; write nothing.")]
-EnvNameOpt = Annotated[str, typer.Option("--env", help="The environment to change.")]
+EnvNameOpt = Annotated[
+    str,
+    typer.Option("--env", help="The environment to change.", autocompletion=ENV_COMPLETION),
+]
+FormatOpt = Annotated[ReportFormat, format_option(ReportFormat)]
 
 
-def _lifecycle(base: Path, outcome: Any, commit: bool) -> None:
+def _lifecycle(base: Path, outcome: Any, commit: bool, fmt: str = "text") -> None:
     from llmgen.lifecycle import verbs as lifecycle
 
-    echo(lifecycle.describe(outcome))
+    done = None
     if commit and outcome.changed and outcome.applied.written:
-        echo(lifecycle.describe_commit(lifecycle.commit_outcome(base, outcome)))
+        done = lifecycle.commit_outcome(base, outcome)
+    if fmt == "json":
+        emit_json(
+            True,
+            {
+                "action": outcome.action,
+                "summary": outcome.summary,
+                "changed": outcome.changed,
+                "written": outcome.applied.written,
+                "paths": outcome.paths,
+                "diff": outcome.diff() if outcome.changed else "",
+                "notes": list(outcome.notes),
+                "diagnostics": report.diagnostic_dicts(outcome.warnings),
+                "commits": (
+                    {"catalog": done.catalog, "generated": done.generated, "notes": done.notes}
+                    if done is not None
+                    else None
+                ),
+            },
+        )
+        return
+    echo(lifecycle.describe(outcome))
+    if done is not None:
+        echo(lifecycle.describe_commit(done))
 
 
 def _no_commit_on_dry_run(commit: bool, dry_run: bool) -> None:
@@ -46,25 +86,59 @@ def init_cmd(
     force: Annotated[
         bool, typer.Option("--force", help="Add to a non-empty folder, replacing same-named files.")
     ] = False,
+    eject: Annotated[
+        bool,
+        typer.Option("--eject", help="Also copy llmgen's schemas/ and templates/ in (see eject)."),
+    ] = False,
 ) -> None:
     """Scaffold a new llmgen repository that validates and renders as it is.
 
     One cluster per cloud, one environment, one model on an L4, gpus.yaml,
-    platform.yaml, schemas/, templates/, overlays/, a CI workflow and a
-    pre-commit config. Refuses a non-empty folder unless --force.
+    platform.yaml, overlays/, a CI workflow and a pre-commit config. The
+    schemas and templates stay those of the installed llmgen (upgrades reach
+    the repo) unless --eject. Refuses a non-empty folder unless --force.
     """
-    from llmgen.lifecycle.scaffold import init
+    from llmgen.lifecycle.scaffold import PLACEHOLDER_PACKAGE, init
 
-    outcome = init(directory, force=force)
+    outcome = init(directory, force=force, eject=eject)
     echo(f"created an llmgen repository in {outcome.root} ({len(outcome.files)} files)")
+    workflow = (outcome.root / ".github/workflows/llmgen.yaml").read_text(encoding="utf-8")
+    if PLACEHOLDER_PACKAGE in workflow:
+        echo(
+            "note: set LLMGEN_PACKAGE in .github/workflows/llmgen.yaml to the llmgen repository "
+            "and commit you vetted (the package index's 'llmgen' is another project)",
+            err=True,
+        )
     echo("next: llmgen validate && llmgen render, commit, and point each cluster's Flux at")
     echo("generated/clusters/<cluster>/")
+
+
+@app.command("eject")
+@handled
+def eject_cmd(
+    root: RootOpt = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace existing schemas/ and templates/.")
+    ] = False,
+) -> None:
+    """Copy the installed llmgen's schemas/ and templates/ into the repository.
+
+    The repository's copies then win, and upgrades of llmgen no longer reach
+    them; validate and render say when they differ from the installed ones.
+    """
+    from llmgen.lifecycle.scaffold import eject_into
+
+    base = find_root(root)
+    written = eject_into(base, force=force)
+    echo(f"copied {len(written)} files into schemas/ and templates/ of {base}")
 
 
 @app.command("deploy")
 @handled
 def deploy_cmd(
-    model: Annotated[str, typer.Argument(help="A model of catalog/models/.")],
+    model: Annotated[
+        str, typer.Argument(help="A model of catalog/models/.", autocompletion=MODEL_COMPLETION)
+    ],
     env: EnvNameOpt,
     clusters: Annotated[
         str | None,
@@ -82,6 +156,7 @@ def deploy_cmd(
     dry_run: DryRunOpt = False,
     commit: CommitOpt = False,
     root: RootOpt = None,
+    fmt: FormatOpt = ReportFormat.text,
 ) -> None:
     """Serve MODEL in an environment: add or update its entry under the environment's models:."""
     from llmgen.lifecycle.verbs import deploy
@@ -99,24 +174,30 @@ def deploy_cmd(
         max_replicas=max_replicas,
         dry_run=dry_run,
     )
-    _lifecycle(base, outcome, commit)
+    _lifecycle(base, outcome, commit, fmt)
 
 
 @app.command("undeploy")
 @handled
 def undeploy_cmd(
-    model: Annotated[str, typer.Argument(help="A model deployed to the environment.")],
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="A model deployed to the environment.", autocompletion=MODEL_COMPLETION
+        ),
+    ],
     env: EnvNameOpt,
     dry_run: DryRunOpt = False,
     commit: CommitOpt = False,
     root: RootOpt = None,
+    fmt: FormatOpt = ReportFormat.text,
 ) -> None:
     """Stop serving MODEL in an environment: remove its entry; Flux prunes its resources."""
     from llmgen.lifecycle.verbs import undeploy
 
     _no_commit_on_dry_run(commit, dry_run)
     base = find_root(root)
-    _lifecycle(base, undeploy(base, model, env, dry_run=dry_run), commit)
+    _lifecycle(base, undeploy(base, model, env, dry_run=dry_run), commit, fmt)
 
 
 @app.command("stop")
@@ -125,11 +206,16 @@ def stop_cmd(
     env: EnvNameOpt,
     cluster: Annotated[
         list[str] | None,
-        typer.Option("--cluster", help="Stop only this cluster of the environment (repeatable)."),
+        typer.Option(
+            "--cluster",
+            help="Stop only this cluster of the environment (repeatable).",
+            autocompletion=CLUSTER_COMPLETION,
+        ),
     ] = None,
     dry_run: DryRunOpt = False,
     commit: CommitOpt = False,
     root: RootOpt = None,
+    fmt: FormatOpt = ReportFormat.text,
 ) -> None:
     """Stop an environment: its models scale to zero and stay there.
 
@@ -144,7 +230,7 @@ def stop_cmd(
 
     _no_commit_on_dry_run(commit, dry_run)
     base = find_root(root)
-    _lifecycle(base, stop(base, env, cluster or [], dry_run=dry_run), commit)
+    _lifecycle(base, stop(base, env, cluster or [], dry_run=dry_run), commit, fmt)
 
 
 @app.command("start")
@@ -153,18 +239,23 @@ def start_cmd(
     env: EnvNameOpt,
     cluster: Annotated[
         list[str] | None,
-        typer.Option("--cluster", help="Start only this cluster of the environment (repeatable)."),
+        typer.Option(
+            "--cluster",
+            help="Start only this cluster of the environment (repeatable).",
+            autocompletion=CLUSTER_COMPLETION,
+        ),
     ] = None,
     dry_run: DryRunOpt = False,
     commit: CommitOpt = False,
     root: RootOpt = None,
+    fmt: FormatOpt = ReportFormat.text,
 ) -> None:
     """Start a stopped environment (or some of its clusters): KEDA scales its models again."""
     from llmgen.lifecycle.verbs import start
 
     _no_commit_on_dry_run(commit, dry_run)
     base = find_root(root)
-    _lifecycle(base, start(base, env, cluster or [], dry_run=dry_run), commit)
+    _lifecycle(base, start(base, env, cluster or [], dry_run=dry_run), commit, fmt)
 
 
 model_app = typer.Typer(help="Add models to the catalog.", no_args_is_help=True)
@@ -205,6 +296,7 @@ def model_new_cmd(
     dry_run: DryRunOpt = False,
     commit: CommitOpt = False,
     root: RootOpt = None,
+    fmt: FormatOpt = ReportFormat.text,
 ) -> None:
     """Write catalog/models/NAME.yaml from flags, with the catalog's conventions as defaults.
 
@@ -231,4 +323,4 @@ def model_new_cmd(
         team=team,
         cost_center=cost_center,
     )
-    _lifecycle(base, new_model(base, spec, force=force, dry_run=dry_run), commit)
+    _lifecycle(base, new_model(base, spec, force=force, dry_run=dry_run), commit, fmt)

@@ -32,7 +32,7 @@ from llmgen import __version__
 from llmgen.errors import Diagnostic, LlmgenError, UsageError
 from llmgen.gitops.changes import ClusterChange, models_at, models_by_cluster, summarise
 from llmgen.render import pipeline
-from llmgen.render.write import GENERATED, write_tree
+from llmgen.render.write import GENERATED, write_tree, written_digests
 from llmgen.resources import templates_dir
 
 TRAILER_HASH = "Llmgen-Catalog-Hash"
@@ -58,6 +58,23 @@ class HandEditsError(CommitError):
             f"and the render would overwrite them:\n{listed}{more}\n"
             "generated/ is rendered from catalog/; put the change in catalog/ or overlays/, "
             f"discard the edits (git checkout -- {GENERATED}/), or pass --force to overwrite them."
+        )
+
+
+class StaleInputsError(CommitError):
+    """The render inputs have uncommitted changes: the commit would record a
+    generated/ that does not match its own catalog/."""
+
+    def __init__(self, paths: list[str]) -> None:
+        self.paths = paths
+        listed = "\n".join(f"  {p}" for p in paths[:_MAX_LISTED])
+        more = f"\n  ... and {len(paths) - _MAX_LISTED} more" if len(paths) > _MAX_LISTED else ""
+        super().__init__(
+            f"refusing to commit: {len(paths)} render input(s) have uncommitted changes:\n"
+            f"{listed}{more}\n"
+            f"{GENERATED}/ would be rendered from them while the commit keeps the old ones, "
+            f"so the commit's {GENERATED}/ would not match its catalog. Commit them first "
+            "(or use a lifecycle verb's --commit, which commits both), or stash them."
         )
 
 
@@ -171,20 +188,43 @@ def _dirty_generated(repo: git.Repo, pathspec: str, has_head: bool) -> list[str]
 
 
 def hand_edits(
-    dirty: list[str], prefix: str, working: dict[str, bytes], rendered: dict[str, bytes]
+    dirty: list[str],
+    prefix: str,
+    working: dict[str, bytes],
+    rendered: dict[str, bytes],
+    written: dict[str, str] | None = None,
 ) -> list[str]:
     """Dirty files whose working content the render would replace or delete.
 
-    A file that differs from HEAD but equals the fresh render was produced by
-    `llmgen render` (an uncommitted catalog change explains it); a deleted
+    A file that differs from HEAD but equals the fresh render, or equals what
+    an earlier `llmgen render` wrote there (`written`: a catalog state since
+    undone, as after start, render, stop), is llmgen's own output; a deleted
     file loses nothing when re-rendered. Everything else is someone's work.
     """
     found = []
     for repo_path in dirty:
         rel = repo_path[len(prefix) :]
-        if rel in working and working[rel] != rendered.get(rel):
-            found.append(rel)
+        if rel not in working or working[rel] == rendered.get(rel):
+            continue
+        if written and written.get(rel) == hashlib.sha256(working[rel]).hexdigest():
+            continue
+        found.append(rel)
     return found
+
+
+#: What a render reads besides llmgen itself; a commit must not leave them dirty.
+RENDER_INPUTS = ("catalog", "overlays", "templates", "schemas")
+
+
+def uncommitted_inputs(repo: git.Repo, prefix: str, has_head: bool) -> list[str]:
+    """Repo-relative render inputs that differ from HEAD (staged, unstaged or new)."""
+    specs = [f"{prefix}{name}" for name in RENDER_INPUTS]
+    paths = set(_z(repo.git.ls_files("-z", "--others", "--exclude-standard", "--", *specs)))
+    if has_head:
+        paths.update(_z(repo.git.diff("HEAD", "--name-only", "--no-renames", "-z", "--", *specs)))
+    else:
+        paths.update(_z(repo.git.ls_files("-z", "--", *specs)))
+    return sorted(paths)
 
 
 # ------------------------------------------------------------------ summary
@@ -270,8 +310,11 @@ def commit(
             raise UsageError(f"no git remote named {remote!r}")
         head = _head(repo)
         rendered = pipeline.check(root)  # validates first: CatalogError leaves everything as is
+        stale = uncommitted_inputs(repo, prefix, head is not None)
+        if stale:
+            raise StaleInputsError(stale)
         dirty = _dirty_generated(repo, pathspec, head is not None)
-        edits = hand_edits(dirty, prefix, rendered.old, rendered.files)
+        edits = hand_edits(dirty, prefix, rendered.old, rendered.files, written_digests(root))
         if edits and not force:
             raise HandEditsError(edits)
         if not rendered.diff.empty:

@@ -10,6 +10,7 @@ concern's module under `concerns/`, computed from this plan.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -205,13 +206,34 @@ class Plan:
     generator: str = field(default=__version__)
 
 
-def _hash(docs: Iterable[Document | None]) -> str:
+def _hash(docs: Iterable[Document | None], *parts: object) -> str:
+    """Provenance hash of whole documents plus `parts` (JSON-able values derived
+    from them: a slice of a document, a decision such as an allocation)."""
     h = hashlib.sha256()
     for d in sorted({d.file: d for d in docs if d is not None}.values(), key=lambda d: d.file):
         h.update(d.file.encode())
         h.update(b"\0")
         h.update(d.content_hash.encode())
+    for part in parts:
+        h.update(b"\0")
+        h.update(json.dumps(part, sort_keys=True, default=str).encode())
     return h.hexdigest()[:16]
+
+
+def _env_without_models(env: Environment | None) -> object:
+    """The environment document minus its models list: what every file of the
+    environment depends on. Each model's own entry goes into that model's hash
+    only, so editing one model does not re-stamp every file (review noise)."""
+    if env is None:
+        return None
+    doc = env.where.doc
+    spec = {k: v for k, v in doc.data.get("spec", {}).items() if k != "models"}
+    return [doc.file, doc.data.get("metadata"), spec]
+
+
+def _deployment_entry(env: Environment, model: str) -> object:
+    entries = env.where.doc.data.get("spec", {}).get("models", [])
+    return [e for e in entries if isinstance(e, dict) and e.get("name") == model]
 
 
 def choose_pool(model: Model, cluster: Cluster, gpu: Gpu) -> NodePool | None:
@@ -343,13 +365,13 @@ def build_plan(catalog: Catalog) -> Plan:
                     max_replicas=share.max_replicas,
                     replica_hourly_usd=cand.price,
                     input_hash=_hash(
-                        [
-                            model.where.doc,
-                            env.where.doc,
-                            cand.cluster.where.doc,
-                            gpu_doc,
-                            platform_doc,
-                        ]
+                        [model.where.doc, cand.cluster.where.doc, gpu_doc, platform_doc],
+                        _env_without_models(env),
+                        _deployment_entry(env, dep.name),
+                        # Other models move this one's share (budget caps, node
+                        # room): the decision itself is an input of its files.
+                        [share.min_replicas, share.max_replicas, canary_lo, canary_hi],
+                        [cand.pool.name, cand.price, share.reasons],
                     ),
                     reasons=share.reasons,
                     replica_on_demand_hourly_usd=cand.on_demand,
@@ -381,7 +403,13 @@ def build_plan(catalog: Catalog) -> Plan:
             # Cluster-wide files depend on the cluster, its environment, the
             # GPU catalog and the platform; model files carry their own hash.
             input_hash=_hash(
-                [cluster.where.doc, owner.where.doc if owner else None, gpu_doc, platform_doc]
+                [cluster.where.doc, gpu_doc, platform_doc],
+                _env_without_models(owner),
+                # Cluster-wide files list the models placed here and size node
+                # pools and budgets from them; replica edits within those stay out.
+                sorted(p.model.name for p in placements),
+                node_caps,
+                _cluster_budget(owner, env_plans, placements),
             ),
             peers=peers,
             gpu_caps={p.name: node_caps[p.name] * p.gpus_per_node for p in cluster.node_pools},

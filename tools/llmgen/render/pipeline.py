@@ -27,6 +27,7 @@ from llmgen.render.write import (
     inputs_key,
     read_tree,
     save_cache,
+    save_written,
     write_tree,
 )
 from llmgen.resources import templates_dir
@@ -156,6 +157,7 @@ def render(
         if r.prefixes is not None:
             keep = {p: b for p, b in read_tree(root).items() if not p.startswith(r.prefixes)}
         write_tree(root, r.files, keep)
+    save_written(root, r.files, r.prefixes)
     save_cache(root, key)
     return RenderOutcome(r.diff, r.documents, False, r.warnings)
 

@@ -186,3 +186,40 @@ def save_cache(root: Path, key: str) -> None:
         tmp.replace(path)
     except OSError:
         pass  # the cache only saves time; a read-only checkout still renders
+
+
+# ------------------------------------------------------ what render wrote
+
+def _written_file(root: Path) -> Path:
+    return root / CACHE_DIR / "rendered.json"
+
+
+def written_digests(root: Path) -> dict[str, str]:
+    """sha256 of each file the last renders wrote (repo-relative path -> hex).
+
+    `llmgen commit` uses it to tell llmgen's own earlier output (a render of
+    a catalog state since undone) from a hand edit. Empty when unknown.
+    """
+    try:
+        data = json.loads(_written_file(root).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def save_written(
+    root: Path, files: dict[str, bytes], prefixes: tuple[str, ...] | None = None
+) -> None:
+    """Record what a render wrote; a partial render keeps the rest of the record."""
+    record = {
+        p: d for p, d in written_digests(root).items() if prefixes and not p.startswith(prefixes)
+    }
+    record.update({p: hashlib.sha256(b).hexdigest() for p, b in files.items()})
+    path = _written_file(root)
+    try:
+        path.parent.mkdir(exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record, sort_keys=True))
+        tmp.replace(path)
+    except OSError:
+        pass  # only a hint for commit; a read-only checkout still renders

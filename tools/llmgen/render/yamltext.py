@@ -36,6 +36,11 @@ _STR_CACHE: dict[str, str] = {}
 _STR_CACHE_MAX = 200_000
 
 
+#: Longest key text written as an implicit `key: value` (YAML 1.1 and 1.2 cap
+#: implicit keys at 1024 characters; the text is ASCII, so characters are bytes).
+MAX_IMPLICIT_KEY = 1000
+
+
 def scalar(value: Any) -> str:
     """One YAML scalar for `value`, on one line."""
     if type(value) is str:
@@ -107,10 +112,15 @@ def block(value: Any, indent: int) -> str:
         pad = "\n" + " " * indent
         parts = []
         for key, item in value.items():
+            text = scalar(str(key))
+            if len(text) > MAX_IMPLICIT_KEY:
+                # YAML allows an implicit key of at most 1024 characters; PyYAML,
+                # libyaml and go-yaml refuse a longer one. `? key` has no limit.
+                text = f"? {text}{pad}"
             if type(item) is str and "\n" not in item:
-                parts.append(f"{pad}{scalar(str(key))}: {scalar(item)}")
+                parts.append(f"{pad}{text}: {scalar(item)}")
             else:
-                parts.append(f"{pad}{scalar(str(key))}:{_nested(item, indent + 2)}")
+                parts.append(f"{pad}{text}:{_nested(item, indent + 2)}")
         return "".join(parts)
     if type(value) in (list, tuple) or (isinstance(value, Sequence) and not isinstance(value, str)):
         if not value:
