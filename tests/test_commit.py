@@ -59,9 +59,9 @@ def _bump_dev_bge(root: Path) -> None:
     """A valid catalog change: bge-m3 may scale to 2 replicas in dev."""
     path = root / DEV_ENV
     text = path.read_text()
-    old = "- name: bge-m3\n      replicas: {min: 0, max: 1}"
+    old = "- name: bge-m3\n      replicas: {min: 1, max: 1}"
     assert old in text
-    path.write_text(text.replace(old, "- name: bge-m3\n      replicas: {min: 0, max: 2}"))
+    path.write_text(text.replace(old, "- name: bge-m3\n      replicas: {min: 1, max: 2}"))
 
 
 def test_first_commit_adds_generated_only_and_rerun_is_noop(gitrepo: Path) -> None:
@@ -107,7 +107,7 @@ def test_catalog_change_summarised_per_cluster(gitrepo: Path) -> None:
     commit(gitrepo)
     path = gitrepo / DEV_ENV
     text = path.read_text()
-    entry = "    - name: bge-m3\n      replicas: {min: 0, max: 1}\n"
+    entry = "    - name: bge-m3\n      replicas: {min: 1, max: 1}\n"
     assert entry in text
     path.write_text(text.replace(entry, ""))  # dev drops bge-m3
     result = commit(gitrepo, message="Drop bge-m3 from dev")

@@ -51,7 +51,7 @@ def test_deploy_restricted_to_one_cluster_places_the_model_only_there(scratch_re
 def test_deploy_of_an_unchanged_entry_writes_nothing(scratch_repo: Path) -> None:
     path = scratch_repo / "catalog" / "environments" / "dev.yaml"
     mtime = path.stat().st_mtime_ns
-    outcome = lifecycle.deploy(scratch_repo, "bge-m3", "dev", min_replicas=0, max_replicas=1)
+    outcome = lifecycle.deploy(scratch_repo, "bge-m3", "dev", min_replicas=1, max_replicas=1)
     assert not outcome.changed
     assert "already deployed" in outcome.summary
     assert path.stat().st_mtime_ns == mtime

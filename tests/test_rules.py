@@ -17,7 +17,8 @@ import pytest
 
 from llmgen.catalog import cost
 from llmgen.catalog.hints import suggest
-from llmgen.catalog.validate import ValidationResult, validate
+from llmgen.catalog.validate import ValidationResult
+from llmgen.plan.check import validate_with_plan
 
 REPO = Path(__file__).resolve().parents[1]
 _BASELINE: frozenset[str] | None = None
@@ -30,6 +31,11 @@ def _baseline() -> frozenset[str]:
     if _BASELINE is None:
         _BASELINE = frozenset(str(d) for d in validate(REPO).diagnostics)
     return _BASELINE
+
+
+def validate(root: Path) -> ValidationResult:
+    """Catalog validation and the plan's checks, as `llmgen validate` runs them."""
+    return validate_with_plan(root)[0]
 
 
 def apply(root: Path, edits: list[Edit]) -> ValidationResult:
@@ -299,11 +305,19 @@ CASES = [
         id="budget-error",
     ),
     pytest.param(
-        [("catalog/environments/dev.yaml", "monthlyUSD: 5000", "monthlyUSD: 1000")],
+        [("catalog/environments/dev.yaml", "monthlyUSD: 5000", "monthlyUSD: 1400")],
         [
-            "catalog/environments/dev.yaml:12:17: warning: spec.budget.monthlyUSD: maximum replicas cost $1,671/month, over the budget of $1,000/month; llmgen caps maxReplicas to llama-3-1-8b-instruct 2→1, qwen2-5-32b-instruct-awq 1→0 ($624/month)"
+            "catalog/environments/dev.yaml:12:17: warning: spec.budget.monthlyUSD: maximum replicas cost $1,671/month, over the budget of $1,400/month; llmgen caps maxReplicas to llama-3-1-8b-instruct 2→1 ($1,359/month)",
+            "catalog/environments/dev.yaml:30:31: warning: spec.models[0].replicas.max: maximum replicas of 'llama-3-1-8b-instruct' capped 2→1 by the budget of $1,400/month ($1,671/month at every maximum)",
         ],
         id="budget-warning",
+    ),
+    pytest.param(
+        [("catalog/environments/dev.yaml", "monthlyUSD: 5000", "monthlyUSD: 1000")],
+        [
+            "catalog/environments/dev.yaml:32:31: spec.models[1].replicas.max: the budget of $1,000/month leaves 'qwen2-5-32b-instruct-awq' no replica (maximum 1 capped to 0): raise budget.monthlyUSD or remove the model from the environment"
+        ],
+        id="budget-caps-to-zero",
     ),
     pytest.param(
         [
@@ -335,8 +349,8 @@ CASES = [
         [
             (
                 "catalog/environments/prod.yaml",
-                "      replicas: {min: 1, max: 4}\n",
-                "      replicas: {min: 1, max: 4}\n      canary: {revision: v0.2, image: 'vllm/vllm-openai:v0.12.0'}\n",
+                "      replicas: {min: 2, max: 4}\n",
+                "      replicas: {min: 2, max: 4}\n      canary: {revision: v0.2, image: 'vllm/vllm-openai:v0.12.0'}\n",
             )
         ],
         [
@@ -350,8 +364,8 @@ CASES = [
         [
             (
                 "catalog/environments/dev.yaml",
-                "    - name: bge-m3\n      replicas: {min: 0, max: 1}",
-                "    - name: bge-m3\n      replicas: {min: 0, max: 1}\n      canary: {revision: main}",
+                "    - name: bge-m3\n      replicas: {min: 1, max: 1}",
+                "    - name: bge-m3\n      replicas: {min: 1, max: 2}\n      canary: {revision: main}",
             )
         ],
         [],
@@ -399,8 +413,8 @@ CASES = [
         [
             (
                 "catalog/environments/prod.yaml",
-                "      replicas: {min: 1, max: 4}\n",
-                "      replicas: {min: 1, max: 4}\n      canary: {revision: 125c431e2ff41a156b9f9076f744d2f35dd6e67a}\n",
+                "      replicas: {min: 2, max: 4}\n",
+                "      replicas: {min: 2, max: 4}\n      canary: {revision: 125c431e2ff41a156b9f9076f744d2f35dd6e67a}\n",
             )
         ],
         [
@@ -412,8 +426,8 @@ CASES = [
         [
             (
                 "catalog/environments/prod.yaml",
-                "      replicas: {min: 1, max: 4}\n",
-                "      replicas: {min: 1, max: 4}\n      canary: {revision: 125c431e2ff41a156b9f9076f744d2f35dd6e67a, weightsSha256: abababababababababababababababababababababababababababababababab}\n",
+                "      replicas: {min: 2, max: 4}\n",
+                "      replicas: {min: 2, max: 4}\n      canary: {revision: 125c431e2ff41a156b9f9076f744d2f35dd6e67a, weightsSha256: abababababababababababababababababababababababababababababababab}\n",
             )
         ],
         [],
@@ -423,8 +437,8 @@ CASES = [
         [
             (
                 "catalog/environments/prod.yaml",
-                "      replicas: {min: 1, max: 4}\n",
-                "      replicas: {min: 1, max: 4}\n      canary: {revision: 125c431e2ff41a156b9f9076f744d2f35dd6e67a, weightsSha256: abababababababababababababababababababababababababababababababab}\n",
+                "      replicas: {min: 2, max: 4}\n",
+                "      replicas: {min: 2, max: 4}\n      canary: {revision: 125c431e2ff41a156b9f9076f744d2f35dd6e67a, weightsSha256: abababababababababababababababababababababababababababababababab}\n",
             ),
             (
                 "catalog/models/mixtral-8x7b-instruct.yaml",
@@ -441,8 +455,8 @@ CASES = [
         [
             (
                 "catalog/environments/prod.yaml",
-                "      replicas: {min: 1, max: 4}\n",
-                "      replicas: {min: 1, max: 4}\n      canary: {image: 'vllm/vllm-openai:v0.12.0@sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc'}\n",
+                "      replicas: {min: 2, max: 4}\n",
+                "      replicas: {min: 2, max: 4}\n      canary: {image: 'vllm/vllm-openai:v0.12.0@sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc'}\n",
             )
         ],
         [],
@@ -598,7 +612,6 @@ def test_every_rule_is_exercised() -> None:
         "weights_fit",
         "placement",
         "replica_bounds",
-        "budget",
         "pinned",
         "pinned_weights",
         "name_lengths",

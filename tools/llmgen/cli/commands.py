@@ -18,10 +18,10 @@ def validate_cmd(
     root: RootOpt = None,
     fmt: Annotated[str, typer.Option("--format", help="text | json | github")] = "text",
 ) -> None:
-    """Check every catalog file: schemas, then cross-document rules."""
-    from llmgen.catalog.validate import validate
+    """Check every catalog file: schemas, cross-document rules, then what the plan can place."""
+    from llmgen.plan.check import validate_with_plan
 
-    result = validate(find_root(root))
+    result, _ = validate_with_plan(find_root(root))
     summary = ("OK: " if result.ok else "") + report.summary(result.diagnostics)
     finish(result.diagnostics, fmt, result.ok, summary)
 
