@@ -112,6 +112,14 @@ def verify_cmd(
         bool,
         typer.Option("--kustomize/--no-kustomize", help="Run kustomize build on every folder."),
     ] = True,
+    kubernetes_version: Annotated[
+        str | None,
+        typer.Option(
+            "--kubernetes-version",
+            help="Check every folder against this Kubernetes minor's schemas "
+            "(default: each cluster's kubernetesVersion).",
+        ),
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", help="text | json | github")] = "text",
 ) -> None:
     """Check generated/: strict schemas, kustomize build, Flux references."""
@@ -124,9 +132,19 @@ def verify_cmd(
         )
     if not crd_schemas.is_dir():
         raise typer.BadParameter(f"{crd_schemas} is not a folder", param_hint="--crd-schemas")
-    result = verify_tree(base, crd_schemas, kustomize=kustomize)
+    if kubernetes_version is not None:
+        from llmgen.verify.schemas import core_schema_dir
+
+        try:
+            core_schema_dir(kubernetes_version)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--kubernetes-version") from exc
+    result = verify_tree(
+        base, crd_schemas, kubernetes_version=kubernetes_version, kustomize=kustomize
+    )
     summary = (
-        f"{'OK' if result.ok else 'FAILED'}: {result.documents} documents, "
+        f"{'OK' if result.ok else 'FAILED'}: {result.documents} documents "
+        f"(Kubernetes {result.kubernetes_schemas} schemas), "
         f"{result.folders} kustomize folders; " + report.summary(result.diagnostics)
     )
     finish(result.diagnostics, fmt, result.ok, summary)

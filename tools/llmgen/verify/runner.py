@@ -38,7 +38,14 @@ from llmgen.verify.kustomize import (
     is_kustomize_config,
 )
 from llmgen.verify.manifests import Manifest, ParseProblem, split_documents
-from llmgen.verify.schemas import SchemaProblem, SchemaStore, schema_errors, split_api_version
+from llmgen.verify.schemas import (
+    SchemaProblem,
+    SchemaStore,
+    VersionedSchemas,
+    cluster_versions,
+    schema_errors,
+    split_api_version,
+)
 
 __all__ = ["SchemaStore", "VerifyReport", "verify_documents", "verify_tree"]
 
@@ -86,7 +93,7 @@ def verify_tree(
     root: Path,
     crd_schemas: Path | None,
     *,
-    kubernetes_version: str = "1.33",
+    kubernetes_version: str | None = None,
     kustomize: bool = True,
     jobs: int | None = None,
 ) -> VerifyReport:
@@ -96,9 +103,11 @@ def verify_tree(
     kubernetes-validate schemas cannot be found.
     """
     root = root.resolve()
-    store = SchemaStore(crd_schemas, kubernetes_version)
+    # Each cluster's folder is checked against the schemas of its catalog
+    # `kubernetesVersion`; `kubernetes_version` overrides them all.
+    stores = VersionedSchemas(crd_schemas, cluster_versions(root), override=kubernetes_version)
     kubectl = find_kubectl() if kustomize else None
-    report = VerifyReport(kubernetes_schemas=store.version)
+    report = VerifyReport()
     tree = root / "generated"
     if not tree.is_dir():
         report.diagnostics.append(
@@ -135,7 +144,7 @@ def verify_tree(
         flux: list[Manifest] = []
         for rel in others:
             for m in _read(root, rel, report, contents):
-                report.diagnostics += check_document(m, store)
+                report.diagnostics += check_document(m, stores.for_file(rel))
                 if split_api_version(m.api_version)[0].endswith(_FLUX_SUFFIX):
                     flux.append(m)
         report.diagnostics += check_flux_refs(root, flux, namespaces)
@@ -148,6 +157,7 @@ def verify_tree(
         if builds:
             builds.close()
     report.diagnostics.sort()
+    report.kubernetes_schemas = stores.used
     return report
 
 

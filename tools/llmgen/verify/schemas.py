@@ -268,3 +268,77 @@ def _explain(error: jsonschema_rs.ValidationError) -> SchemaError:
         if defs:
             return SchemaError(path, f"{_short(error.instance)} is not {_FRIENDLY_ONEOF[defs[-1]]}")
     return SchemaError(path, error.message)
+
+
+DEFAULT_KUBERNETES_VERSION = "1.33"
+_CLUSTER_FOLDER = re.compile(r"generated/clusters/([^/]+)/")
+
+
+def cluster_versions(root: Path) -> dict[str, str]:
+    """Each catalog Cluster's `kubernetesVersion` (clusters without one are left out).
+
+    Read from the catalog files as they are, without validating: verify checks
+    the tree, and a catalog problem is `validate`'s to report.
+    """
+    from llmgen.catalog.load import load_catalog
+    from llmgen.errors import CatalogError
+
+    try:
+        docs, _ = load_catalog(root)
+    except CatalogError:
+        return {}
+    found: dict[str, str] = {}
+    for doc in docs:
+        spec = doc.data.get("spec") if isinstance(doc.data, dict) else None
+        if doc.kind == "Cluster" and isinstance(spec, dict):
+            version = spec.get("kubernetesVersion")
+            if isinstance(version, str) and re.fullmatch(r"v?\d+\.\d+(\.\d+)?", version):
+                found[doc.name] = version
+    return found
+
+
+class VersionedSchemas:
+    """One `SchemaStore` per Kubernetes version, chosen per file.
+
+    A file under `generated/clusters/<cluster>/` is checked against the
+    schemas of that cluster's `kubernetesVersion` (`versions`), or of
+    `override` for every file when given (`verify --kubernetes-version`).
+    Anything else, or a cluster the catalog does not know, gets `default`.
+    """
+
+    def __init__(
+        self,
+        crd_schemas: Path | None,
+        versions: dict[str, str] | None = None,
+        *,
+        override: str | None = None,
+        default: str = DEFAULT_KUBERNETES_VERSION,
+    ) -> None:
+        self.crd_schemas = crd_schemas
+        self.versions = dict(versions or {})
+        self.override = override
+        self.default = override or default
+        self._stores: dict[str, SchemaStore] = {}
+        self.store(self.default)  # fail early when the schemas are missing
+
+    def store(self, version: str) -> SchemaStore:
+        # Versions that resolve to the same shipped folder share one store.
+        folder = core_schema_dir(version).name
+        if folder not in self._stores:
+            self._stores[folder] = SchemaStore(self.crd_schemas, version)
+        return self._stores[folder]
+
+    def version_of(self, rel: str) -> str:
+        if self.override:
+            return self.override
+        match = _CLUSTER_FOLDER.match(rel)
+        return self.versions.get(match.group(1), self.default) if match else self.default
+
+    def for_file(self, rel: str) -> SchemaStore:
+        return self.store(self.version_of(rel))
+
+    @property
+    def used(self) -> str:
+        """The schema versions used so far, e.g. "1.30, 1.33"."""
+        found = {s.version for s in self._stores.values()}
+        return ", ".join(sorted(found, key=_parse_version))
