@@ -3,7 +3,8 @@
 Prices are the GpuCatalog's, per GPU at the dearest shape a pool lists (a
 pool may launch any of them), spot or on-demand as the pool says:
 
-  L4   aws spot      max(0.3518, 0.4277)/1           = 0.4277     (l4-x1: g6.xlarge, g6.2xlarge)
+  L4   aws spot      0.4277/1                        = 0.4277     (dev/staging l4-x1: g6.2xlarge)
+  L4   aws spot      max(0.4277, 0.5787)/1           = 0.5787     (prod l4-x1: g6.2xl, g6.4xl)
   L4   aws spot      2.0131/4                        = 0.503275   (dev l4-x4: g6.12xlarge)
   L4   aws on-demand 4.602/4                         = 1.1505     (prod l4-x4)
   L4   gcp spot      0.3414/1                        = 0.3414     (l4-x1: g2-standard-8)
@@ -13,16 +14,16 @@ pool may launch any of them), spot or on-demand as the pool says:
   H100 aws on-demand 55.04/8 = 6.88;  gcp 88.2539/8 = 11.0317375
 
 Prod's maximum, priced at each model's dearest cluster, is
-730 × (24×0.4277 + 8×44.12695 + 4×10.1376 + 8×2.301 + 8×0.4277) = $310,732, over
+730 × (24×0.5787 + 8×44.12695 + 4×10.1376 + 8×2.301 + 8×0.5787) = $314,259, over
 the $250,000 budget; the minimum (llama-8b 4, llama-70b 4, mixtral 2, bge 4: one
 replica on each of their clusters, as the catalog says) is
-730 × (4×0.4277 + 4×44.12695 + 2×10.1376 + 4×0.4277) = $146,149. The caps
+730 × (4×0.5787 + 4×44.12695 + 2×10.1376 + 4×0.5787) = $147,031. The caps
 (`cost.budget_caps`): one replica of headroom each first (qwen, whose minimum
-is 0, then cheapest first: $42k in all), the rest in proportion to the
-headroom left ($61.9k of $122.7k: llama-8b +9, llama-70b +1, qwen +3, bge +1),
-then what rounding left one replica at a time until none fits ($21.6k buys
-mixtral's, qwen's, bge's and llama-8b's last replicas, not a 70B at $32.2k).
-So only llama-70b is capped, 8→6 ($246,307/month). Each bound is split by the
+is 0, then cheapest first: $42.1k in all), the rest in proportion to the
+headroom left ($60.8k of $125.1k: llama-8b +9, llama-70b +1, qwen +3, bge +1),
+then what rounding left one replica at a time until none fits ($19.4k buys
+mixtral's, bge's, qwen's and llama-8b's last replicas, not a 70B at $32.2k).
+So only llama-70b is capped, 8→6 ($249,834/month). Each bound is split by the
 routing weights 30/20/20/30 (use1/usw2/euw4/usc1), largest remainder first,
 ties to the earlier name, then every cluster is raised to its floor of one.
 
@@ -46,6 +47,7 @@ REPO = Path(__file__).resolve().parents[1]
 H = 730
 
 L4_AWS_SPOT, L4_GCP_SPOT = 0.4277, 0.3414
+L4_AWS_SPOT_PROD = 0.5787  # prod's l4-x1 also lists g6.4xlarge
 L4X4_AWS_OD, L4X4_GCP_OD, L4X4_AWS_SPOT = 4.602 / 4, 4.0008 / 4, 2.0131 / 4
 H100_AWS, H100_GCP = 55.04 / 8, 88.2539 / 8
 A100_AWS_OD, A100_GCP_OD = 27.447 / 8, 10.1376 / 2
@@ -67,13 +69,13 @@ EXPECTED: dict[str, dict[tuple[str, str], tuple[str, int, int, int, int, float]]
         ("staging-gcp-usc1", "mixtral-8x7b-instruct"): ("a100-x2", 1, 1, 1, 1, 2 * A100_GCP_SPOT),
     },
     "prod": {
-        ("prod-aws-use1", "bge-m3"): ("l4-x1", 1, 2, 0, 0, L4_AWS_SPOT),
-        ("prod-aws-use1", "llama-3-1-8b-instruct"): ("l4-x1", 1, 7, 0, 0, L4_AWS_SPOT),
+        ("prod-aws-use1", "bge-m3"): ("l4-x1", 1, 2, 0, 0, L4_AWS_SPOT_PROD),
+        ("prod-aws-use1", "llama-3-1-8b-instruct"): ("l4-x1", 1, 7, 0, 0, L4_AWS_SPOT_PROD),
         ("prod-aws-use1", "llama-3-3-70b-instruct"): ("h100-x8", 1, 2, 0, 0, 4 * H100_AWS),
         ("prod-aws-use1", "mixtral-8x7b-instruct"): ("a100-x8", 1, 2, 0, 0, 2 * A100_AWS_OD),
         ("prod-aws-use1", "qwen2-5-32b-instruct-awq"): ("l4-x4", 0, 2, 0, 0, 2 * L4X4_AWS_OD),
-        ("prod-aws-usw2", "bge-m3"): ("l4-x1", 1, 2, 0, 0, L4_AWS_SPOT),
-        ("prod-aws-usw2", "llama-3-1-8b-instruct"): ("l4-x1", 1, 5, 0, 0, L4_AWS_SPOT),
+        ("prod-aws-usw2", "bge-m3"): ("l4-x1", 1, 2, 0, 0, L4_AWS_SPOT_PROD),
+        ("prod-aws-usw2", "llama-3-1-8b-instruct"): ("l4-x1", 1, 5, 0, 0, L4_AWS_SPOT_PROD),
         ("prod-aws-usw2", "llama-3-3-70b-instruct"): ("h100-x8", 1, 1, 0, 0, 4 * H100_AWS),
         ("prod-aws-usw2", "qwen2-5-32b-instruct-awq"): ("l4-x4", 0, 2, 0, 0, 2 * L4X4_AWS_OD),
         ("prod-gcp-euw4", "bge-m3"): ("l4-x1", 1, 2, 0, 0, L4_GCP_SPOT),

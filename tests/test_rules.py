@@ -169,14 +169,37 @@ CASES = [
         [
             (
                 "catalog/clusters/dev-aws-use2.yaml",
-                "instanceTypes: [g6.xlarge, g6.2xlarge]",
-                "instanceTypes: [g6.xlarge, g5.2xlarge]",
+                "instanceTypes: [g6.2xlarge]",
+                "instanceTypes: [g6.2xlarge, g5.2xlarge]",
             )
         ],
         [
-            "catalog/clusters/dev-aws-use2.yaml:18:34: spec.nodePools[0].instanceTypes[1]: instance type 'g5.2xlarge' is not listed for GPU 'L4' on aws (listed: g6.xlarge, g6.2xlarge, g6.12xlarge, g6.48xlarge); did you mean 'g6.2xlarge'?"
+            "catalog/clusters/dev-aws-use2.yaml:18:35: spec.nodePools[0].instanceTypes[1]: instance type 'g5.2xlarge' is not listed for GPU 'L4' on aws (listed: g6.xlarge, g6.2xlarge, g6.4xlarge, g6.12xlarge, g6.48xlarge); did you mean 'g6.2xlarge'?"
         ],
         id="instance-not-listed",
+    ),
+    pytest.param(
+        # vLLM has no `--quantization int4` (catalog/engines.py): it would crash-loop at start.
+        [
+            (
+                "catalog/models/qwen2-5-32b-instruct-awq.yaml",
+                "quantization: awq",
+                "quantization: int4",
+            )
+        ],
+        [
+            "catalog/models/qwen2-5-32b-instruct-awq.yaml:22:19: spec.engine.quantization: vLLM 0.11 does not accept --quantization int4; use awq or gptq (the checkpoint's own 4-bit method)"
+        ],
+        id="engine-quantization",
+    ),
+    pytest.param(
+        # The review's defect 3: 28 GiB + 2 GiB /dev/shm on a 32 GiB L4 node.
+        [("catalog/models/llama-3-1-8b-instruct.yaml", "memoryGiB: 20", "memoryGiB: 28")],
+        [
+            "catalog/models/llama-3-1-8b-instruct.yaml:27:16: spec.resources.memoryGiB: does not fit a node in cluster 'staging-aws-use1': a replica requests 6.1 CPU and 30.1 GiB (vLLM 6 CPU, 30Gi with /dev/shm, plus the Istio sidecar) but pool 'l4-x1' offers only g6.2xlarge (8 vCPU, 32 GiB): 28.3 GiB memory allocatable",
+            "catalog/models/llama-3-1-8b-instruct.yaml:27:16: spec.resources.memoryGiB: does not fit a node in cluster 'staging-gcp-usc1': a replica requests 6.1 CPU and 30.1 GiB (vLLM 6 CPU, 30Gi with /dev/shm, plus the Istio sidecar) but pool 'l4-x1' offers only g2-standard-8 (8 vCPU, 32 GiB): 27.5 GiB memory allocatable",
+        ],
+        id="node-fit",
     ),
     pytest.param(
         [
@@ -609,8 +632,10 @@ def test_every_rule_is_exercised() -> None:
         "node_pools",
         "pool_shapes",
         "parallelism",
+        "engine_quantization",
         "weights_fit",
         "placement",
+        "node_fit",
         "replica_bounds",
         "pinned",
         "pinned_weights",
@@ -620,6 +645,7 @@ def test_every_rule_is_exercised() -> None:
         "secret_stores",
         "secret_names",
         "config_credentials",
+        "cluster_versions",
     }
 
 
@@ -685,9 +711,9 @@ def test_replica_hourly_prices_the_dearest_shape_of_the_cheapest_pool() -> None:
     cat = validate(REPO).catalog
     assert cat is not None
     llama = cat.models["llama-3-1-8b-instruct"]
-    # l4-x1 is spot: g6.xlarge $0.3518 and g6.2xlarge $0.4277 -> the dearer one.
+    # l4-x1 is spot: g6.2xlarge $0.4277 and g6.4xlarge $0.5787 -> the dearer one.
     assert cost.replica_hourly(llama, cat.clusters["prod-aws-use1"], cat.gpus) == pytest.approx(
-        0.4277
+        0.5787
     )
     qwen = cat.models["qwen2-5-32b-instruct-awq"]
     # Two GPUs fit only l4-x4 (on-demand g6.12xlarge, $4.602 for 4 GPUs).
@@ -696,6 +722,18 @@ def test_replica_hourly_prices_the_dearest_shape_of_the_cheapest_pool() -> None:
     )
     big = cat.models["llama-3-3-70b-instruct"]
     assert cost.replica_hourly(big, cat.clusters["dev-aws-use2"], cat.gpus) is None
+
+
+def test_replica_price_pays_for_gpus_its_memory_strands() -> None:
+    """qwen at 96 GiB packs one replica per 4-GPU L4 node: it pays for all four GPUs."""
+    import dataclasses
+
+    cat = validate(REPO).catalog
+    assert cat is not None
+    qwen = dataclasses.replace(cat.models["qwen2-5-32b-instruct-awq"], memory_gib=96)
+    assert cost.replica_hourly(qwen, cat.clusters["prod-gcp-usc1"], cat.gpus) == pytest.approx(
+        4.0008
+    )
 
 
 def test_weights_need_gib() -> None:

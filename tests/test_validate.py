@@ -259,7 +259,7 @@ def test_references_to_a_file_that_failed_to_load_are_not_reported(scratch_repo:
             "catalog/gpus.yaml",
             "g6.xlarge: {gpus: 1,",
             "g6.xlarge: {gpus: 0,",
-            "catalog/gpus.yaml:16:29: spec.gpus.L4.aws.instanceTypes.g6.xlarge.gpus: must be at "
+            "catalog/gpus.yaml:17:29: spec.gpus.L4.aws.instanceTypes.g6.xlarge.gpus: must be at "
             "least 1, got 0",
             id="nested-map",
         ),

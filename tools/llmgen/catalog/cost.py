@@ -11,6 +11,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from llmgen.catalog import fit
 from llmgen.catalog.model import (
     Catalog,
     Cluster,
@@ -76,11 +77,39 @@ def pool_gpu_hourly(pool: NodePool, gpu: Gpu, cloud: str) -> float | None:
     return max(prices) if prices else None
 
 
-def eligible_pools(model: Model, cluster: Cluster) -> list[NodePool]:
-    """Pools of `cluster` with the model's GPU and room for a whole replica on one node."""
-    return [
+def eligible_pools(
+    model: Model, cluster: Cluster, gpus: Mapping[str, Gpu] | None = None
+) -> list[NodePool]:
+    """Pools of `cluster` with the model's GPU and room for a whole replica on one node.
+
+    With the GpuCatalog (`gpus`), room means GPUs, CPU and memory together
+    (`fit.replicas_per_node`); without it, GPUs only.
+    """
+    pools = [
         p for p in cluster.node_pools if p.gpu == model.gpu and p.gpus_per_node >= model.gpu_count
     ]
+    gpu = gpus.get(model.gpu) if gpus is not None else None
+    if gpu is None:
+        return pools
+    return [p for p in pools if fit.replicas_per_node(model, p, gpu, cluster.cloud) >= 1]
+
+
+def pool_replica_hourly(
+    model: Model, pool: NodePool, gpu: Gpu, cloud: str, capacity_type: str | None = None
+) -> float | None:
+    """Hourly USD of one replica of `model` on `pool`: a node's price over the replicas it holds.
+
+    A replica that strands GPUs (CPU or memory run out first) pays for them.
+    Priced at the dearest shape that fits a replica, as `pool_gpu_hourly`;
+    None when the pool lists no priced shape.
+    """
+    kind = capacity_type or pool.capacity_type
+    prices = [
+        shape.hourly(kind) / n
+        for shape in fit.shapes(pool, gpu, cloud)
+        if shape.gpus > 0 and (n := fit.per_node(model, shape, cloud)) >= 1
+    ]
+    return max(prices) if prices else None
 
 
 def replica_hourly(model: Model, cluster: Cluster, gpus: Mapping[str, Gpu]) -> float | None:
@@ -88,12 +117,12 @@ def replica_hourly(model: Model, cluster: Cluster, gpus: Mapping[str, Gpu]) -> f
     gpu = gpus.get(model.gpu)
     if gpu is None:
         return None
-    per_gpu = [
+    prices = [
         price
-        for pool in eligible_pools(model, cluster)
-        if (price := pool_gpu_hourly(pool, gpu, cluster.cloud)) is not None
+        for pool in eligible_pools(model, cluster, gpus)
+        if (price := pool_replica_hourly(model, pool, gpu, cluster.cloud)) is not None
     ]
-    return model.gpu_count * min(per_gpu) if per_gpu else None
+    return min(prices) if prices else None
 
 
 def replica_bounds(dep: ModelDeployment, model: Model) -> tuple[int, int]:

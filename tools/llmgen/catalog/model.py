@@ -45,6 +45,15 @@ class InstanceType:
     gpus: int
     on_demand_usd: float
     spot_usd: float
+    #: vCPUs and memory as the cloud lists them (0: unknown, packing by GPU only)
+    vcpus: float = 0.0
+    memory_gib: float = 0.0
+    #: pods the kubelet admits (aws: ENI-limited); None: the kubelet's default
+    max_pods: int | None = None
+    #: local NVMe SSDs the shape ships (instance store / bundled Local SSD)
+    local_ssds: int = 0
+    #: network bandwidth in Gbit/s (None: unknown)
+    network_gbps: float | None = None
 
     def hourly(self, capacity_type: str) -> float:
         return self.spot_usd if capacity_type == "spot" else self.on_demand_usd
@@ -64,6 +73,8 @@ class Gpu:
     memory_gib: float
     offers: dict[str, GpuCloudOffer]  # cloud -> offer
     where: Where
+    #: CUDA compute capability, "major.minor" (None: not in the catalog)
+    compute_capability: str | None = None
 
 
 # ----------------------------------------------------------------- clusters
@@ -275,18 +286,36 @@ def _gpus(cat: Catalog, doc: Document, spec: dict[str, Any]) -> None:
     for key, g in spec["gpus"].items():
         offers: dict[str, GpuCloudOffer] = {}
         for cloud, offer in g.items():
-            if cloud == "memoryGiB" or not isinstance(offer, dict):
+            if not isinstance(offer, dict):
                 continue
             types = offer.get("instanceTypes") or offer.get("machineTypes") or {}
             label = offer.get("gpuName") or offer.get("accelerator") or ""
             offers[cloud] = GpuCloudOffer(
                 label=label,
-                types={
-                    t: InstanceType(t, v["gpus"], float(v["onDemandUSD"]), float(v["spotUSD"]))
-                    for t, v in types.items()
-                },
+                types={t: _shape(t, v) for t, v in types.items()},
             )
-        cat.gpus[key] = Gpu(key, float(g["memoryGiB"]), offers, _where(doc, "spec", "gpus", key))
+        cat.gpus[key] = Gpu(
+            key,
+            float(g["memoryGiB"]),
+            offers,
+            _where(doc, "spec", "gpus", key),
+            compute_capability=g.get("computeCapability"),
+        )
+
+
+def _shape(name: str, v: dict[str, Any]) -> InstanceType:
+    network = v.get("networkGbps")
+    return InstanceType(
+        name,
+        v["gpus"],
+        float(v["onDemandUSD"]),
+        float(v["spotUSD"]),
+        vcpus=float(v.get("vcpus", 0)),
+        memory_gib=float(v.get("memoryGiB", 0)),
+        max_pods=v.get("maxPods"),
+        local_ssds=int(v.get("localSsds", 0)),
+        network_gbps=float(network) if network is not None else None,
+    )
 
 
 def _cluster(cat: Catalog, doc: Document, spec: dict[str, Any]) -> None:

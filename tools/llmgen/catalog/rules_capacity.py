@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from llmgen.catalog import cost
+from llmgen.catalog import cost, engines, fit
 from llmgen.catalog.rulekit import Context, Rule, placed_models, targets
 from llmgen.errors import Diagnostic
 
@@ -26,6 +26,23 @@ def parallelism(ctx: Context) -> Iterator[Diagnostic]:
                 f"{model.pipeline_parallel} = {needed}",
                 "resources",
                 "gpuCount",
+            )
+
+
+def engine_quantization(ctx: Context) -> Iterator[Diagnostic]:
+    """`engine.quantization` is a value the model's vLLM version accepts (catalog/engines.py)."""
+    for model in ctx.catalog.models.values():
+        q = model.quantization
+        if q is None:
+            continue
+        caps = engines.capabilities(model.image)
+        if q in engines.REFUSED or q not in caps.quantizations:
+            version = ".".join(map(str, engines.image_version(model.image)))
+            fix = engines.REFUSED.get(q, "accepted: " + ", ".join(sorted(caps.quantizations)))
+            yield model.where.error(
+                f"vLLM {version} does not accept --quantization {q}; {fix}",
+                "engine",
+                "quantization",
             )
 
 
@@ -66,6 +83,40 @@ def placement(ctx: Context) -> Iterator[Diagnostic]:
             )
 
 
+def node_fit(ctx: Context) -> Iterator[Diagnostic]:
+    """A replica's CPU and memory fit a node of some pool with its GPUs, in every target cluster.
+
+    Located at the model's resources: the request is what must change (or
+    the pools' shapes). Allocatable is the cloud's (kubelet reservations,
+    DaemonSets, the sidecar: catalog/fit.py).
+    """
+    cat = ctx.catalog
+    seen: set[tuple[str, str]] = set()
+    for env, _i, dep, model in placed_models(cat):
+        gpu = cat.gpus.get(model.gpu)
+        if gpu is None:
+            continue
+        for cluster in targets(cat, env, dep):
+            if (model.name, cluster.name) in seen:
+                continue
+            seen.add((model.name, cluster.name))
+            by_gpu = cost.eligible_pools(model, cluster)
+            if not by_gpu or cost.eligible_pools(model, cluster, cat.gpus):
+                continue  # no GPU pool at all is `placement`'s error
+            reasons = [r for p in by_gpu if (r := fit.misfit(model, p, gpu, cluster.cloud))]
+            need = fit.pod_request(model)
+            short_memory = any(
+                need.memory_gib > fit.allocatable(cluster.cloud, t).memory_gib
+                for p in by_gpu
+                for t in fit.shapes(p, gpu, cluster.cloud)
+            )
+            yield model.where.error(
+                f"does not fit a node in cluster {cluster.name!r}: " + "; ".join(reasons),
+                "resources",
+                "memoryGiB" if short_memory else "cpu",
+            )
+
+
 def replica_bounds(ctx: Context) -> Iterator[Diagnostic]:
     """Minimum replicas never exceed the maximum, in models and in environments."""
     for model in ctx.catalog.models.values():
@@ -90,4 +141,11 @@ def replica_bounds(ctx: Context) -> Iterator[Diagnostic]:
         )
 
 
-CAPACITY_RULES: tuple[Rule, ...] = (parallelism, weights_fit, placement, replica_bounds)
+CAPACITY_RULES: tuple[Rule, ...] = (
+    parallelism,
+    engine_quantization,
+    weights_fit,
+    placement,
+    node_fit,
+    replica_bounds,
+)

@@ -16,12 +16,23 @@ strict schemas of kubernetes-validate (the field is unknown before it).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
+from llmgen.catalog import engines
 from llmgen.catalog.model import Cluster
 from llmgen.catalog.rulekit import Context, Rule, placed_models, targets
 from llmgen.errors import Diagnostic
+
+
+def _always(images: Iterable[str]) -> bool:
+    return True
+
+
+def _sleeps_before_stop(images: Iterable[str]) -> bool:
+    """vLLM that drains itself (--shutdown-timeout) gets a plain `preStop.sleep`;
+    older images get an exec drain instead (render/concerns/vllm.py `prestop`)."""
+    return any(engines.capabilities(image).shutdown_timeout for image in images)
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,8 @@ class Feature:
     since: tuple[int, int]
     #: why that minor (feature gate, KEP)
     evidence: str
+    #: whether it is rendered for a cluster whose model pods run these images
+    rendered_for: Callable[[Iterable[str]], bool] = _always
 
 
 #: Fields rendered on every cluster that runs a model (models/<model>.yaml).
@@ -48,6 +61,7 @@ RENDERED_FEATURES: tuple[Feature, ...] = (
         (1, 30),
         "feature gate PodLifecycleSleepAction: alpha (off) in 1.29, on by default from 1.30 "
         "(KEP-3960)",
+        _sleeps_before_stop,
     ),
     Feature(
         "PodDisruptionBudget spec.unhealthyPodEvictionPolicy",
@@ -68,23 +82,28 @@ def parse_minor(version: str) -> tuple[int, int] | None:
     return int(major), int(minor)
 
 
-def _needed(cluster: Cluster) -> Iterator[Feature]:
+def _needed(cluster: Cluster, images: set[str]) -> Iterator[Feature]:
     have = parse_minor(cluster.kubernetes_version)
     if have is None:
         return  # the schema reports a malformed version
     for feature in RENDERED_FEATURES:
-        if have < feature.since:
+        if have < feature.since and feature.rendered_for(sorted(images)):
             yield feature
 
 
 def cluster_versions(ctx: Context) -> Iterator[Diagnostic]:
     """A cluster that runs models is new enough for every field rendered for them."""
     cat = ctx.catalog
-    running = {
-        c.name: c for env, _, dep, _model in placed_models(cat) for c in targets(cat, env, dep)
-    }
+    running: dict[str, Cluster] = {}
+    images: dict[str, set[str]] = {}
+    for env, _, dep, model in placed_models(cat):
+        for c in targets(cat, env, dep):
+            running[c.name] = c
+            images.setdefault(c.name, set()).add(model.image)
+            if dep.canary is not None and dep.canary.image:
+                images[c.name].add(dep.canary.image)
     for cluster in sorted(running.values(), key=lambda c: c.name):
-        missing = list(_needed(cluster))
+        missing = list(_needed(cluster, images[cluster.name]))
         if not missing:
             continue
         need = max(f.since for f in missing)

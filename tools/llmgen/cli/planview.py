@@ -101,9 +101,8 @@ def _share(amount: float, budget: float) -> float:
 
 
 def _nodes(p: Placement, replicas: int) -> int:
-    # Replicas pack gpusPerNode // gpuCount to a node.
-    per_node = max(p.pool.gpus_per_node // p.model.gpu_count, 1)
-    return math.ceil(replicas / per_node)
+    # Replicas pack by GPU, CPU and memory (plan/fit.py).
+    return math.ceil(replicas / p.replicas_per_node)
 
 
 def model_row(p: Placement) -> ModelRow:

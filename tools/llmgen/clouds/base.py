@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
-    from llmgen.catalog.model import Cluster, Gpu, Model, NodePool
+    from llmgen.catalog.model import Cluster, Gpu, InstanceType, Model, NodePool
     from llmgen.plan.build import ClusterPlan
     from llmgen.plan.routing import DnsRecord
 
@@ -80,6 +80,10 @@ class CloudProvider(ABC):
     #: whether the cloud's ExternalDNS provider writes routing-policy record
     #: sets (set identifiers); others write plain records only
     dns_routing_policies: ClassVar[bool] = False
+    #: read throughput of one local NVMe device of this cloud's GPU shapes, MiB/s
+    local_ssd_mibps: ClassVar[float] = 0.0
+    #: node-local DNS endpoints pods may resolve through (not kube-dns pods)
+    node_dns_ips: ClassVar[tuple[str, ...]] = ()
 
     # ---------------------------------------------------------------- GPU nodes
 
@@ -118,8 +122,22 @@ class CloudProvider(ABC):
         return model.weight_uris.get(self.name, "")
 
     @abstractmethod
-    def weights_sync(self, uri: str, dest: str) -> WeightsSync:
-        """An init container's image and command copying `uri` into `dest`."""
+    def weights_sync(self, uri: str, dest: str, workers: int) -> WeightsSync:
+        """An init container's image and command copying `uri` into `dest` with `workers` CPUs."""
+
+    def node_disk_mibps(self, shape: InstanceType, pool: NodePool, gpu: Gpu) -> float:
+        """Read throughput of the disk behind a node's emptyDirs (the weights), MiB/s.
+
+        Local NVMe where the shape has it (the node pools put emptyDirs
+        there), else the root volume's.
+        """
+        if shape.local_ssds > 0:
+            return shape.local_ssds * self.local_ssd_mibps
+        return self.root_disk_mibps(pool, gpu)
+
+    def root_disk_mibps(self, pool: NodePool, gpu: Gpu) -> float:
+        """Throughput of a node's root volume (aws: gp3's 125 MiB/s baseline)."""
+        return 125.0
 
     # ---------------------------------------------------------------- network
 

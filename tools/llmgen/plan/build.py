@@ -28,6 +28,7 @@ from llmgen.catalog.model import (
     Platform,
 )
 from llmgen.clouds import CloudProvider, get_provider
+from llmgen.plan import fit
 from llmgen.plan.allocate import Allocation, Demand, PoolSpec, Site, allocate, split_canary
 
 HOURS_PER_MONTH = float(cost.HOURS_PER_MONTH)
@@ -86,6 +87,11 @@ class Placement:
     @property
     def selector_labels(self) -> dict[str, str]:
         return {"app.kubernetes.io/name": self.model.name, "llmgen.io/model": self.model.name}
+
+    @property
+    def replicas_per_node(self) -> int:
+        """Replicas one node of the pool holds, by GPU, CPU and memory (at least 1 once placed)."""
+        return max(fit.replicas_per_node(self.model, self.pool, self.gpu, self.cluster.cloud), 1)
 
     @property
     def gpus_min(self) -> int:
@@ -217,55 +223,23 @@ def _hash(docs: Iterable[Document | None]) -> str:
     return h.hexdigest()[:16]
 
 
-def pool_per_gpu_hourly(pool: NodePool, gpu: Gpu, cloud: str) -> float:
-    """Conservative hourly USD of one GPU of `pool`: its dearest listed shape."""
-    return cost.pool_gpu_hourly(pool, gpu, cloud) or 0.0
-
-
-def replicas_per_node(model: Model, pool: NodePool, gpu: Gpu, cloud: str) -> int:
-    """How many replicas of `model` one node of `pool` holds (by GPU count)."""
-    return pool.gpus_per_node // model.gpu_count if model.gpu_count else 0
+def choose_pool(model: Model, cluster: Cluster, gpu: Gpu) -> NodePool | None:
+    """The pool in `cluster` where a replica of the model costs least (GPUs, CPU and memory fit)."""
+    eligible = cost.eligible_pools(model, cluster, {gpu.key: gpu})
+    if not eligible:
+        return None
+    return min(eligible, key=lambda p: (_replica_price(model, p, gpu, cluster.cloud), p.name))
 
 
 def node_hourly(pool: NodePool, gpu: Gpu, cloud: str) -> float:
-    """Hourly USD of one node of `pool` (its dearest listed shape)."""
-    return pool.gpus_per_node * pool_per_gpu_hourly(pool, gpu, cloud)
+    """Hourly USD of one node of `pool` (its dearest listed shape): what an idle node costs."""
+    return pool.gpus_per_node * (cost.pool_gpu_hourly(pool, gpu, cloud) or 0.0)
 
 
-def replica_hourly(model: Model, pool: NodePool, gpu: Gpu, cloud: str) -> float:
-    """Hourly USD of one replica: its node's price over the replicas a node holds.
-
-    A replica whose CPU or memory keeps others off its node pays for the
-    GPUs it strands, so the figure is the node's share, not gpuCount GPUs.
-    """
-    per_node = replicas_per_node(model, pool, gpu, cloud)
-    return node_hourly(pool, gpu, cloud) / per_node if per_node else 0.0
-
-
-def choose_pool(model: Model, cluster: Cluster, gpu: Gpu) -> NodePool | None:
-    """The pool in `cluster` with the model's GPU where a replica costs least."""
-    eligible = [
-        p
-        for p in cost.eligible_pools(model, cluster)
-        if replicas_per_node(model, p, gpu, cluster.cloud) > 0
-    ]
-    if not eligible:
-        return None
-    return min(eligible, key=lambda p: (replica_hourly(model, p, gpu, cluster.cloud), p.name))
-
-
-def _on_demand(pool: NodePool) -> NodePool:
-    return NodePool(
-        pool.name,
-        pool.gpu,
-        pool.gpus_per_node,
-        pool.instance_types,
-        "on-demand",
-        pool.min_nodes,
-        pool.max_nodes,
-        pool.zones,
-        pool.where,
-    )
+def _replica_price(
+    model: Model, pool: NodePool, gpu: Gpu, cloud: str, capacity_type: str | None = None
+) -> float:
+    return cost.pool_replica_hourly(model, pool, gpu, cloud, capacity_type) or 0.0
 
 
 def pool_key(cluster: str, pool: str) -> str:
@@ -293,8 +267,8 @@ def _candidates(
         pool = choose_pool(model, cluster, gpu)
         if pool is None:
             continue
-        price = replica_hourly(model, pool, gpu, cluster.cloud)
-        on_demand = replica_hourly(model, _on_demand(pool), gpu, cluster.cloud)
+        price = _replica_price(model, pool, gpu, cluster.cloud)
+        on_demand = _replica_price(model, pool, gpu, cluster.cloud, "on-demand")
         found.append(_Candidate(cluster, pool, price, on_demand))
     return found
 
@@ -322,7 +296,9 @@ def _allocate_environment(
                         weight=float(env.routing_weights.get(c.cluster.name, 0)),
                         replica_hourly_usd=c.price,
                         pool=pool_key(c.cluster.name, c.pool.name),
-                        replicas_per_node=replicas_per_node(model, c.pool, gpu, c.cluster.cloud),
+                        replicas_per_node=fit.replicas_per_node(
+                            model, c.pool, gpu, c.cluster.cloud
+                        ),
                     )
                     for c in found
                 ),
@@ -435,16 +411,16 @@ def build_plan(catalog: Catalog) -> Plan:
 def _node_caps(cluster: Cluster, placements: tuple[Placement, ...]) -> dict[str, int]:
     """Per pool, the nodes its models need at their maximum (canaries included).
 
-    Replicas of one model pack `gpusPerNode // gpuCount` to a node and models
-    are counted on separate nodes, so the count is enough however the
-    scheduler packs them; it never exceeds the pool's maxNodes. A used pool
-    gets one node of headroom: Deployments roll out one surge pod at a time,
-    and at maximum replicas that pod needs somewhere to start.
+    Replicas of one model pack by GPU, CPU and memory together
+    (`fit.replicas_per_node`) and models are counted on separate nodes, so
+    the count is enough however the scheduler packs them; it never exceeds
+    the pool's maxNodes. A used pool gets one node of headroom: Deployments
+    roll out one surge pod at a time, and at maximum replicas that pod needs
+    somewhere to start.
     """
     needed = dict.fromkeys((p.name for p in cluster.node_pools), 0)
     for p in placements:
-        per_node = max(p.pool.gpus_per_node // p.model.gpu_count, 1)
-        needed[p.pool.name] += math.ceil(p.replicas_max_total / per_node)
+        needed[p.pool.name] += math.ceil(p.replicas_max_total / p.replicas_per_node)
     return {
         pool.name: min(pool.max_nodes, needed[pool.name] + 1 if needed[pool.name] else 0)
         for pool in cluster.node_pools

@@ -120,8 +120,15 @@ def cluster_outputs(mv: MeshView) -> Iterator[Output]:
     )
 
 
-def network_policies(cp_provider_egress: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The model namespace's NetworkPolicies by name: default deny, then the needed allows."""
+def network_policies(
+    cp_provider_egress: list[dict[str, Any]], node_dns_ips: tuple[str, ...] = ()
+) -> dict[str, dict[str, Any]]:
+    """The model namespace's NetworkPolicies by name: default deny, then the needed allows.
+
+    DNS goes to kube-dns pods and to the node-local resolvers of the cloud
+    (`node_dns_ips`: NodeLocal DNSCache, GKE Cloud DNS), which are no pods,
+    so a pod selector alone would drop every lookup there (tektoncd/operator#4000).
+    """
     vllm = {"protocol": "TCP", "port": istio.VLLM_PORT}
     return {
         "default-deny": {
@@ -164,7 +171,7 @@ def network_policies(cp_provider_egress: list[dict[str, Any]]) -> dict[str, dict
             "ingress": None,
             "egress": [
                 {
-                    "to": [KUBE_DNS],
+                    "to": [KUBE_DNS] + [{"ipBlock": {"cidr": f"{ip}/32"}} for ip in node_dns_ips],
                     "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
                 },
                 {
@@ -222,7 +229,8 @@ def model_outputs(mv: MeshView, p: Placement) -> Iterator[Output]:
         p.input_hash,
     )
     extra = mv.cp.provider.workload_identity_egress(mv.cp.cluster)
-    for name, spec in network_policies(extra).items():
+    dns_ips = mv.cp.provider.node_dns_ips
+    for name, spec in network_policies(extra, dns_ips).items():
         yield Output(
             f"{folder}/{file_name('NetworkPolicy', name)}",
             "mesh/networkpolicy.yaml.j2",

@@ -22,7 +22,10 @@ with one catalog value, however many shards a model has.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from llmgen.catalog import fit
 
 if TYPE_CHECKING:
     from llmgen.catalog.model import Model
@@ -45,16 +48,22 @@ _DTYPE_BYTES = {"float32": 4.0, "float": 4.0, "bfloat16": 2.0, "float16": 2.0, "
 
 # The verify step reads its inputs from the environment, never from text
 # pasted into the script, so no catalog value can change what the shell runs.
+# Files are hashed VERIFY_PARALLELISM at a time: GNU xargs hands each
+# sha256sum a batch of manifest lines (newline-delimited, so names with
+# spaces survive) and exits 123 when any batch fails, which fails the script.
+_CHECK_FILES = (
+    'xargs -r -d "\\n" -P "$VERIFY_PARALLELISM" -n 16'
+    ' sh -c \'printf "%s\\n" "$@" | sha256sum -c --quiet --strict -\' verify'
+    ' < "$WEIGHTS_MANIFEST"\n'
+)
 VERIFY_SCRIPT = (
-    'cd "$WEIGHTS_DIR"\n'
-    'echo "$WEIGHTS_SHA256  $WEIGHTS_MANIFEST" | sha256sum -c -\n'
-    'sha256sum -c --quiet --strict "$WEIGHTS_MANIFEST"\n'
+    'cd "$WEIGHTS_DIR"\necho "$WEIGHTS_SHA256  $WEIGHTS_MANIFEST" | sha256sum -c -\n' + _CHECK_FILES
 )
 # Weights the catalog does not pin (a canary of another revision without
 # `canary.weightsSha256`, outside pinned environments): every file
 # still has to match the mirror's manifest, so a partial or corrupted copy
 # never starts; only the manifest's own pin is missing.
-VERIFY_FILES_SCRIPT = 'cd "$WEIGHTS_DIR"\nsha256sum -c --quiet --strict "$WEIGHTS_MANIFEST"\n'
+VERIFY_FILES_SCRIPT = 'cd "$WEIGHTS_DIR"\n' + _CHECK_FILES
 
 
 def bytes_per_parameter(model: Model) -> float:
@@ -73,23 +82,69 @@ def cache_size_gib(model: Model) -> int:
     return max(1, math.ceil(weights_gib(model) * 1.25))
 
 
-def startup_budget_seconds(model: Model) -> int:
+@dataclass(frozen=True)
+class NodeIO:
+    """What one replica gets of its node's disk and network, on the pool's slowest shape."""
+
+    #: read (and write) throughput of the disk behind emptyDirs, MiB/s, this replica's share
+    disk_mibps: float
+    #: network bandwidth for the weights copy, Gbit/s, this replica's share
+    network_gbps: float
+
+
+#: Reading safetensors into GPU memory runs at no more than this per GPU
+#: (host-to-device copies with tensor-parallel workers loading in parallel).
+GPU_LOAD_GIBPS = 1.0
+#: A copy from the object store reaches about this share of the NIC's bandwidth.
+NETWORK_EFFICIENCY = 0.5
+#: CUDA initialisation, torch.compile and CUDA graph capture, on top of reading weights.
+ENGINE_INIT_SECONDS = 300
+#: Node provisioning plus the vLLM image pull (about 10 GB), before any init container runs.
+NODE_AND_IMAGE_SECONDS = 900
+#: CPUs of the copy and verify containers; the copy tools' worker counts match.
+COPY_CPUS = 4
+#: Parallel sha256sum processes (the verify container's CPU limit).
+VERIFY_PARALLELISM = COPY_CPUS
+#: One sha256sum process hashes about this many MiB/s (SHA extensions).
+SHA256_MIBPS = 500
+_GIB_IN_GBIT = 8 * 1.073741824
+
+
+def startup_budget_seconds(model: Model, io: NodeIO) -> int:
     """How long vLLM may take from start to /health answering.
 
     Weights are already on local disk when vLLM starts (init containers do the
-    download, and they have no deadline), so this covers reading them into GPU
-    memory at a conservative 0.25 GiB/s per GPU plus a fixed 5 minutes for
-    CUDA initialisation, torch.compile and CUDA graph capture.
+    download, and they have no deadline), so this covers reading them at the
+    slower of the replica's share of the node's disk and the GPUs' load rate,
+    plus ENGINE_INIT_SECONDS.
     """
-    per_gpu = weights_gib(model) / max(1, model.gpu_count)
-    return 300 + math.ceil(per_gpu / 0.25)
+    rate_mibps = min(io.disk_mibps, GPU_LOAD_GIBPS * 1024 * max(1, model.gpu_count))
+    return ENGINE_INIT_SECONDS + math.ceil(weights_gib(model) * 1024 / max(rate_mibps, 1))
+
+
+def copy_seconds(model: Model, io: NodeIO) -> int:
+    """The weights copy: the slower of the network share and the local disk."""
+    by_network = weights_gib(model) * _GIB_IN_GBIT / max(io.network_gbps * NETWORK_EFFICIENCY, 0.1)
+    by_disk = weights_gib(model) * 1024 / max(io.disk_mibps, 1)
+    return math.ceil(max(by_network, by_disk))
+
+
+def verify_seconds(model: Model, io: NodeIO) -> int:
+    rate = min(io.disk_mibps, SHA256_MIBPS * VERIFY_PARALLELISM)
+    return math.ceil(weights_gib(model) * 1024 / max(rate, 1))
+
+
+def cold_start_seconds(model: Model, io: NodeIO, mirrored: bool) -> int:
+    """A new replica's planned time to Ready on a new node: node and image, copy, verify, load."""
+    total = NODE_AND_IMAGE_SECONDS + startup_budget_seconds(model, io)
+    if mirrored:
+        total += copy_seconds(model, io) + verify_seconds(model, io)
+    return total
 
 
 def shm_size_gib(model: Model) -> int:
-    """`/dev/shm` for NCCL between tensor-parallel workers; 2 GiB is enough for one GPU."""
-    if model.gpu_count <= 1:
-        return 2
-    return min(16, 4 * model.gpu_count)
+    """`/dev/shm` for NCCL between tensor-parallel workers (see catalog/fit.py)."""
+    return fit.shm_gib(model)
 
 
 def init_containers(
@@ -104,7 +159,7 @@ def init_containers(
     uri = provider.weights_uri(model)
     if not uri:
         return []
-    sync = provider.weights_sync(uri, WEIGHTS_DIR)
+    sync = provider.weights_sync(uri, WEIGHTS_DIR, COPY_CPUS)
     tmp = {"name": tmp_volume, "mountPath": "/tmp"}
     writable = [{"name": "weights", "mountPath": WEIGHTS_DIR}, tmp]
     read_only = [{"name": "weights", "mountPath": WEIGHTS_DIR, "readOnly": True}, tmp]
@@ -114,18 +169,21 @@ def init_containers(
     verify_env = [
         {"name": "WEIGHTS_DIR", "value": WEIGHTS_DIR},
         {"name": "WEIGHTS_MANIFEST", "value": MANIFEST},
+        {"name": "VERIFY_PARALLELISM", "value": str(VERIFY_PARALLELISM)},
     ]
     if pinned:
         verify_env.append({"name": "WEIGHTS_SHA256", "value": model.weights_sha256})
+    # The copy tools run a fixed number of workers (weights_sync), so 4 CPUs
+    # and 4Gi hold their buffers whatever the node's core count.
     resources = {
-        "requests": {"cpu": "1", "memory": "1Gi"},
-        "limits": {"cpu": "4", "memory": "2Gi"},
+        "requests": {"cpu": "1", "memory": "2Gi"},
+        "limits": {"cpu": str(COPY_CPUS), "memory": "4Gi"},
     }
     return [
         {
             "name": "fetch-weights",
             "image": sync.image,
-            "imagePullPolicy": "Always",
+            "imagePullPolicy": pull_policy(sync.image),
             "command": list(sync.command),
             "env": [{"name": k, "value": v} for k, v in sorted(sync.env.items())],
             "resources": resources,
@@ -135,7 +193,7 @@ def init_containers(
         {
             "name": "verify-weights",
             "image": model.image,
-            "imagePullPolicy": "Always",
+            "imagePullPolicy": pull_policy(model.image),
             "command": ["/bin/sh", "-ec", VERIFY_SCRIPT if pinned else VERIFY_FILES_SCRIPT],
             "env": verify_env,
             "resources": resources,
@@ -143,3 +201,8 @@ def init_containers(
             "volumeMounts": read_only,
         },
     ]
+
+
+def pull_policy(image: str) -> str:
+    """IfNotPresent for a digest-pinned image (its bytes cannot change), else Always."""
+    return "IfNotPresent" if "@sha256:" in image else "Always"

@@ -25,10 +25,10 @@ import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from llmgen.catalog import names
+from llmgen.catalog import fit, names
 from llmgen.catalog.model import at_revision
 from llmgen.plan.routing import CANARY, STABLE
-from llmgen.render.concerns import weights
+from llmgen.render.concerns import vllm, weights
 from llmgen.render.concerns.istio import TRACK_LABEL
 from llmgen.render.types import Output, file_name
 
@@ -36,7 +36,8 @@ if TYPE_CHECKING:
     from llmgen.catalog.model import Model
     from llmgen.plan.build import ClusterPlan, Placement
 
-VLLM_PORT = 8000
+#: Bandwidth assumed for a shape whose network the GpuCatalog does not give.
+DEFAULT_NETWORK_GBPS = 10.0
 #: Non-root IDs outside the range of host users (checkov CKV_K8S_40 asks >= 10000).
 RUN_AS = 10001
 #: Scratch space: torch.compile / Triton caches, Python temp files.
@@ -44,11 +45,6 @@ TMP_GIB = 20
 #: Probes poll every PROBE_PERIOD seconds; the startup probe's threshold is the
 #: model's load budget divided by it.
 PROBE_PERIOD = 10
-#: After SIGTERM is scheduled, keep serving while endpoints and the mesh stop
-#: routing here, so streaming responses already under way can finish.
-PRESTOP_SECONDS = 60
-#: Then vLLM gets this long to exit on its own before SIGKILL.
-SHUTDOWN_SECONDS = 30
 
 CONTAINER_SECURITY: dict[str, Any] = {
     "allowPrivilegeEscalation": False,
@@ -105,67 +101,28 @@ def track_model(p: Placement, track: str) -> Model:
     )
 
 
-def vllm_args(p: Placement, mirrored: bool, model: Model | None = None) -> list[str]:
-    """The vLLM OpenAI server's arguments, decided from the catalog (`model`: a track's)."""
-    m = model or p.model
-    if mirrored:
-        source = ["--model", weights.WEIGHTS_DIR]
-    else:
-        source = ["--model", m.repo, "--revision", m.revision]
-    args = [
-        *source,
-        "--served-model-name", m.served_model_name,
-        "--port", str(VLLM_PORT),
-        "--tensor-parallel-size", str(m.tensor_parallel),
-        "--max-model-len", str(m.max_model_len),
-        "--dtype", m.dtype,
-    ]  # fmt: skip
-    if m.pipeline_parallel > 1:
-        args += ["--pipeline-parallel-size", str(m.pipeline_parallel)]
-    if m.quantization:
-        args += ["--quantization", m.quantization]
-    if m.task == "embed":
-        args += ["--task", "embed"]
-    return args + list(m.extra_args)
-
-
-def env(p: Placement, mirrored: bool) -> list[dict[str, Any]]:
-    """Environment of the vLLM container: caches on emptyDirs, hub policy, secrets."""
-    out: list[dict[str, Any]] = [
-        {"name": "HOME", "value": "/tmp"},
-        {"name": "XDG_CACHE_HOME", "value": "/tmp/.cache"},
-        {"name": "VLLM_CACHE_ROOT", "value": "/tmp/.cache/vllm"},
-        {"name": "HF_HOME", "value": "/tmp/.cache/huggingface"},
-        {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
-        {"name": "DO_NOT_TRACK", "value": "1"},
-    ]
-    if mirrored:
-        # Verified local weights only: never reach the public hub at run time.
-        out += [
-            {"name": "HF_HUB_OFFLINE", "value": "1"},
-            {"name": "TRANSFORMERS_OFFLINE", "value": "1"},
-        ]
-    for s in p.model.secrets:
-        out.append(
-            {
-                "name": s.env,
-                "valueFrom": {
-                    "secretKeyRef": {"name": names.secret_name(p.model.name, s.env), "key": s.key}
-                },
-            }
-        )
-    return out
-
-
-def reload_annotations(p: Placement) -> dict[str, str]:
-    """Reloader restarts the pods when the Secrets or the environment ConfigMap change."""
+def reload_annotations(p: Placement, model: Model, mirrored: bool) -> dict[str, str]:
+    """Reloader restarts the pods when the Secrets they read or the environment ConfigMap change."""
     out: dict[str, str] = {}
-    secrets = sorted({names.secret_name(p.model.name, s.env) for s in p.model.secrets})
+    injected = vllm.injected_secrets(model, mirrored)
+    secrets = sorted({names.secret_name(p.model.name, s.env) for s in injected})
     if secrets:
         out["secret.reloader.stakater.com/reload"] = ",".join(secrets)
     if p.environment.config:
         out["configmap.reloader.stakater.com/reload"] = names.ENV_CONFIGMAP
     return out
+
+
+def node_io(cp: ClusterPlan, p: Placement) -> weights.NodeIO:
+    """One replica's share of its node's disk and network, on the pool's slowest shape."""
+    shapes = fit.shapes(p.pool, p.gpu, cp.cluster.cloud)
+    per_node = p.replicas_per_node
+    disk = min(
+        (cp.provider.node_disk_mibps(t, p.pool, p.gpu) for t in shapes),
+        default=cp.provider.root_disk_mibps(p.pool, p.gpu),
+    )
+    network = min((t.network_gbps or DEFAULT_NETWORK_GBPS for t in shapes), default=0.0)
+    return weights.NodeIO(disk / per_node, (network or DEFAULT_NETWORK_GBPS) / per_node)
 
 
 def checkov_annotations() -> dict[str, str]:
@@ -178,9 +135,11 @@ def context(cp: ClusterPlan, p: Placement, track: str = STABLE) -> dict[str, Any
     m = track_model(p, track)
     provider = cp.provider
     mirrored = bool(provider.weights_uri(m))
-    shm = weights.shm_size_gib(m)
+    shm = fit.shm_gib(m)
     cache = weights.cache_size_gib(m)
-    memory = f"{math.ceil(m.memory_gib) + shm}Gi"  # /dev/shm is memory, charged to the pod
+    # /dev/shm is memory, charged to the pod: the same figure node fit packs.
+    memory = f"{fit.container_memory_gib(m)}Gi"
+    io = node_io(cp, p)
     return {
         "name": p.name if track == STABLE else names.canary_name(p.name),
         "service_account": p.name,
@@ -189,14 +148,15 @@ def context(cp: ClusterPlan, p: Placement, track: str = STABLE) -> dict[str, Any
         "workload_labels": {**p.labels, TRACK_LABEL: track},
         "selector": {**p.selector_labels, TRACK_LABEL: track},
         "service_selector": p.selector_labels,
-        "annotations": {**reload_annotations(p), **checkov_annotations()},
+        "annotations": {**reload_annotations(p, m, mirrored), **checkov_annotations()},
         "pod_annotations": POD_ANNOTATIONS,
         "sa_annotations": provider.workload_identity_annotations(cp.cluster, p.namespace, p.name),
         "image": m.image,
-        "args": vllm_args(p, mirrored, m),
-        "env": env(p, mirrored),
+        "pull_policy": vllm.pull_policy(m.image),
+        "args": vllm.args(m, p.gpu, mirrored),
+        "env": vllm.env(m, mirrored),
         "env_configmap": names.ENV_CONFIGMAP,
-        "port": VLLM_PORT,
+        "port": vllm.PORT,
         "gpu_count": m.gpu_count,
         "cpu": _cpu(m.cpu),
         "memory": memory,
@@ -212,9 +172,13 @@ def context(cp: ClusterPlan, p: Placement, track: str = STABLE) -> dict[str, Any
         "node_selector": provider.gpu_node_selector(cp.cluster, p.pool, p.gpu),
         "tolerations": provider.gpu_tolerations(p.pool),
         "probe_period": PROBE_PERIOD,
-        "startup_failures": math.ceil(weights.startup_budget_seconds(m) / PROBE_PERIOD),
-        "prestop": PRESTOP_SECONDS,
-        "grace": PRESTOP_SECONDS + SHUTDOWN_SECONDS,
+        "startup_failures": math.ceil(weights.startup_budget_seconds(m, io) / PROBE_PERIOD),
+        # A rollout's new pod may take the whole cold start; the default 600 s
+        # would mark every rollout ProgressDeadlineExceeded (Failed for kstatus
+        # and Flux's health check) while it is still copying weights.
+        "progress_deadline": _minutes(weights.cold_start_seconds(m, io, mirrored)),
+        "prestop": vllm.prestop(m),
+        "grace": vllm.grace_seconds(m),
     }
 
 
@@ -223,9 +187,14 @@ def context(cp: ClusterPlan, p: Placement, track: str = STABLE) -> dict[str, Any
 POD_ANNOTATIONS = {
     "kubectl.kubernetes.io/default-container": "vllm",
     "prometheus.io/scrape": "true",
-    "prometheus.io/port": str(VLLM_PORT),
+    "prometheus.io/port": str(vllm.PORT),
     "prometheus.io/path": "/metrics",
 }
+
+
+def _minutes(seconds: int) -> int:
+    """Seconds rounded up to whole minutes."""
+    return math.ceil(seconds / 60) * 60
 
 
 def _cpu(cores: float) -> str:

@@ -1,0 +1,77 @@
+"""Node fit: allocatable per cloud, packing by GPU, CPU and memory, and the validate rule."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+
+from llmgen.catalog import fit
+from llmgen.catalog.model import InstanceType
+from llmgen.plan.build import Plan
+
+G6_2XL = InstanceType("g6.2xlarge", 1, 0.978, 0.4277, vcpus=8, memory_gib=32, max_pods=58)
+G2_STD_8 = InstanceType("g2-standard-8", 1, 0.8536, 0.3414, vcpus=8, memory_gib=32)
+
+
+def test_karpenter_allocatable_of_g6_2xlarge() -> None:
+    """32 GiB less 7.5 % VM overhead, 11 MiB x 58 pods + 255 MiB kube-reserved, 100Mi eviction."""
+    r = fit.reserved("aws", G6_2XL)
+    expected = 32 * 0.075 + (11 * 58 + 255) / 1024 + 100 / 1024
+    assert r.memory_gib == pytest.approx(expected)
+    # CPU: 6 % of the first core, 1 % of the second, 0.5 % of the next two, 0.25 % above.
+    assert r.cpu == pytest.approx(0.06 + 0.01 + 2 * 0.005 + 4 * 0.0025)
+    assert 28.5 < 32 - r.memory_gib < 28.7  # the review's "about 28.6 GiB"
+
+
+def test_gke_allocatable_of_g2_standard_8() -> None:
+    """GKE's table: 25 % of 4, 20 % of 4, 10 % of 8, 6 % of 16 GiB, plus 100 MiB eviction."""
+    r = fit.reserved("gcp", G2_STD_8)
+    assert r.memory_gib == pytest.approx(1 + 0.8 + 0.8 + 0.06 * 16 + 100 / 1024)
+    assert 28.2 < 32 - r.memory_gib < 28.4  # the review's "about 28.3 GiB"
+
+
+def test_gke_large_node_reserves_two_percent_above_128() -> None:
+    a3 = InstanceType("a3-highgpu-8g", 8, 1, 1, vcpus=208, memory_gib=1872)
+    r = fit.reserved("gcp", a3)
+    assert r.memory_gib == pytest.approx(
+        1 + 0.8 + 0.8 + 0.06 * 112 + 0.02 * (1872 - 128) + 100 / 1024
+    )
+
+
+def test_daemonset_overhead_counts_gpu_readiness_as_rendered() -> None:
+    """The fit table and the rendered gpu-readiness DaemonSet ask the same."""
+    from llmgen.render.concerns import gpureadiness
+
+    entry = next(d for d in fit.LLMGEN_DAEMONSETS if d.name == "gpu-readiness")
+    assert f"{int(entry.cpu * 1000)}m" == gpureadiness.RESOURCES["requests"]["cpu"]
+    assert f"{int(entry.memory_mib)}Mi" == gpureadiness.RESOURCES["requests"]["memory"]
+
+
+def _model(plan: Plan, name: str):  # type: ignore[no-untyped-def]
+    return next(
+        p.model for cp in plan.clusters.values() for p in cp.placements if p.model.name == name
+    )
+
+
+def test_thirty_gib_request_does_not_fit_an_l4_x1_node(plan: Plan) -> None:
+    """The review's defect 3: 28 GiB + 2 GiB /dev/shm + the sidecar on a 32 GiB node."""
+    model = dataclasses.replace(_model(plan, "llama-3-1-8b-instruct"), memory_gib=28)
+    assert fit.per_node(model, G6_2XL, "aws") == 0
+    assert fit.per_node(model, G2_STD_8, "gcp") == 0
+
+
+def test_every_shipped_placement_fits_its_pool(plan: Plan) -> None:
+    for cp in plan.clusters.values():
+        for p in cp.placements:
+            n = fit.replicas_per_node(p.model, p.pool, p.gpu, cp.cluster.cloud)
+            assert n >= 1, (cp.name, p.model.name, p.pool.name)
+
+
+def test_packing_takes_cpu_and_memory_into_account() -> None:
+    """Two 104 GiB replicas do not share a 192 GiB node even though it has 4 GPUs."""
+    node = InstanceType("g2-standard-48", 4, 4.0, 1.6, vcpus=48, memory_gib=192)
+    room = fit.allocatable("gcp", node)
+    assert room.memory_gib < 2 * (104 + 0.125)
+    assert math.floor(room.memory_gib / (104 + 0.125)) == 1
