@@ -154,6 +154,12 @@ def test_environment_totals(
 def test_prod_is_capped_and_says_why(report: dict[str, dict[str, object]]) -> None:
     prod = report["prod"]
     assert prod["notes"] == ["budget: maximum replicas capped to keep the worst case within budget"]
+    # validate's located warnings about the environment are in the report too.
+    assert (
+        "spec.models[1].replicas.max: maximum replicas of 'llama-3-3-70b-instruct' capped 8→6 "
+        "by the budget of $250,000/month ($314,259/month at every maximum)"
+    ) in prod["warnings"]  # type: ignore[operator]
+    assert prod["idle_usd_per_month"] == 0
     models = {(c["cluster"], m["model"]): m for c in prod["clusters"] for m in c["models"]}  # type: ignore[attr-defined]
     reasons = models[("prod-aws-use1", "llama-3-3-70b-instruct")]["reasons"]
     assert reasons == [
