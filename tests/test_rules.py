@@ -336,6 +336,19 @@ CASES = [
         id="budget-warning",
     ),
     pytest.param(
+        [
+            (
+                "catalog/environments/staging.yaml",
+                "replicas: {min: 4, max: 6}",
+                "replicas: {min: 2, max: 2}",
+            )
+        ],
+        [
+            "catalog/environments/staging.yaml:47:9: spec.models[1].canary: the canary of 'mixtral-8x7b-instruct' needs a replica beside the stable one on every cluster, but its maximum on staging-aws-use1, staging-gcp-usc1 is 1; raise replicas.max to at least 4"
+        ],
+        id="canary-without-room",
+    ),
+    pytest.param(
         [("catalog/environments/dev.yaml", "monthlyUSD: 5000", "monthlyUSD: 1000")],
         [
             "catalog/environments/dev.yaml:32:31: spec.models[1].replicas.max: the budget of $1,000/month leaves 'qwen2-5-32b-instruct-awq' no replica (maximum 1 capped to 0): raise budget.monthlyUSD or remove the model from the environment"

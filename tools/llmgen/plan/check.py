@@ -121,7 +121,7 @@ def _model(
         else:
             yield env.where.warning(
                 f"maximum replicas of {name!r} capped {d.high}→{cap} by the budget of "
-                f"{_usd(budget)}/month ({_usd(ep_max_uncapped(ep))}/month at every maximum)",
+                f"{_usd(budget)}/month ({_usd(_uncapped_max(ep))}/month at every maximum)",
                 *_replicas(dep, i, "max"),
             )
     short = a.unplaced_max.get(name, 0) - missing_min
@@ -152,7 +152,7 @@ def _model(
             )
 
 
-def ep_max_uncapped(ep: EnvironmentPlan) -> float:
+def _uncapped_max(ep: EnvironmentPlan) -> float:
     """What every model at its catalog maximum would cost, with idle nodes."""
     lines = ep.allocation.cost_lines(list(ep.demands.values()))
     return cost.monthly_max(lines) + ep.allocation.idle_monthly_usd
