@@ -131,6 +131,24 @@ def test_bounds_capacity_and_budget(env: tuple[list[Demand], dict[str, int], flo
         assert sum(_max_cost(d, a) for d in demands) <= budget * (1 + 1e-9)
 
 
+@settings(max_examples=200, deadline=None)
+@given(environments(), st.integers(0, 3), st.floats(0.5, 40.0))
+def test_idle_nodes_are_paid_within_the_budget(
+    env: tuple[list[Demand], dict[str, int], float], keep: int, node_hourly: float
+) -> None:
+    """Pools keep `keep` nodes each: those the minimums leave idle count before any headroom."""
+    demands, limits, budget = env
+    pools = {k: PoolSpec(n, min(keep, n), node_hourly) for k, n in limits.items()}
+    a = allocate(demands, pools, budget)
+    assert set(a.idle_nodes) <= set(pools)
+    for key, idle in a.idle_nodes.items():
+        assert 0 < idle <= pools[key].min_nodes
+        assert a.idle_monthly_by_pool[key] == idle * node_hourly * HOURS
+    idle_usd = a.idle_monthly_usd
+    if sum(_min_cost(d) for d in demands) + idle_usd <= budget:
+        assert sum(_max_cost(d, a) for d in demands) + idle_usd <= budget * (1 + 1e-9) + 1e-6
+
+
 @settings(max_examples=300, deadline=None)
 @given(environments(roomy=True))
 def test_totals_preserved_with_room(env: tuple[list[Demand], dict[str, int], float]) -> None:
