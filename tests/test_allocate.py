@@ -1,4 +1,10 @@
-"""The allocator: bounds respected, totals preserved, never above budget or capacity."""
+"""The allocator: bounds respected, totals preserved, never above budget or capacity.
+
+Nothing is dropped silently: what the pools cannot hold is reported
+(`unplaced_min`, `unplaced_max`) so plan can turn it into a located error or
+warning. The budget caps spend as much of the budget as replica granularity
+allows and leave every model room to autoscale when the money allows it.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,17 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmgen.plan.allocate import Allocation, Demand, Site, allocate, largest_remainder
+from llmgen.catalog.cost import CostLine, budget_caps
+from llmgen.plan.allocate import (
+    Allocation,
+    Demand,
+    PoolSpec,
+    Site,
+    allocate,
+    largest_remainder,
+    split_canary,
+    with_floor,
+)
 
 HOURS = 730
 
@@ -54,7 +70,12 @@ def environments(
         )
         low = draw(st.integers(0, 6))
         high = low + draw(st.integers(0, 20))
-        demands.append(Demand(f"m{i}", low, high, sites, scale_to_zero=draw(st.booleans())))
+        canary = draw(st.sampled_from([0, 0, 10, 50]))
+        demands.append(
+            Demand(
+                f"m{i}", low, high, sites, scale_to_zero=draw(st.booleans()), canary_weight=canary
+            )
+        )
     budget = draw(st.floats(0, 400_000))
     return demands, pools, budget
 
@@ -71,9 +92,10 @@ def _max_cost(d: Demand, a: Allocation) -> float:
 
 
 def _effective_low(d: Demand) -> int:
-    if d.scale_to_zero:
-        return min(d.low, d.high)
-    return min(max(d.low, len(d.sites)), d.high)
+    """The floors by hand: a replica per cluster (two with a canary) unless it may idle at 0."""
+    keeps = not d.scale_to_zero or (d.canary_weight > 0 and d.low > 0)
+    floor = (2 if d.canary_weight else 1) if keeps else 0
+    return min(max(d.low, floor * len(d.sites)), max(d.high, d.low))
 
 
 @settings(max_examples=300, deadline=None)
@@ -90,6 +112,11 @@ def test_bounds_capacity_and_budget(env: tuple[list[Demand], dict[str, int], flo
             <= max(d.high, _effective_low(d))
         )
         assert sum(sh.min_replicas for sh in shares) <= _effective_low(d)
+        # Nothing is dropped silently: what was not placed is reported.
+        placed_low = sum(sh.min_replicas for sh in shares)
+        assert placed_low + a.unplaced_min.get(d.model, 0) == _effective_low(d)
+        placed_high = sum(sh.max_replicas for sh in shares)
+        assert placed_high + a.unplaced_max.get(d.model, 0) == a.capped_high[d.model]
     # Capacity: the nodes every pool needs, counted model by model, never exceed its limit.
     used: dict[str, int] = dict.fromkeys(pools, 0)
     for d in demands:
@@ -104,6 +131,24 @@ def test_bounds_capacity_and_budget(env: tuple[list[Demand], dict[str, int], flo
         assert sum(_max_cost(d, a) for d in demands) <= budget * (1 + 1e-9)
 
 
+@settings(max_examples=200, deadline=None)
+@given(environments(), st.integers(0, 3), st.floats(0.5, 40.0))
+def test_idle_nodes_are_paid_within_the_budget(
+    env: tuple[list[Demand], dict[str, int], float], keep: int, node_hourly: float
+) -> None:
+    """Pools keep `keep` nodes each: those the minimums leave idle count before any headroom."""
+    demands, limits, budget = env
+    pools = {k: PoolSpec(n, min(keep, n), node_hourly) for k, n in limits.items()}
+    a = allocate(demands, pools, budget)
+    assert set(a.idle_nodes) <= set(pools)
+    for key, idle in a.idle_nodes.items():
+        assert 0 < idle <= pools[key].min_nodes
+        assert a.idle_monthly_by_pool[key] == idle * node_hourly * HOURS
+    idle_usd = a.idle_monthly_usd
+    if sum(_min_cost(d) for d in demands) + idle_usd <= budget:
+        assert sum(_max_cost(d, a) for d in demands) + idle_usd <= budget * (1 + 1e-9) + 1e-6
+
+
 @settings(max_examples=300, deadline=None)
 @given(environments(roomy=True))
 def test_totals_preserved_with_room(env: tuple[list[Demand], dict[str, int], float]) -> None:
@@ -111,9 +156,10 @@ def test_totals_preserved_with_room(env: tuple[list[Demand], dict[str, int], flo
     a = allocate(demands, pools, None)
     for d in demands:
         shares = [a.shares[(d.model, s.cluster)] for s in d.sites]
-        assert sum(sh.min_replicas for sh in shares) == _effective_low(d)
-        assert sum(sh.max_replicas for sh in shares) == d.high
-        if not d.scale_to_zero and d.high >= len(d.sites):
+        unplaced_min, unplaced_max = a.unplaced_min.get(d.model, 0), a.unplaced_max.get(d.model, 0)
+        assert sum(sh.min_replicas for sh in shares) + unplaced_min == _effective_low(d)
+        assert sum(sh.max_replicas for sh in shares) + unplaced_max == d.high
+        if not d.scale_to_zero and d.high >= len(d.sites) and not unplaced_min:
             # A model that may not scale to zero keeps a replica everywhere it runs.
             assert all(sh.min_replicas >= 1 for sh in shares)
 
@@ -195,3 +241,143 @@ def test_shared_pool_counts_nodes_per_model() -> None:
     assert a.shares[("big", "a")].max_replicas == 3  # 2 nodes
     assert a.shares[("small", "a")].max_replicas == 8  # 1 node left: 8 of 9
     assert a.nodes_at_max == {"a/h": 3}
+
+
+# ---------------------------------------------------------------- budget caps
+
+
+@st.composite
+def cost_lines(draw: st.DrawFn) -> tuple[list[CostLine], float]:
+    lines = []
+    for i in range(draw(st.integers(1, 6))):
+        low = draw(st.integers(0, 5))
+        high = low + draw(st.integers(0, 30))
+        price = draw(st.sampled_from([0.34, 0.43, 1.0, 2.3, 10.1, 44.1, 55.04]))
+        lines.append(CostLine(f"m{i}", low, high, price))
+    low_usd = sum(x.monthly_min for x in lines)
+    high_usd = sum(x.monthly_max for x in lines)
+    budget = draw(st.floats(low_usd, max(high_usd * 1.2, low_usd + 1)))
+    return lines, budget
+
+
+def _spend(lines: list[CostLine], caps: dict[str, int]) -> float:
+    return sum(caps[x.model] * x.replica_hourly_usd * HOURS for x in lines)
+
+
+@settings(max_examples=500, deadline=None)
+@given(cost_lines())
+def test_budget_caps_spend_what_the_budget_allows(case: tuple[list[CostLine], float]) -> None:
+    lines, budget = case
+    caps = budget_caps(lines, budget)
+    assert all(x.min_replicas <= caps[x.model] <= x.max_replicas for x in lines)
+    spend = _spend(lines, caps)
+    assert spend <= budget + 1e-3
+    if sum(x.monthly_max for x in lines) <= budget:
+        # Maxima that fit are never capped.
+        assert all(caps[x.model] == x.max_replicas for x in lines)
+        return
+    # As close to the budget as replica granularity allows: no capped model
+    # could take one more replica without going over.
+    for x in lines:
+        if caps[x.model] < x.max_replicas:
+            assert spend + x.replica_hourly_usd * HOURS > budget - 1e-3, (x, caps, spend, budget)
+    # Room to autoscale wherever the money allows one replica above the minimum for each.
+    room = [x for x in lines if x.max_replicas > x.min_replicas]
+    one_each = sum(x.monthly_min for x in lines) + sum(x.replica_hourly_usd * HOURS for x in room)
+    if one_each <= budget:
+        assert all(caps[x.model] > x.min_replicas for x in room)
+
+
+def test_budget_caps_spread_in_proportion_to_the_headroom() -> None:
+    # $1/h and $2/h replicas, min 1 and 0, max 21 and 10: the budget buys half the headroom.
+    lines = [CostLine("a", 1, 21, 1.0), CostLine("b", 0, 10, 2.0)]
+    budget = (1 + 10 + 10) * HOURS
+    caps = budget_caps(lines, budget)
+    assert caps == {"a": 11, "b": 5}
+    assert _spend(lines, caps) == budget
+
+
+def test_budget_caps_fill_what_rounding_leaves() -> None:
+    # Flooring the proportional share would leave $2.5/h unspent; one more replica of each fits.
+    lines = [CostLine("a", 0, 10, 1.0), CostLine("b", 0, 10, 1.0), CostLine("c", 0, 10, 1.0)]
+    caps = budget_caps(lines, 10.5 * HOURS)
+    assert sum(caps.values()) == 10
+    assert _spend(lines, caps) <= 10.5 * HOURS
+
+
+# ---------------------------------------------------------------- splits
+
+
+def test_a_weighted_split_follows_the_weights_before_the_floors() -> None:
+    # 70/30 of max 4 is 3/1: the floor of one replica per cluster is met without evening out.
+    sites = (_site("a", 70, 1.0, "a/p"), _site("b", 30, 1.0, "b/p"))
+    a = allocate([Demand("m", 2, 4, sites, scale_to_zero=False)], {"a/p": 9, "b/p": 9}, None)
+    assert a.shares[("m", "a")].max_replicas == 3
+    assert a.shares[("m", "b")].max_replicas == 1
+    assert (a.shares[("m", "a")].min_replicas, a.shares[("m", "b")].min_replicas) == (1, 1)
+    assert with_floor(4, {"a": 90, "b": 10}, ["a", "b"], 1) == {"a": 3, "b": 1}
+
+
+@given(st.integers(0, 40), st.lists(st.integers(0, 100), min_size=1, max_size=5), st.integers(0, 2))
+def test_floors_hold_when_the_total_allows(total: int, ws: list[int], floor: int) -> None:
+    order = [f"c{i}" for i in range(len(ws))]
+    shares = with_floor(total, {c: float(w) for c, w in zip(order, ws, strict=True)}, order, floor)
+    assert sum(shares.values()) == total
+    assert all(v >= min(floor, total // len(order)) for v in shares.values())
+
+
+@given(st.integers(1, 99), st.integers(0, 30), st.integers(0, 30))
+def test_a_canary_takes_its_weight_inside_the_bounds(weight: int, a: int, b: int) -> None:
+    low, high = min(a, b), max(a, b)
+    s_lo, s_hi, c_lo, c_hi = split_canary(weight, low, high)
+    assert s_lo + c_lo == low and s_hi + c_hi == high
+    assert 0 <= s_lo <= s_hi and 0 <= c_lo <= c_hi
+    if high >= 2:
+        # A weight above 0 keeps a canary replica, and the stable keeps one too.
+        assert c_hi >= 1 and s_hi >= 1
+        assert c_hi <= max(1, math.ceil(high * weight / 100))
+        assert c_hi >= min(math.floor(high * weight / 100), high - 1)
+    if low >= 2:
+        assert c_lo >= 1 and s_lo >= 1
+
+
+def test_a_canary_replica_count_follows_its_traffic_weight() -> None:
+    assert split_canary(10, 2, 20) == (1, 18, 1, 2)
+    assert split_canary(50, 2, 4) == (1, 2, 1, 2)
+    assert split_canary(10, 0, 1) == (0, 1, 0, 0)
+
+
+def test_a_canary_keeps_a_stable_and_a_canary_replica_per_cluster() -> None:
+    sites = (_site("a", 50, 1.0, "a/p"), _site("b", 50, 1.0, "b/p"))
+    d = Demand("m", 0, 4, sites, scale_to_zero=False, canary_weight=10)
+    a = allocate([d], {"a/p": 9, "b/p": 9}, None)
+    assert a.effective_low["m"] == 4
+    assert [a.shares[("m", c)].min_replicas for c in "ab"] == [2, 2]
+    assert any("stable and a canary" in r for r in a.shares[("m", "a")].reasons)
+
+
+# ---------------------------------------------------------------- no silent drop
+
+
+def test_minimums_that_fit_nowhere_are_reported() -> None:
+    sites = (_site("a", 1, 1.0, "a/p"),)
+    a = allocate([Demand("x", 3, 3, sites), Demand("y", 2, 4, sites)], {"a/p": 4}, None)
+    assert a.unplaced_min == {"y": 1}
+    assert a.unplaced_max == {"y": 3}  # of its maximum 4, only 1 is placed
+    assert a.shares[("y", "a")].max_replicas == 1
+
+
+def test_a_model_without_any_site_is_reported() -> None:
+    a = allocate([Demand("x", 1, 2, ())], {}, None)
+    assert a.homeless == ["x"]
+
+
+def test_idle_nodes_come_off_the_budget_first() -> None:
+    # Pool p keeps 3 nodes at $2/h; the minimum uses one, so two idle nodes cost $2,920/month.
+    sites = (_site("a", 1, 2.0, "a/p"),)
+    pools = {"a/p": PoolSpec(10, min_nodes=3, node_hourly_usd=2.0)}
+    a = allocate([Demand("x", 1, 10, sites)], pools, 6 * 2.0 * HOURS)
+    assert a.idle_nodes == {"a/p": 2}
+    assert a.idle_monthly_usd == 2 * 2.0 * HOURS
+    assert a.capped_high == {"x": 4}  # $12/h budget − $4/h idle = 4 replicas at $2/h
+    assert any("idle nodes" in n for n in a.notes)

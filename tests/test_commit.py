@@ -67,9 +67,9 @@ def _bump_dev_bge(root: Path, commit_it: bool = True) -> None:
     (llmgen commit refuses to render from uncommitted catalog changes)."""
     path = root / DEV_ENV
     text = path.read_text()
-    old = "- name: bge-m3\n      replicas: {min: 0, max: 1}"
+    old = "- name: bge-m3\n      replicas: {min: 1, max: 1}"
     assert old in text
-    path.write_text(text.replace(old, "- name: bge-m3\n      replicas: {min: 0, max: 2}"))
+    path.write_text(text.replace(old, "- name: bge-m3\n      replicas: {min: 1, max: 2}"))
     if commit_it:
         _git(root, "commit", "-q", "-m", "dev: bge-m3 up to 2", "--", DEV_ENV)
 
@@ -165,7 +165,7 @@ def test_catalog_change_summarised_per_cluster(gitrepo: Path) -> None:
     commit(gitrepo)
     path = gitrepo / DEV_ENV
     text = path.read_text()
-    entry = "    - name: bge-m3\n      replicas: {min: 0, max: 1}\n"
+    entry = "    - name: bge-m3\n      replicas: {min: 1, max: 1}\n"
     assert entry in text
     path.write_text(text.replace(entry, ""))  # dev drops bge-m3
     _git(gitrepo, "commit", "-q", "-am", "dev: drop bge-m3")

@@ -48,10 +48,31 @@ def test_deploy_restricted_to_one_cluster_places_the_model_only_there(scratch_re
     assert len(placed(scratch_repo, "prod", "bge-m3")) == 4
 
 
+def test_deploy_min_zero_of_a_model_that_may_not_scale_to_zero_is_refused(
+    scratch_repo: Path,
+) -> None:
+    path = scratch_repo / "catalog" / "environments" / "dev.yaml"
+    before = path.read_bytes()
+    with pytest.raises(UsageError, match=r"bge-m3 may not scale to zero .*pass --min 1 or more"):
+        lifecycle.deploy(scratch_repo, "bge-m3", "dev", min_replicas=0)
+    assert path.read_bytes() == before
+    # A model that may scale to zero takes --min 0 as asked.
+    outcome = lifecycle.deploy(scratch_repo, "qwen2-5-32b-instruct-awq", "dev", min_replicas=0)
+    assert not outcome.changed
+
+
+def test_deploy_says_at_once_when_the_plan_raises_the_minimum(scratch_repo: Path) -> None:
+    # staging has two clusters: a minimum of 1 for a model that may not scale to zero
+    # is raised to 2 (one per cluster), and the verb's warnings say so.
+    outcome = lifecycle.deploy(scratch_repo, "bge-m3", "staging", min_replicas=1)
+    assert outcome.changed
+    assert any("minimum replicas raised 1→2 for 'bge-m3'" in w.message for w in outcome.warnings)
+
+
 def test_deploy_of_an_unchanged_entry_writes_nothing(scratch_repo: Path) -> None:
     path = scratch_repo / "catalog" / "environments" / "dev.yaml"
     mtime = path.stat().st_mtime_ns
-    outcome = lifecycle.deploy(scratch_repo, "bge-m3", "dev", min_replicas=0, max_replicas=1)
+    outcome = lifecycle.deploy(scratch_repo, "bge-m3", "dev", min_replicas=1, max_replicas=1)
     assert not outcome.changed
     assert "already deployed" in outcome.summary
     assert path.stat().st_mtime_ns == mtime

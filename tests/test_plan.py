@@ -15,14 +15,22 @@ pool may launch any of them), spot or on-demand as the pool says:
 
 Prod's maximum, priced at each model's dearest cluster, is
 730 × (24×0.5787 + 8×44.12695 + 4×10.1376 + 8×2.301 + 8×0.5787) = $314,259, over
-the $250,000 budget; the minimum (models that may not scale to zero keep one
-replica in each of their clusters: llama-8b 4, llama-70b 4, mixtral 2, bge 4)
-is 730 × (4×0.5787 + 4×44.12695 + 2×10.1376 + 4×0.5787) = $147,031. The
-headroom share is (250000 − 147031.20) / (314259.45 − 147031.20) = 0.616, so
-the caps are min + floor(headroom × 0.616): llama-8b 4+12 = 16, llama-70b
-4+2 = 6, mixtral 2+1 = 3, qwen 0+4 = 4, bge 4+2 = 6. Each is split one
-replica per cluster first, then by the routing weights 30/20/20/30
-(use1/usw2/euw4/usc1), largest remainder first, ties to the earlier name.
+the $250,000 budget; the minimum (llama-8b 4, llama-70b 4, mixtral 2, bge 4: one
+replica on each of their clusters, as the catalog says) is
+730 × (4×0.5787 + 4×44.12695 + 2×10.1376 + 4×0.5787) = $147,031. The caps
+(`cost.budget_caps`): one replica of headroom each first (qwen, whose minimum
+is 0, then cheapest first: $42.1k in all), the rest in proportion to the
+headroom left ($60.8k of $125.1k: llama-8b +9, llama-70b +1, qwen +3, bge +1),
+then what rounding left one replica at a time until none fits ($19.4k buys
+mixtral's, bge's, qwen's and llama-8b's last replicas, not a 70B at $32.2k).
+So only llama-70b is capped, 8→6 ($249,834/month). Each bound is split by the
+routing weights 30/20/20/30 (use1/usw2/euw4/usc1), largest remainder first,
+ties to the earlier name, then every cluster is raised to its floor of one.
+
+Staging's mixtral has a 10% canary inside its 4..6 replicas: a stable and a
+canary replica on each cluster at the minimum; the maximum 3/3 by weight, but
+the gcp a100-x2 pool holds 2 (maxNodes 2, one replica per node), so aws takes
+the third; each cluster's maximum splits 90/10 with at least one canary.
 """
 
 from __future__ import annotations
@@ -55,30 +63,30 @@ EXPECTED: dict[str, dict[tuple[str, str], tuple[str, int, int, int, int, float]]
     "staging": {
         ("staging-aws-use1", "bge-m3"): ("l4-x1", 1, 1, 0, 0, L4_AWS_SPOT),
         ("staging-aws-use1", "llama-3-1-8b-instruct"): ("l4-x1", 1, 2, 0, 0, L4_AWS_SPOT),
-        ("staging-aws-use1", "mixtral-8x7b-instruct"): ("a100-x8", 1, 1, 1, 1, 2 * A100_AWS_SPOT),
+        ("staging-aws-use1", "mixtral-8x7b-instruct"): ("a100-x8", 1, 3, 1, 1, 2 * A100_AWS_SPOT),
         ("staging-gcp-usc1", "bge-m3"): ("l4-x1", 1, 1, 0, 0, L4_GCP_SPOT),
         ("staging-gcp-usc1", "llama-3-1-8b-instruct"): ("l4-x1", 1, 2, 0, 0, L4_GCP_SPOT),
         ("staging-gcp-usc1", "mixtral-8x7b-instruct"): ("a100-x2", 1, 1, 1, 1, 2 * A100_GCP_SPOT),
     },
     "prod": {
         ("prod-aws-use1", "bge-m3"): ("l4-x1", 1, 2, 0, 0, L4_AWS_SPOT_PROD),
-        ("prod-aws-use1", "llama-3-1-8b-instruct"): ("l4-x1", 1, 5, 0, 0, L4_AWS_SPOT_PROD),
+        ("prod-aws-use1", "llama-3-1-8b-instruct"): ("l4-x1", 1, 7, 0, 0, L4_AWS_SPOT_PROD),
         ("prod-aws-use1", "llama-3-3-70b-instruct"): ("h100-x8", 1, 2, 0, 0, 4 * H100_AWS),
         ("prod-aws-use1", "mixtral-8x7b-instruct"): ("a100-x8", 1, 2, 0, 0, 2 * A100_AWS_OD),
-        ("prod-aws-use1", "qwen2-5-32b-instruct-awq"): ("l4-x4", 0, 1, 0, 0, 2 * L4X4_AWS_OD),
-        ("prod-aws-usw2", "bge-m3"): ("l4-x1", 1, 1, 0, 0, L4_AWS_SPOT_PROD),
-        ("prod-aws-usw2", "llama-3-1-8b-instruct"): ("l4-x1", 1, 3, 0, 0, L4_AWS_SPOT_PROD),
+        ("prod-aws-use1", "qwen2-5-32b-instruct-awq"): ("l4-x4", 0, 2, 0, 0, 2 * L4X4_AWS_OD),
+        ("prod-aws-usw2", "bge-m3"): ("l4-x1", 1, 2, 0, 0, L4_AWS_SPOT_PROD),
+        ("prod-aws-usw2", "llama-3-1-8b-instruct"): ("l4-x1", 1, 5, 0, 0, L4_AWS_SPOT_PROD),
         ("prod-aws-usw2", "llama-3-3-70b-instruct"): ("h100-x8", 1, 1, 0, 0, 4 * H100_AWS),
-        ("prod-aws-usw2", "qwen2-5-32b-instruct-awq"): ("l4-x4", 0, 1, 0, 0, 2 * L4X4_AWS_OD),
-        ("prod-gcp-euw4", "bge-m3"): ("l4-x1", 1, 1, 0, 0, L4_GCP_SPOT),
-        ("prod-gcp-euw4", "llama-3-1-8b-instruct"): ("l4-x1", 1, 3, 0, 0, L4_GCP_SPOT),
+        ("prod-aws-usw2", "qwen2-5-32b-instruct-awq"): ("l4-x4", 0, 2, 0, 0, 2 * L4X4_AWS_OD),
+        ("prod-gcp-euw4", "bge-m3"): ("l4-x1", 1, 2, 0, 0, L4_GCP_SPOT),
+        ("prod-gcp-euw4", "llama-3-1-8b-instruct"): ("l4-x1", 1, 5, 0, 0, L4_GCP_SPOT),
         ("prod-gcp-euw4", "llama-3-3-70b-instruct"): ("h100-x8", 1, 1, 0, 0, 4 * H100_GCP),
-        ("prod-gcp-euw4", "qwen2-5-32b-instruct-awq"): ("l4-x4", 0, 1, 0, 0, 2 * L4X4_GCP_OD),
+        ("prod-gcp-euw4", "qwen2-5-32b-instruct-awq"): ("l4-x4", 0, 2, 0, 0, 2 * L4X4_GCP_OD),
         ("prod-gcp-usc1", "bge-m3"): ("l4-x1", 1, 2, 0, 0, L4_GCP_SPOT),
-        ("prod-gcp-usc1", "llama-3-1-8b-instruct"): ("l4-x1", 1, 5, 0, 0, L4_GCP_SPOT),
+        ("prod-gcp-usc1", "llama-3-1-8b-instruct"): ("l4-x1", 1, 7, 0, 0, L4_GCP_SPOT),
         ("prod-gcp-usc1", "llama-3-3-70b-instruct"): ("h100-x8", 1, 2, 0, 0, 4 * H100_GCP),
-        ("prod-gcp-usc1", "mixtral-8x7b-instruct"): ("a100-x2", 1, 1, 0, 0, 2 * A100_GCP_OD),
-        ("prod-gcp-usc1", "qwen2-5-32b-instruct-awq"): ("l4-x4", 0, 1, 0, 0, 2 * L4X4_GCP_OD),
+        ("prod-gcp-usc1", "mixtral-8x7b-instruct"): ("a100-x2", 1, 2, 0, 0, 2 * A100_GCP_OD),
+        ("prod-gcp-usc1", "qwen2-5-32b-instruct-awq"): ("l4-x4", 0, 2, 0, 0, 2 * L4X4_GCP_OD),
     },
 }
 
@@ -119,8 +127,9 @@ def test_every_placement_matches_the_hand_calculation(
     [
         # dev: 730 × (0.4277 + 0.4277 + 0) .. 730 × (0.4277 + 2×0.4277 + 2×0.503275)
         ("dev", 624.44, 1671.44, 5000.0),
-        # staging: mixtral 1 + 1 canary per cluster; llama 1..2, bge 1 per cluster
-        ("staging", 12052.26, 12613.71, 30000.0),
+        # staging: mixtral 1 + 1 canary per cluster up to 3 + 1 (aws) and 1 + 1 (gcp);
+        # llama 1..2, bge 1 per cluster (from the table above)
+        ("staging", None, None, 30000.0),
         ("prod", None, None, 250000.0),
     ],
 )
@@ -145,17 +154,24 @@ def test_environment_totals(
 def test_prod_is_capped_and_says_why(report: dict[str, dict[str, object]]) -> None:
     prod = report["prod"]
     assert prod["notes"] == ["budget: maximum replicas capped to keep the worst case within budget"]
-    models = {(c["cluster"], m["model"]): m for c in prod["clusters"] for m in c["models"]}  # type: ignore[attr-defined]
-    reasons = models[("prod-aws-use1", "llama-3-1-8b-instruct")]["reasons"]
-    assert reasons == [
-        "min 1 of 4, max 5 of 16",
-        "split by routing weights",
-        "budget: environment max capped 24→16",
-    ]
+    # validate's located warnings about the environment are in the report too.
     assert (
-        "min raised 2→4: the model may not scale to zero, so every cluster keeps a replica"
-        in (models[("prod-gcp-euw4", "llama-3-3-70b-instruct")]["reasons"])
-    )
+        "spec.models[1].replicas.max: maximum replicas of 'llama-3-3-70b-instruct' capped 8→6 "
+        "by the budget of $250,000/month ($314,259/month at every maximum)"
+    ) in prod["warnings"]  # type: ignore[operator]
+    assert prod["idle_usd_per_month"] == 0
+    models = {(c["cluster"], m["model"]): m for c in prod["clusters"] for m in c["models"]}  # type: ignore[attr-defined]
+    reasons = models[("prod-aws-use1", "llama-3-3-70b-instruct")]["reasons"]
+    assert reasons == [
+        "min 1 of 4, max 2 of 6",
+        "split by routing weights",
+        "budget: environment max capped 8→6",
+    ]
+    # Only the 70B is capped: the rest of the budget buys every other model's maximum.
+    assert {(m["model"], m["max_replicas"]) for m in models.values()} >= {
+        ("llama-3-1-8b-instruct", 7),
+        ("qwen2-5-32b-instruct-awq", 2),
+    }
 
 
 def test_spot_savings_and_gpu_caps(report: dict[str, dict[str, object]]) -> None:

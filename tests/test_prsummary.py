@@ -166,3 +166,27 @@ def test_cli_markdown_json_and_bad_ref(gitrepo: Path) -> None:
     bad = runner.invoke(app, ["diff", "--root", str(gitrepo), "--base", "no-such-ref"])
     assert bad.exit_code == 2
     assert "no-such-ref" in bad.output
+
+
+A10G_POOL = "minNodes: 0\n      maxNodes: 2\n      zones: [us-east-2a, us-east-2b]"
+
+
+def test_idle_nodes_count_in_the_budget_figures(gitrepo: Path) -> None:
+    """Two a10g-x4 nodes kept by minNodes and used by no model cost 2 × $2.4642/h
+    (g5.12xlarge spot) × 730 h = $3,597.73/month, at the minimum and the maximum."""
+    cluster = gitrepo / "catalog/clusters/dev-aws-use2.yaml"
+    text = cluster.read_text()
+    assert text.count(A10G_POOL) == 1
+    cluster.write_text(text.replace(A10G_POOL, A10G_POOL.replace("minNodes: 0", "minNodes: 2")))
+    s = pr_summary(gitrepo, "main")
+    (dev,) = [e for e in s.environments if e.changed]
+    idle = 2 * 2.4642 * 730
+    assert dev.after.usd_min - dev.before.usd_min == pytest.approx(idle, abs=0.02)
+    # They also come off dev's $5,000 budget first: $1,402 is left for replicas, so
+    # qwen keeps its one replica and llama-8b's maximum is capped 2→1 ($0.4277/h less).
+    assert dev.after.usd_max - dev.before.usd_max == pytest.approx(idle - 0.4277 * 730, abs=0.02)
+    assert dev.after.usd_max <= 5000
+    assert dev.after.gpus_max == dev.before.gpus_max - 1  # the capped llama-8b replica
+    plan = _plan(gitrepo).environments["dev"]
+    assert plan.allocation.idle_nodes == {"dev-aws-use2/a10g-x4": 2}
+    assert plan.idle_monthly_usd == pytest.approx(idle, abs=0.01)

@@ -17,7 +17,8 @@ import pytest
 
 from llmgen.catalog import cost
 from llmgen.catalog.hints import suggest
-from llmgen.catalog.validate import ValidationResult, validate
+from llmgen.catalog.validate import ValidationResult
+from llmgen.plan.check import validate_with_plan
 
 REPO = Path(__file__).resolve().parents[1]
 _BASELINE: frozenset[str] | None = None
@@ -30,6 +31,11 @@ def _baseline() -> frozenset[str]:
     if _BASELINE is None:
         _BASELINE = frozenset(str(d) for d in validate(REPO).diagnostics)
     return _BASELINE
+
+
+def validate(root: Path) -> ValidationResult:
+    """Catalog validation and the plan's checks, as `llmgen validate` runs them."""
+    return validate_with_plan(root)[0]
 
 
 def apply(root: Path, edits: list[Edit]) -> ValidationResult:
@@ -322,11 +328,32 @@ CASES = [
         id="budget-error",
     ),
     pytest.param(
-        [("catalog/environments/dev.yaml", "monthlyUSD: 5000", "monthlyUSD: 1000")],
+        [("catalog/environments/dev.yaml", "monthlyUSD: 5000", "monthlyUSD: 1400")],
         [
-            "catalog/environments/dev.yaml:12:17: warning: spec.budget.monthlyUSD: maximum replicas cost $1,671/month, over the budget of $1,000/month; llmgen caps maxReplicas to llama-3-1-8b-instruct 2→1, qwen2-5-32b-instruct-awq 1→0 ($624/month)"
+            "catalog/environments/dev.yaml:12:17: warning: spec.budget.monthlyUSD: maximum replicas cost $1,671/month, over the budget of $1,400/month; llmgen caps maxReplicas to llama-3-1-8b-instruct 2→1 ($1,359/month)",
+            "catalog/environments/dev.yaml:30:31: warning: spec.models[0].replicas.max: maximum replicas of 'llama-3-1-8b-instruct' capped 2→1 by the budget of $1,400/month ($1,671/month at every maximum)",
         ],
         id="budget-warning",
+    ),
+    pytest.param(
+        [
+            (
+                "catalog/environments/staging.yaml",
+                "replicas: {min: 4, max: 6}",
+                "replicas: {min: 2, max: 2}",
+            )
+        ],
+        [
+            "catalog/environments/staging.yaml:47:9: spec.models[1].canary: the canary of 'mixtral-8x7b-instruct' needs a replica beside the stable one on every cluster, but its maximum on staging-aws-use1, staging-gcp-usc1 is 1; raise replicas.max to at least 4"
+        ],
+        id="canary-without-room",
+    ),
+    pytest.param(
+        [("catalog/environments/dev.yaml", "monthlyUSD: 5000", "monthlyUSD: 1000")],
+        [
+            "catalog/environments/dev.yaml:32:31: spec.models[1].replicas.max: the budget of $1,000/month leaves 'qwen2-5-32b-instruct-awq' no replica (maximum 1 capped to 0): raise budget.monthlyUSD or remove the model from the environment"
+        ],
+        id="budget-caps-to-zero",
     ),
     pytest.param(
         [
@@ -358,8 +385,8 @@ CASES = [
         [
             (
                 "catalog/environments/prod.yaml",
-                "      replicas: {min: 1, max: 4}\n",
-                "      replicas: {min: 1, max: 4}\n      canary: {revision: v0.2, image: 'vllm/vllm-openai:v0.12.0'}\n",
+                "      replicas: {min: 2, max: 4}\n",
+                "      replicas: {min: 2, max: 4}\n      canary: {revision: v0.2, image: 'vllm/vllm-openai:v0.12.0'}\n",
             )
         ],
         [
@@ -373,8 +400,8 @@ CASES = [
         [
             (
                 "catalog/environments/dev.yaml",
-                "    - name: bge-m3\n      replicas: {min: 0, max: 1}",
-                "    - name: bge-m3\n      replicas: {min: 0, max: 1}\n      canary: {revision: main}",
+                "    - name: bge-m3\n      replicas: {min: 1, max: 1}",
+                "    - name: bge-m3\n      replicas: {min: 1, max: 2}\n      canary: {revision: main}",
             )
         ],
         [],
@@ -422,8 +449,8 @@ CASES = [
         [
             (
                 "catalog/environments/prod.yaml",
-                "      replicas: {min: 1, max: 4}\n",
-                "      replicas: {min: 1, max: 4}\n      canary: {revision: 125c431e2ff41a156b9f9076f744d2f35dd6e67a}\n",
+                "      replicas: {min: 2, max: 4}\n",
+                "      replicas: {min: 2, max: 4}\n      canary: {revision: 125c431e2ff41a156b9f9076f744d2f35dd6e67a}\n",
             )
         ],
         [
@@ -435,8 +462,8 @@ CASES = [
         [
             (
                 "catalog/environments/prod.yaml",
-                "      replicas: {min: 1, max: 4}\n",
-                "      replicas: {min: 1, max: 4}\n      canary: {revision: 125c431e2ff41a156b9f9076f744d2f35dd6e67a, weightsSha256: abababababababababababababababababababababababababababababababab}\n",
+                "      replicas: {min: 2, max: 4}\n",
+                "      replicas: {min: 2, max: 4}\n      canary: {revision: 125c431e2ff41a156b9f9076f744d2f35dd6e67a, weightsSha256: abababababababababababababababababababababababababababababababab}\n",
             )
         ],
         [],
@@ -446,8 +473,8 @@ CASES = [
         [
             (
                 "catalog/environments/prod.yaml",
-                "      replicas: {min: 1, max: 4}\n",
-                "      replicas: {min: 1, max: 4}\n      canary: {revision: 125c431e2ff41a156b9f9076f744d2f35dd6e67a, weightsSha256: abababababababababababababababababababababababababababababababab}\n",
+                "      replicas: {min: 2, max: 4}\n",
+                "      replicas: {min: 2, max: 4}\n      canary: {revision: 125c431e2ff41a156b9f9076f744d2f35dd6e67a, weightsSha256: abababababababababababababababababababababababababababababababab}\n",
             ),
             (
                 "catalog/models/mixtral-8x7b-instruct.yaml",
@@ -464,8 +491,8 @@ CASES = [
         [
             (
                 "catalog/environments/prod.yaml",
-                "      replicas: {min: 1, max: 4}\n",
-                "      replicas: {min: 1, max: 4}\n      canary: {image: 'vllm/vllm-openai:v0.12.0@sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc'}\n",
+                "      replicas: {min: 2, max: 4}\n",
+                "      replicas: {min: 2, max: 4}\n      canary: {image: 'vllm/vllm-openai:v0.12.0@sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc'}\n",
             )
         ],
         [],
@@ -623,7 +650,6 @@ def test_every_rule_is_exercised() -> None:
         "placement",
         "node_fit",
         "replica_bounds",
-        "budget",
         "pinned",
         "pinned_weights",
         "name_lengths",
@@ -632,6 +658,7 @@ def test_every_rule_is_exercised() -> None:
         "secret_stores",
         "secret_names",
         "config_credentials",
+        "cluster_versions",
     }
 
 

@@ -147,7 +147,12 @@ def environment_yaml(name: str, clusters: list[str], models: list[str], pinned: 
     weights = "\n".join(
         f"      {c}: {w}" for c, w in zip(clusters, _weights(len(clusters)), strict=True)
     )
-    model_lines = "\n".join(f"    - name: {m}\n      replicas: {{min: 1, max: 4}}" for m in models)
+    # Models that may not scale to zero keep a replica on every cluster: the
+    # minimum says so, so validate has nothing to raise (and warn about).
+    low = len(clusters)
+    model_lines = "\n".join(
+        f"    - name: {m}\n      replicas: {{min: {low}, max: {max(4, low)}}}" for m in models
+    )
     return f"""apiVersion: llmgen.io/v1alpha1
 kind: Environment
 metadata:

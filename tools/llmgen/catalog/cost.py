@@ -26,6 +26,9 @@ HOURS_PER_MONTH = 730
 # Weights are not all a replica keeps in GPU memory (activations, CUDA graphs,
 # a minimum KV cache); 20% headroom is the usual rule of thumb for vLLM.
 WEIGHT_OVERHEAD = 1.2
+# Money compared in USD/month: a replica that costs this much more than the
+# money left still fits (floating-point noise, not a real overspend).
+_EPS = 1e-6
 
 _QUANT_BYTES = {
     "fp8": 1.0,
@@ -173,45 +176,6 @@ def serving_clusters(env: Environment, dep: ModelDeployment, catalog: Catalog) -
     return found
 
 
-def effective_min(low: int, high: int, clusters: int, scale_to_zero: bool) -> int:
-    """The environment-wide minimum that will really run.
-
-    A model that may not scale to zero keeps a replica on every cluster it is
-    placed on (a cluster at zero would need scale-from-zero to serve), so its
-    minimum is at least its number of clusters, though never above its maximum.
-    """
-    if scale_to_zero:
-        return min(low, high)
-    return min(max(low, clusters), max(high, low))
-
-
-def environment_cost_lines(env: Environment, catalog: Catalog) -> list[CostLine]:
-    """Monthly cost inputs of every model of `env` that can be priced.
-
-    A replica is priced at the dearest of the model's serving clusters, so
-    the budget caps hold however plan splits replicas between them; the
-    minimum counts the replica per cluster that a model which may not scale
-    to zero keeps (`effective_min`), as plan will run it. Models or clusters
-    that other rules reject (unknown, no pool) are left out.
-    """
-    lines: list[CostLine] = []
-    for dep in env.models:
-        model = catalog.models.get(dep.name)
-        if model is None:
-            continue
-        prices = [
-            price
-            for cluster in serving_clusters(env, dep, catalog)
-            if (price := replica_hourly(model, cluster, catalog.gpus)) is not None
-        ]
-        if not prices:
-            continue
-        low, high = replica_bounds(dep, model)
-        low = effective_min(low, high, len(prices), model.scale_to_zero)
-        lines.append(CostLine(dep.name, low, high, max(prices)))
-    return lines
-
-
 def monthly_min(lines: Iterable[CostLine]) -> float:
     return sum(line.monthly_min for line in lines)
 
@@ -223,21 +187,55 @@ def monthly_max(lines: Iterable[CostLine]) -> float:
 def budget_caps(lines: list[CostLine], budget_usd: float) -> dict[str, int]:
     """The max replicas per model that keep an environment's worst case within budget.
 
-    Every model keeps its minimum; the money left over after the minimums is
-    shared in proportion to each model's headroom (max - min replicas), and
-    rounded down so the capped total never exceeds the budget. When even the
-    minimums do not fit, the caps are the minimums.
+    Maxima that fit the budget are left alone. Otherwise every model keeps
+    its minimum, and the money left over is spent in three passes:
+
+    1. one replica above the minimum for every model with headroom, models
+       at a minimum of zero first (without it they would not run at all),
+       then cheapest first, so each keeps room to autoscale when the money
+       allows that at all;
+    2. the rest in proportion to each model's remaining headroom cost
+       (max − cap replicas × price), rounded down;
+    3. what rounding left, one replica at a time (largest rounded-off
+       fraction first, then cheapest) until no further replica fits.
+
+    So the capped spend is as close to the budget as replica granularity
+    allows: no model below its maximum could take one more replica within
+    it. When even the minimums do not fit, the caps are the minimums.
     """
     low, high = monthly_min(lines), monthly_max(lines)
     if high <= budget_usd:
         return {line.model: line.max_replicas for line in lines}
+    caps = {line.model: line.min_replicas for line in lines}
     if low >= budget_usd or high <= low:
-        return {line.model: line.min_replicas for line in lines}
-    share = (budget_usd - low) / (high - low)
-    # The epsilon keeps an exact fit (share * headroom == an integer) from
-    # losing a replica to floating-point noise.
-    return {
-        line.model: line.min_replicas
-        + math.floor((line.max_replicas - line.min_replicas) * share + 1e-9)
-        for line in lines
-    }
+        return caps
+    money = budget_usd - low
+    price = {line.model: line.replica_hourly_usd * HOURS_PER_MONTH for line in lines}
+    room = [line for line in lines if line.max_replicas > line.min_replicas]
+    # 1. One replica of headroom each: models that would otherwise not run first, then cheapest.
+    for line in sorted(room, key=lambda x: (x.min_replicas > 0, price[x.model], x.model)):
+        if price[line.model] <= money + _EPS:
+            caps[line.model] += 1
+            money -= price[line.model]
+    # 2. The rest in proportion to the headroom cost still uncovered.
+    rest = sum((x.max_replicas - caps[x.model]) * price[x.model] for x in room)
+    fraction: dict[str, float] = {}
+    if rest > 0 and money > 0:
+        share = min(money / rest, 1.0)
+        for line in room:
+            exact = (line.max_replicas - caps[line.model]) * share
+            add = math.floor(exact + 1e-9)
+            fraction[line.model] = exact - add
+            caps[line.model] += add
+            money -= add * price[line.model]
+    # 3. Fill what rounding left, one replica at a time.
+    order = sorted(room, key=lambda x: (-fraction.get(x.model, 0.0), price[x.model], x.model))
+    added = True
+    while added:
+        added = False
+        for line in order:
+            if caps[line.model] < line.max_replicas and price[line.model] <= money + _EPS:
+                caps[line.model] += 1
+                money -= price[line.model]
+                added = True
+    return caps

@@ -16,6 +16,7 @@ from llmgen.catalog.rulekit import Context, Present, Rule, deployments
 from llmgen.catalog.rules_capacity import CAPACITY_RULES
 from llmgen.catalog.rules_network import NETWORK_RULES
 from llmgen.catalog.rules_policy import POLICY_RULES
+from llmgen.catalog.rules_versions import VERSION_RULES
 from llmgen.errors import Diagnostic
 
 # --------------------------------------------------------------- references
@@ -188,6 +189,7 @@ def _rules() -> tuple[Rule, ...]:
         *CAPACITY_RULES,
         *POLICY_RULES,
         *NETWORK_RULES,
+        *VERSION_RULES,
     )
 
 

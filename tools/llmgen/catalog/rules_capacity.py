@@ -1,4 +1,10 @@
-"""Capacity and cost rules: GPUs per replica, memory, node pools, replicas, budget."""
+"""Capacity rules: GPUs per replica, memory, node pools, replica bounds.
+
+The budget and what the pools can hold are checked on the plan itself
+(`llmgen.plan.check`): they depend on how the allocator packs, prices and
+splits replicas (canaries, idle nodes, nodes held by one replica), which
+catalog/ cannot see without a second, diverging copy of the allocator.
+"""
 
 from __future__ import annotations
 
@@ -150,56 +156,6 @@ def replica_bounds(ctx: Context) -> Iterator[Diagnostic]:
         )
 
 
-def _usd(amount: float) -> str:
-    return f"${amount:,.0f}"
-
-
-def budget(ctx: Context) -> Iterator[Diagnostic]:
-    """Minimum replicas fit the budget (error); maximum replicas too, or llmgen caps them."""
-    for env in ctx.catalog.environments.values():
-        if env.suspended:
-            continue  # a suspended environment runs nothing
-        cat = ctx.catalog
-        if any(d.name not in cat.models for d in env.models) or any(
-            c not in cat.clusters for c in env.clusters
-        ):
-            continue  # a partial sum would mislead; the missing pieces are reported already
-        lines = cost.environment_cost_lines(env, ctx.catalog)
-        low, high = cost.monthly_min(lines), cost.monthly_max(lines)
-        limit = env.monthly_budget_usd
-        if low > limit:
-            largest = sorted(lines, key=lambda line: (-line.monthly_min, line.model))[:3]
-            terms = ", ".join(
-                f"{line.model} {line.min_replicas} × ${line.replica_hourly_usd:.2f}/h × "
-                f"{cost.HOURS_PER_MONTH} h = {_usd(line.monthly_min)}"
-                for line in largest
-                if line.monthly_min > 0
-            )
-            yield env.where.error(
-                f"minimum replicas cost {_usd(low)}/month, over the budget of "
-                f"{_usd(limit)}/month (largest: {terms})",
-                "budget",
-                "monthlyUSD",
-            )
-        elif high > limit:
-            caps = cost.budget_caps(lines, limit)
-            changed = [line for line in lines if caps[line.model] < line.max_replicas]
-            shown = ", ".join(
-                f"{line.model} {line.max_replicas}→{caps[line.model]}" for line in changed[:6]
-            )
-            more = f" and {len(changed) - 6} more" if len(changed) > 6 else ""
-            capped = sum(
-                caps[line.model] * line.replica_hourly_usd * cost.HOURS_PER_MONTH for line in lines
-            )
-            yield env.where.warning(
-                f"maximum replicas cost {_usd(high)}/month, over the budget of "
-                f"{_usd(limit)}/month; llmgen caps maxReplicas to {shown}{more} "
-                f"({_usd(capped)}/month)",
-                "budget",
-                "monthlyUSD",
-            )
-
-
 CAPACITY_RULES: tuple[Rule, ...] = (
     parallelism,
     engine_quantization,
@@ -208,5 +164,4 @@ CAPACITY_RULES: tuple[Rule, ...] = (
     placement,
     node_fit,
     replica_bounds,
-    budget,
 )

@@ -39,12 +39,12 @@ def validate_cmd(
     root: RootOpt = None,
     fmt: CheckFormatOpt = CheckFormat.text,
 ) -> None:
-    """Check every catalog file: schemas, then cross-document rules."""
-    from llmgen.catalog.validate import validate
+    """Check every catalog file: schemas, cross-document rules, then what the plan can place."""
+    from llmgen.plan.check import validate_with_plan
     from llmgen.resources import drift
 
     base = find_root(root)
-    result = validate(base)
+    result, _ = validate_with_plan(base)
     notes = drift(base)
     if fmt == "text":
         for note in notes:
@@ -184,6 +184,14 @@ def verify_cmd(
         bool,
         typer.Option("--kustomize/--no-kustomize", help="Run kustomize build on every folder."),
     ] = True,
+    kubernetes_version: Annotated[
+        str | None,
+        typer.Option(
+            "--kubernetes-version",
+            help="Check every folder against this Kubernetes minor's schemas "
+            "(default: each cluster's kubernetesVersion).",
+        ),
+    ] = None,
     fmt: CheckFormatOpt = CheckFormat.text,
 ) -> None:
     """Check generated/: schemas, CRD rules, API server rules, kustomize builds, Flux
@@ -197,11 +205,25 @@ def verify_cmd(
         )
     if not crd_schemas.is_dir():
         raise typer.BadParameter(f"{crd_schemas} is not a folder", param_hint="--crd-schemas")
-    result = verify_tree(base, crd_schemas, kustomize=kustomize, clusters=catalog_facts(base))
+    if kubernetes_version is not None:
+        from llmgen.verify.schemas import core_schema_dir
+
+        try:
+            core_schema_dir(kubernetes_version)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--kubernetes-version") from exc
+    result = verify_tree(
+        base,
+        crd_schemas,
+        kubernetes_version=kubernetes_version,
+        kustomize=kustomize,
+        clusters=catalog_facts(base),
+    )
     summary = "\n".join(
         [
             *result.stats.lines(),
-            f"{'OK' if result.ok else 'FAILED'}: {result.documents} documents, "
+            f"{'OK' if result.ok else 'FAILED'}: {result.documents} documents "
+            f"(Kubernetes {result.kubernetes_schemas} schemas), "
             f"{result.folders} kustomize folders; " + report.summary(result.diagnostics),
         ]
     )

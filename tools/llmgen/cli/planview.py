@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from llmgen.errors import Diagnostic
 from llmgen.plan.build import HOURS_PER_MONTH, Placement, Plan
 
 FORMATS = ("text", "json", "markdown")
@@ -74,14 +75,16 @@ class EnvironmentRow:
     clusters: list[ClusterRow]
     notes: list[str]
     warnings: list[str]
+    #: nodes that pools keep (minNodes) and the minimums leave idle: paid regardless
+    idle_usd_per_month: float = 0.0
 
     @property
     def usd_per_month_min(self) -> float:
-        return sum(c.usd_per_month_min for c in self.clusters)
+        return sum(c.usd_per_month_min for c in self.clusters) + self.idle_usd_per_month
 
     @property
     def usd_per_month_max(self) -> float:
-        return sum(c.usd_per_month_max for c in self.clusters)
+        return sum(c.usd_per_month_max for c in self.clusters) + self.idle_usd_per_month
 
     @property
     def spot_savings_per_month_max(self) -> float:
@@ -131,8 +134,17 @@ def model_row(p: Placement) -> ModelRow:
     )
 
 
-def plan_report(plan: Plan, environments: Iterable[str] | None = None) -> list[EnvironmentRow]:
-    """Rows for every environment (or the named ones), clusters and models sorted by name."""
+def plan_report(
+    plan: Plan,
+    environments: Iterable[str] | None = None,
+    diagnostics: Iterable[Diagnostic] = (),
+) -> list[EnvironmentRow]:
+    """Rows for every environment (or the named ones), clusters and models sorted by name.
+
+    `diagnostics` are validate's warnings: those located in an environment's
+    file (capped maxima, raised minimums, budget) are listed with it.
+    """
+    found = list(diagnostics)
     wanted = set(environments) if environments else None
     rows = []
     for name in sorted(plan.environments):
@@ -155,8 +167,10 @@ def plan_report(plan: Plan, environments: Iterable[str] | None = None) -> list[E
             )
             row.models = [model_row(p) for p in cp.placements]
             clusters.append(row)
-        warnings = []
-        total_max = sum(c.usd_per_month_max for c in clusters)
+        warnings = [
+            f"{d.path}: {d.message}" for d in found if d.location.file == env.where.doc.file
+        ]
+        total_max = sum(c.usd_per_month_max for c in clusters) + ep.idle_monthly_usd
         if env.monthly_budget_usd and total_max > env.monthly_budget_usd:
             warnings.append(
                 f"maximum spend ${total_max:,.0f}/month is over the ${env.monthly_budget_usd:,.0f} "
@@ -166,7 +180,13 @@ def plan_report(plan: Plan, environments: Iterable[str] | None = None) -> list[E
             warnings.append("suspended (llmgen stop): every model is held at zero replicas")
         rows.append(
             EnvironmentRow(
-                name, env.monthly_budget_usd, env.suspended, clusters, list(ep.notes), warnings
+                name,
+                env.monthly_budget_usd,
+                env.suspended,
+                clusters,
+                list(ep.notes),
+                warnings,
+                round(ep.idle_monthly_usd, 2),
             )
         )
     return rows
@@ -197,6 +217,7 @@ def to_json(rows: list[EnvironmentRow]) -> str:
                 if math.isinf(e.budget_share_max)
                 else round(e.budget_share_max, 4),
                 "spot_savings_per_month_max": round(e.spot_savings_per_month_max, 2),
+                "idle_usd_per_month": e.idle_usd_per_month,
                 "notes": e.notes,
                 "warnings": e.warnings,
                 "clusters": [
@@ -336,11 +357,11 @@ def plan_command(root: Path, environments: list[str] | None, fmt: str) -> str:
 
     if fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
-    catalog, _ = checked_catalog(root)
+    catalog, warnings = checked_catalog(root)
     plan = build_plan(catalog)
     for name in environments or ():
         if name not in plan.environments:
             raise UsageError(
                 f"no environment named {name!r}; known: {', '.join(sorted(plan.environments))}"
             )
-    return render_report(plan_report(plan, environments), fmt)
+    return render_report(plan_report(plan, environments, warnings), fmt)

@@ -42,13 +42,15 @@ class Capacity:
     usd_max: float = 0.0
 
     @classmethod
-    def of(cls, placements: Iterable[Placement]) -> Capacity:
+    def of(cls, placements: Iterable[Placement], idle_usd: float = 0.0) -> Capacity:
+        """Replicas (canaries included) at min and max, plus `idle_usd`: nodes that
+        pools keep (minNodes) and nothing uses, paid whatever runs."""
         ps = list(placements)
         return cls(
             sum(p.gpus_min for p in ps),
             sum(p.gpus_max for p in ps),
-            round(sum(p.monthly_usd_min for p in ps), 2),
-            round(sum(p.monthly_usd_max for p in ps), 2),
+            round(sum(p.monthly_usd_min for p in ps) + idle_usd, 2),
+            round(sum(p.monthly_usd_max for p in ps) + idle_usd, 2),
         )
 
 
@@ -250,8 +252,8 @@ def environment_deltas(before: Plan | None, after: Plan) -> list[EnvironmentDelt
                 name,
                 len({p.model.name for p in a.placements}) if a else None,
                 len({p.model.name for p in b.placements}) if b else None,
-                Capacity.of(a.placements) if a else Capacity(),
-                Capacity.of(b.placements) if b else Capacity(),
+                Capacity.of(a.placements, a.idle_monthly_usd) if a else Capacity(),
+                Capacity.of(b.placements, b.idle_monthly_usd) if b else Capacity(),
                 a.environment.monthly_budget_usd if a else None,
                 b.environment.monthly_budget_usd if b else None,
                 suspended=bool(b and b.environment.suspended),

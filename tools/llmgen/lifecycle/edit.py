@@ -243,7 +243,7 @@ def check_edits(root: Path, edits: Sequence[FileEdit]) -> list[Diagnostic]:
     Returns the warnings about the edited files. The real catalog is not touched: the edits are
     applied to a temporary copy of it.
     """
-    from llmgen.catalog.validate import validate
+    from llmgen.plan.check import validate_with_plan
 
     with tempfile.TemporaryDirectory(prefix="llmgen-edit-") as tmpdir:
         tmp = Path(tmpdir)
@@ -252,7 +252,7 @@ def check_edits(root: Path, edits: Sequence[FileEdit]) -> list[Diagnostic]:
             target = tmp / e.path
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(e.after.encode("utf-8"))
-        result = validate(tmp)
+        result, _ = validate_with_plan(tmp)
     if not result.ok:
         raise CatalogError(result.diagnostics)
     # Warnings elsewhere in the catalog predate this edit and are not its business.

@@ -146,6 +146,12 @@ def _edit_env(
 # ------------------------------------------------------------------ deploy
 
 
+def _scales_to_zero(doc: Document) -> bool:
+    spec = doc.data.get("spec") if isinstance(doc.data, dict) else None
+    scaling = spec.get("scaling") if isinstance(spec, dict) else None
+    return isinstance(scaling, dict) and scaling.get("scaleToZero") is True
+
+
 def deploy(
     root: Path,
     model: str,
@@ -165,7 +171,15 @@ def deploy(
     (CatalogError otherwise, nothing written).
     """
     docs = _documents(root)
-    _find(docs, "Model", model)
+    model_doc = _find(docs, "Model", model)
+    if min_replicas == 0 and not _scales_to_zero(model_doc):
+        # The plan would keep a replica per cluster anyway: refuse rather than
+        # write a number that is silently not what runs.
+        raise UsageError(
+            f"{model} may not scale to zero (scaling.scaleToZero is false in {model_doc.file}), "
+            f"so --min 0 would still keep one replica on each of its clusters in {env}; "
+            "pass --min 1 or more, or set scaling.scaleToZero: true in the model"
+        )
     if clusters is not None and all_clusters:
         raise UsageError("pass either --clusters or --all-clusters, not both")
     if clusters is not None and not clusters:

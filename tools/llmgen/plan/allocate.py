@@ -4,21 +4,25 @@ Pure functions over plain data (no catalog types), so the allocator can be
 tested by itself. The inputs are, per model, the environment's bounds and the
 clusters ("sites") it may run on, each with a routing weight, an hourly price
 per replica and the node pool it would use; per pool, how many nodes it may
-have. The decisions, in order:
+have, how many it always keeps (`minNodes`) and what a node costs. The
+decisions, in order:
 
-1. Budget: the environment's maximum replicas are capped with
-   `cost.budget_caps`, the same caps `llmgen validate` announces, priced at
-   each model's dearest site, so whatever the split the worst case stays
-   within budget (when the minimums fit at all).
-2. Floors: a model that may not scale to zero keeps one replica on every
-   site it is placed on, so its minimum is at least its number of sites.
-3. Shares: floors first, then the rest of each bound in proportion to the
-   routing weights (equal shares without weights), largest-remainder rounded
-   so the totals are preserved exactly.
-4. Capacity: a pool's nodes are shared by the models placed on it. Every
-   model's minimums are placed before any model's headroom (in the
-   environment's listing order); what does not fit moves to the model's
-   cheapest other site with room, and only what fits nowhere is dropped.
+1. Floors: a model that may not scale to zero keeps one replica on every
+   site it is placed on; a model with a canary keeps a stable and a canary
+   replica there (two), so its minimum is at least its sites times that.
+2. Minimums: every model's minimum is placed before any model's headroom
+   (in the environment's listing order); what does not fit moves to the
+   model's cheapest other site with room. What fits nowhere is reported
+   (`Allocation.unplaced_min`): plan turns it into an error.
+3. Budget: the nodes pools keep idle (`minNodes` beyond what the minimums
+   use) are paid whatever runs, so they come off the budget first; the
+   maxima are then capped with `cost.budget_caps`, priced at each model's
+   dearest site, so whatever the split the worst case stays within budget.
+4. Shares: each bound is split by the routing weights (equal shares without
+   weights), largest remainder first, then sites below their floor take
+   from the sites furthest above theirs (70/30 of 4 is 3/1).
+5. Headroom: placed like the minimums; what fits nowhere is reported
+   (`Allocation.unplaced_max`): plan turns it into a warning.
 
 Every decision that changes a number leaves a reason that `llmgen plan` shows.
 """
@@ -29,7 +33,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from llmgen.catalog.cost import CostLine, budget_caps, effective_min
+from llmgen.catalog.cost import HOURS_PER_MONTH, CostLine, budget_caps
 
 
 def largest_remainder(
@@ -55,6 +59,29 @@ def largest_remainder(
     return shares
 
 
+def with_floor(
+    total: int, weights: Mapping[str, float], order: Sequence[str], floor: int
+) -> dict[str, int]:
+    """`largest_remainder`, then every name below `floor` raised, as far as the total allows.
+
+    A raised name takes one at a time from the name furthest above the
+    floor (ties to the earlier name), so the split stays as close to the
+    weights as the floor lets it: 70/30 of 4 with a floor of 1 is 3/1. A
+    total too small for the floor everywhere gets the highest floor it can
+    give every name (2 over two names with a floor of 2 is 1/1).
+    """
+    shares = largest_remainder(total, weights, order)
+    floor = min(floor, total // len(order)) if order else 0
+    if floor <= 0:
+        return shares
+    for c in order:
+        while shares[c] < floor:
+            donor = max(order, key=lambda d: (shares[d] - floor, -order.index(d)))
+            shares[donor] -= 1
+            shares[c] += 1
+    return shares
+
+
 @dataclass(frozen=True)
 class Site:
     """One cluster a model may run on."""
@@ -77,6 +104,34 @@ class Demand:
     high: int
     sites: tuple[Site, ...]
     scale_to_zero: bool = True
+    #: percent of traffic to the model's canary; 0 without one
+    canary_weight: int = 0
+
+    @property
+    def site_floor(self) -> int:
+        """Replicas every site keeps at the minimum (stable, plus a canary's)."""
+        keeps = not self.scale_to_zero or (self.canary_weight > 0 and self.low > 0)
+        return (2 if self.canary_weight > 0 else 1) if keeps else 0
+
+    @property
+    def site_floor_max(self) -> int:
+        """Replicas every site needs at the maximum: a canary needs one beside the stable."""
+        return 2 if self.canary_weight > 0 else (0 if self.scale_to_zero else 1)
+
+    @property
+    def effective_low(self) -> int:
+        """The environment-wide minimum that will really run (floors in, never above max)."""
+        return min(max(self.low, self.site_floor * len(self.sites)), max(self.high, self.low))
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    """A node pool's limits and price."""
+
+    max_nodes: int
+    min_nodes: int = 0
+    #: hourly USD of one node (its dearest shape)
+    node_hourly_usd: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -96,10 +151,43 @@ class Allocation:
     shares: dict[tuple[str, str], Share] = field(default_factory=dict)
     #: pool -> nodes the pool needs with every model at its maximum
     nodes_at_max: dict[str, int] = field(default_factory=dict)
+    #: pool -> nodes it may have (maxNodes)
+    pool_limits: dict[str, int] = field(default_factory=dict)
     #: model -> its environment-wide maximum after the budget cap
     capped_high: dict[str, int] = field(default_factory=dict)
+    #: model -> its environment-wide minimum with the floors (what should run)
+    effective_low: dict[str, int] = field(default_factory=dict)
+    #: model -> minimum replicas that fit in no pool of any of its sites
+    unplaced_min: dict[str, int] = field(default_factory=dict)
+    #: model -> replicas of its (capped) maximum that fit in no pool
+    unplaced_max: dict[str, int] = field(default_factory=dict)
+    #: models with no site at all
+    homeless: list[str] = field(default_factory=list)
+    #: pool -> nodes it keeps (minNodes) that the minimums leave idle
+    idle_nodes: dict[str, int] = field(default_factory=dict)
+    #: pool -> monthly USD of those idle nodes (paid whatever runs)
+    idle_monthly_by_pool: dict[str, float] = field(default_factory=dict)
+    #: the budget left for replicas once idle nodes are paid (None: no budget)
+    replica_budget_usd: float | None = None
     #: environment-level notes (budget), shown once by `llmgen plan`
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def idle_monthly_usd(self) -> float:
+        return sum(self.idle_monthly_by_pool.values())
+
+    def cost_lines(self, demands: Sequence[Demand]) -> list[CostLine]:
+        """The budget's inputs: per model, floors in, at its dearest site."""
+        return [
+            CostLine(
+                d.model,
+                self.effective_low[d.model],
+                max(d.high, self.effective_low[d.model]),
+                max(s.replica_hourly_usd for s in d.sites),
+            )
+            for d in demands
+            if d.sites
+        ]
 
 
 class _Pools:
@@ -129,12 +217,10 @@ class _Pools:
 
 
 def _seated(total: int, sites: Sequence[Site], floor: int) -> dict[str, int]:
-    """`total` spread over `sites`: `floor` each first (if it fits), the rest by weight."""
-    order = [s.cluster for s in sites]
-    weights = {s.cluster: s.weight for s in sites}
-    seats = floor if total >= floor * len(order) else 0
-    rest = largest_remainder(total - seats * len(order), weights, order)
-    return {c: seats + rest[c] for c in order}
+    """`total` spread over `sites` by weight, each raised to `floor` (if the total allows)."""
+    return with_floor(
+        total, {s.cluster: s.weight for s in sites}, [s.cluster for s in sites], floor
+    )
 
 
 def _place(
@@ -143,11 +229,11 @@ def _place(
     wanted: Mapping[str, int],
     notes: dict[str, list[str]],
     what: str,
-) -> dict[str, int]:
+) -> tuple[dict[str, int], int]:
     """Place `wanted[cluster]` more replicas per site; move what does not fit.
 
     Overflow goes to the model's cheapest other site with room (then by
-    weight, then name); what fits nowhere is dropped, with a reason.
+    weight, then name). Returns what each site got and what fit nowhere.
     """
     by_cluster = {s.cluster: s for s in demand.sites}
     placed: dict[str, int] = {}
@@ -175,15 +261,13 @@ def _place(
             )
     if overflow:
         for s in demand.sites:
-            notes[s.cluster].append(
-                f"capacity: {overflow} {what} fit on no cluster and were dropped"
-            )
-    return placed
+            notes[s.cluster].append(f"capacity: {overflow} {what} fit in no pool")
+    return placed, overflow
 
 
 def allocate(
     demands: Sequence[Demand],
-    pool_nodes: Mapping[str, int],
+    pools: Mapping[str, int | PoolSpec],
     monthly_budget_usd: float | None,
 ) -> Allocation:
     """Split every demand's bounds across its sites within budget and capacity.
@@ -191,83 +275,94 @@ def allocate(
     Promises, for every demand: each site's min <= max; the maxima never
     exceed the (budget-capped) maximum and the minima never exceed the
     minimum raised to the floors; with room enough in the pools both totals
-    are met exactly; no pool is ever asked for more nodes than it may have;
-    and when the minimums fit the budget, the maxima cost no more than it.
+    are met exactly, and whatever is not met is reported (`unplaced_min`,
+    `unplaced_max`); no pool is ever asked for more nodes than it may have;
+    and when the minimums and idle nodes fit the budget, the maxima and idle
+    nodes cost no more than it.
     """
+    specs = {k: v if isinstance(v, PoolSpec) else PoolSpec(v) for k, v in pools.items()}
     result = Allocation()
+    result.homeless = [d.model for d in demands if not d.sites]
     live = [d for d in demands if d.sites]
-    # Floors raise the minimum a model costs, so they count before the budget.
-    lows = {d.model: _low_with_floor(d) for d in live}
-    lines = [
-        CostLine(
-            d.model,
-            lows[d.model],
-            max(d.high, lows[d.model]),
-            max(s.replica_hourly_usd for s in d.sites),
-        )
-        for d in live
-    ]
-    caps = (
-        budget_caps(lines, monthly_budget_usd)
-        if monthly_budget_usd is not None
-        else {line.model: line.max_replicas for line in lines}
-    )
+    lows = {d.model: d.effective_low for d in live}
+    result.effective_low = dict(lows)
     notes: dict[str, dict[str, list[str]]] = {
         d.model: {s.cluster: [] for s in d.sites} for d in live
     }
     for d in live:
-        high = caps[d.model]
-        result.capped_high[d.model] = high
         basis = "routing weights" if any(s.weight > 0 for s in d.sites) else "equal shares"
         for s in d.sites:
             notes[d.model][s.cluster].append(f"split by {basis}")
             if lows[d.model] > d.low:
-                notes[d.model][s.cluster].append(
-                    f"min raised {d.low}→{lows[d.model]}: the model may not scale to zero, "
-                    "so every cluster keeps a replica"
+                why = (
+                    "a stable and a canary replica on every cluster"
+                    if d.canary_weight
+                    else "a replica on every cluster: the model may not scale to zero"
                 )
-            if high < d.high:
-                notes[d.model][s.cluster].append(f"budget: environment max capped {d.high}→{high}")
-    if any(caps[d.model] < max(d.high, lows[d.model]) for d in live):
-        result.notes.append("budget: maximum replicas capped to keep the worst case within budget")
+                notes[d.model][s.cluster].append(f"min raised {d.low}→{lows[d.model]}: {why}")
 
-    pools = _Pools(pool_nodes)
+    placer = _Pools({k: v.max_nodes for k, v in specs.items()})
     # Pass 1: every model's minimums, so no model's headroom starves another's floor.
     placed_low: dict[str, dict[str, int]] = {}
     for d in live:
-        floor = 0 if d.scale_to_zero else 1
-        wanted = _seated(lows[d.model], d.sites, floor)
-        placed_low[d.model] = _place(pools, d, wanted, notes[d.model], "min replicas")
+        wanted = _seated(lows[d.model], d.sites, d.site_floor)
+        placed_low[d.model], missing = _place(placer, d, wanted, notes[d.model], "min replicas")
+        if missing:
+            result.unplaced_min[d.model] = missing
+
+    # Idle nodes: what pools keep beyond what the minimums use is paid regardless.
+    for key, spec in specs.items():
+        idle = max(spec.min_nodes - placer.used(key), 0)
+        if idle:
+            result.idle_nodes[key] = idle
+            result.idle_monthly_by_pool[key] = idle * spec.node_hourly_usd * HOURS_PER_MONTH
+
+    lines = result.cost_lines(live)
+    if monthly_budget_usd is not None:
+        result.replica_budget_usd = monthly_budget_usd - result.idle_monthly_usd
+        caps = budget_caps(lines, result.replica_budget_usd)
+    else:
+        caps = {line.model: line.max_replicas for line in lines}
+    for d in live:
+        high = caps[d.model]
+        result.capped_high[d.model] = high
+        if high < d.high:
+            for s in d.sites:
+                notes[d.model][s.cluster].append(f"budget: environment max capped {d.high}→{high}")
+    if any(caps[line.model] < line.max_replicas for line in lines):
+        result.notes.append("budget: maximum replicas capped to keep the worst case within budget")
+    if result.idle_nodes:
+        kept = ", ".join(f"{k} {n}" for k, n in sorted(result.idle_nodes.items()))
+        result.notes.append(
+            f"idle nodes kept by minNodes: {kept} (${result.idle_monthly_usd:,.0f}/month)"
+        )
+
     # Pass 2: headroom up to the capped maximum, aiming at each site's weighted share.
     for d in live:
         low = placed_low[d.model]
-        floor = 0 if d.scale_to_zero else 1
-        ideal = _seated(caps[d.model], d.sites, floor)
+        ideal = _seated(caps[d.model], d.sites, d.site_floor_max)
         growth = {c: max(ideal[c] - low[c], 0) for c in ideal}
         remaining = max(caps[d.model] - sum(low.values()), 0)
+        order = [s.cluster for s in d.sites]
         if sum(growth.values()) > remaining:
-            order = [s.cluster for s in d.sites]
             growth = _bounded_shares(remaining, growth, order)
         else:
             # Minimums that moved to other sites free headroom; give it to the weights.
             extra = remaining - sum(growth.values())
-            more = largest_remainder(
-                extra, {s.cluster: s.weight for s in d.sites}, [s.cluster for s in d.sites]
-            )
+            more = largest_remainder(extra, {s.cluster: s.weight for s in d.sites}, order)
             growth = {c: growth[c] + more[c] for c in growth}
-        grown = _place(pools, d, growth, notes[d.model], "max replicas")
+        grown, missing = _place(placer, d, growth, notes[d.model], "max replicas")
+        if missing:
+            result.unplaced_max[d.model] = missing
         for s in d.sites:
             lo, hi = low[s.cluster], low[s.cluster] + grown[s.cluster]
             reasons = [f"min {lo} of {lows[d.model]}, max {hi} of {caps[d.model]}"]
             reasons += _dedupe(notes[d.model][s.cluster])
             result.shares[(d.model, s.cluster)] = Share(lo, hi, tuple(reasons))
-    for pool in pool_nodes:
-        result.nodes_at_max[pool] = pools.used(pool)
+    for key, spec in specs.items():
+        result.nodes_at_max[key] = placer.used(key)
+        result.pool_limits[key] = spec.max_nodes
     return result
-
-
-def _low_with_floor(d: Demand) -> int:
-    return effective_min(d.low, d.high, len(d.sites), d.scale_to_zero)
 
 
 def _bounded_shares(total: int, caps: Mapping[str, int], order: Sequence[str]) -> dict[str, int]:
@@ -283,6 +378,26 @@ def _bounded_shares(total: int, caps: Mapping[str, int], order: Sequence[str]) -
         shares[c] += take
         spill -= take
     return shares
+
+
+def split_canary(weight: int, low: int, high: int) -> tuple[int, int, int, int]:
+    """A site's `low`..`high` replicas split into (stable min, stable max, canary min, canary max).
+
+    The canary's share of the maximum follows its traffic weight (largest
+    remainder, at least one replica, never the stable's last); it keeps a
+    standing replica wherever the site keeps two or more. Both always sum
+    to the site's bounds, so canaries count inside the model's maximum and
+    budget. Without a weight, or with room for one replica only, no canary.
+    """
+    if weight <= 0 or high < 2:
+        return low, high, 0, 0
+    split = largest_remainder(
+        high, {"stable": 100.0 - weight, "canary": float(weight)}, ["stable", "canary"]
+    )
+    canary_hi = min(max(split["canary"], 1), high - 1)
+    stable_hi = high - canary_hi
+    canary_lo = min(canary_hi, max(low - stable_hi, 1 if low >= 2 else 0))
+    return low - canary_lo, stable_hi, canary_lo, canary_hi
 
 
 def _dedupe(items: Sequence[str]) -> list[str]:

@@ -30,7 +30,7 @@ from llmgen.catalog.model import (
 )
 from llmgen.clouds import CloudProvider, get_provider
 from llmgen.plan import fit
-from llmgen.plan.allocate import Allocation, Demand, Site, allocate
+from llmgen.plan.allocate import Allocation, Demand, PoolSpec, Site, allocate, split_canary
 
 HOURS_PER_MONTH = float(cost.HOURS_PER_MONTH)
 
@@ -189,14 +189,23 @@ class EnvironmentPlan:
 
     #: environment-level notes from the allocator (budget caps)
     notes: tuple[str, ...] = ()
+    #: the allocator's full answer: what it capped, raised or could not place
+    allocation: Allocation = field(default_factory=Allocation, compare=False)
+    #: model -> the allocator's input for it (bounds and sites)
+    demands: dict[str, Demand] = field(default_factory=dict, compare=False)
+
+    @property
+    def idle_monthly_usd(self) -> float:
+        """Nodes that pools keep (minNodes) beyond what the minimums use: paid regardless."""
+        return self.allocation.idle_monthly_usd
 
     @property
     def monthly_usd_min(self) -> float:
-        return sum(p.monthly_usd_min for p in self.placements)
+        return sum(p.monthly_usd_min for p in self.placements) + self.idle_monthly_usd
 
     @property
     def monthly_usd_max(self) -> float:
-        return sum(p.monthly_usd_max for p in self.placements)
+        return sum(p.monthly_usd_max for p in self.placements) + self.idle_monthly_usd
 
 
 @dataclass(frozen=True)
@@ -244,6 +253,11 @@ def choose_pool(model: Model, cluster: Cluster, gpu: Gpu) -> NodePool | None:
     return min(eligible, key=lambda p: (_replica_price(model, p, gpu, cluster.cloud), p.name))
 
 
+def node_hourly(pool: NodePool, gpu: Gpu, cloud: str) -> float:
+    """Hourly USD of one node of `pool` (its dearest listed shape): what an idle node costs."""
+    return pool.gpus_per_node * (cost.pool_gpu_hourly(pool, gpu, cloud) or 0.0)
+
+
 def _replica_price(
     model: Model, pool: NodePool, gpu: Gpu, cloud: str, capacity_type: str | None = None
 ) -> float:
@@ -254,17 +268,9 @@ def pool_key(cluster: str, pool: str) -> str:
     return f"{cluster}/{pool}"
 
 
-def canary_bounds(dep: ModelDeployment, low: int, high: int) -> tuple[int, int]:
-    """The canary Deployment's bounds next to a primary of `low`..`high` replicas.
-
-    Enough replicas for its traffic weight at the primary's maximum (at least
-    one, so the canary route always has an endpoint), and a standing replica
-    only where the primary keeps one.
-    """
-    if dep.canary is None or high == 0:
-        return 0, 0
-    top = max(1, math.ceil(high * dep.canary.weight / 100))
-    return (1 if low >= 1 else 0), top
+def canary_weight(dep: ModelDeployment) -> int:
+    """Percent of the model's traffic its canary takes (0 without a canary)."""
+    return dep.canary.weight if dep.canary is not None else 0
 
 
 @dataclass(frozen=True)
@@ -291,7 +297,7 @@ def _candidates(
 
 def _allocate_environment(
     catalog: Catalog, env: Environment
-) -> tuple[Allocation, dict[str, dict[str, _Candidate]]]:
+) -> tuple[Allocation, dict[str, dict[str, _Candidate]], dict[str, Demand]]:
     """Build the allocator's input for `env`, run it, and keep the chosen pools."""
     demands: list[Demand] = []
     chosen: dict[str, dict[str, _Candidate]] = {}
@@ -319,15 +325,21 @@ def _allocate_environment(
                     for c in found
                 ),
                 scale_to_zero=model.scale_to_zero,
+                canary_weight=canary_weight(dep),
             )
         )
-    pool_nodes = {
-        pool_key(name, p.name): p.max_nodes
+    pools = {
+        pool_key(name, p.name): PoolSpec(
+            p.max_nodes,
+            p.min_nodes,
+            node_hourly(p, catalog.gpus[p.gpu], cluster.cloud) if p.gpu in catalog.gpus else 0.0,
+        )
         for name in env.clusters
         if (cluster := catalog.clusters.get(name)) is not None
         for p in cluster.node_pools
     }
-    return allocate(demands, pool_nodes, env.monthly_budget_usd), chosen
+    allocation = allocate(demands, pools, env.monthly_budget_usd)
+    return allocation, chosen, {d.model: d for d in demands}
 
 
 def build_plan(catalog: Catalog) -> Plan:
@@ -344,7 +356,7 @@ def build_plan(catalog: Catalog) -> Plan:
         env_placements: list[Placement] = []
         for c in env.clusters:
             env_of[c] = env
-        allocation, chosen = _allocate_environment(catalog, env)
+        allocation, chosen, demands = _allocate_environment(catalog, env)
         for dep in env.models:
             model = catalog.models[dep.name]
             gpu = catalog.gpus[model.gpu]
@@ -353,7 +365,9 @@ def build_plan(catalog: Catalog) -> Plan:
                 share = allocation.shares[(dep.name, c)]
                 if share.max_replicas == 0:
                     continue  # this cluster's share of the model is nothing
-                canary_lo, canary_hi = canary_bounds(dep, share.min_replicas, share.max_replicas)
+                low, high, canary_lo, canary_hi = split_canary(
+                    canary_weight(dep), share.min_replicas, share.max_replicas
+                )
                 placement = Placement(
                     model=model,
                     deployment=dep,
@@ -361,8 +375,8 @@ def build_plan(catalog: Catalog) -> Plan:
                     cluster=cand.cluster,
                     pool=cand.pool,
                     gpu=gpu,
-                    min_replicas=share.min_replicas,
-                    max_replicas=share.max_replicas,
+                    min_replicas=low,
+                    max_replicas=high,
                     replica_hourly_usd=cand.price,
                     input_hash=_hash(
                         [model.where.doc, cand.cluster.where.doc, gpu_doc, platform_doc],
@@ -380,7 +394,9 @@ def build_plan(catalog: Catalog) -> Plan:
                 )
                 by_cluster[c].append(placement)
                 env_placements.append(placement)
-        env_plans[env.name] = EnvironmentPlan(env, tuple(env_placements), tuple(allocation.notes))
+        env_plans[env.name] = EnvironmentPlan(
+            env, tuple(env_placements), tuple(allocation.notes), allocation, demands
+        )
 
     clusters: dict[str, ClusterPlan] = {}
     for name in sorted(catalog.clusters):
@@ -409,12 +425,12 @@ def build_plan(catalog: Catalog) -> Plan:
                 # pools and budgets from them; replica edits within those stay out.
                 sorted(p.model.name for p in placements),
                 node_caps,
-                _cluster_budget(owner, env_plans, placements),
+                _cluster_budget(name, owner, env_plans, placements),
             ),
             peers=peers,
             gpu_caps={p.name: node_caps[p.name] * p.gpus_per_node for p in cluster.node_pools},
             node_caps=node_caps,
-            monthly_budget_usd=_cluster_budget(owner, env_plans, placements),
+            monthly_budget_usd=_cluster_budget(name, owner, env_plans, placements),
             environment_placements=env_plans[owner.name].placements if owner else (),
         )
     return Plan(clusters=clusters, environments=env_plans)
@@ -440,15 +456,23 @@ def _node_caps(cluster: Cluster, placements: tuple[Placement, ...]) -> dict[str,
 
 
 def _cluster_budget(
+    name: str,
     env: Environment | None,
     env_plans: dict[str, EnvironmentPlan],
     placements: tuple[Placement, ...],
 ) -> float:
-    """The cluster's allotment: the budget split in proportion to maximum spend."""
+    """The cluster's allotment: the budget split in proportion to maximum spend
+    (its replicas at their maximum plus the idle nodes its pools keep)."""
     if env is None:
         return 0.0
-    total = env_plans[env.name].monthly_usd_max
+    plan = env_plans[env.name]
+    total = plan.monthly_usd_max
     mine = sum(p.monthly_usd_max for p in placements)
+    mine += sum(
+        usd
+        for key, usd in plan.allocation.idle_monthly_by_pool.items()
+        if key.startswith(f"{name}/")
+    )
     if total <= 0:
         return 0.0
     return round(env.monthly_budget_usd * mine / total, 2)

@@ -15,9 +15,10 @@ from llmgen import __version__
 from llmgen.catalog import guard
 from llmgen.catalog.load import Document
 from llmgen.catalog.model import Catalog
-from llmgen.catalog.validate import ValidationResult, validate
+from llmgen.catalog.validate import ValidationResult
 from llmgen.errors import CatalogError, Diagnostic, UsageError
 from llmgen.plan.build import Plan, build_plan
+from llmgen.plan.check import validate_with_plan
 from llmgen.render.engine import render_plan
 from llmgen.render.write import (
     GENERATED,
@@ -60,7 +61,9 @@ def checked_catalog(root: Path) -> tuple[Catalog, list[Diagnostic]]:
     comes from the catalog, so a credential is refused at its catalog line
     before anything renders (verify scans the written tree as well).
     """
-    result: ValidationResult = validate(root)
+    # What validate refuses, render refuses: the plan's checks (pools full,
+    # budget, canaries) run here too.
+    result: ValidationResult = validate_with_plan(root)[0]
     if not result.ok or result.catalog is None:
         raise CatalogError(result.diagnostics)
     leaks = catalog_leaks(result.documents)

@@ -41,7 +41,7 @@ from llmgen.verify.kustomize import (
     find_kubectl,
 )
 from llmgen.verify.manifests import Manifest, ParseProblem, split_documents
-from llmgen.verify.schemas import SchemaStore, split_api_version
+from llmgen.verify.schemas import DEFAULT_KUBERNETES_VERSION, SchemaStore, split_api_version
 from llmgen.verify.stats import CheckStats
 from llmgen.verify.wiring import check_wiring
 
@@ -77,7 +77,7 @@ def verify_tree(
     root: Path,
     crd_schemas: Path | None,
     *,
-    kubernetes_version: str = "1.33",
+    kubernetes_version: str | None = None,
     kustomize: bool = True,
     jobs: int | None = None,
     clusters: Mapping[str, ClusterFacts] | None = None,
@@ -90,13 +90,18 @@ def verify_tree(
     be found.
     """
     root = root.resolve()
-    store = SchemaStore(crd_schemas, kubernetes_version)
+    if clusters is None:
+        clusters = catalog_facts(root)
+    # Each cluster's folder is checked against the schemas of its catalog
+    # `kubernetesVersion`; `kubernetes_version` overrides them all.
+    store = SchemaStore(crd_schemas, kubernetes_version or DEFAULT_KUBERNETES_VERSION)
     kubectl = find_kubectl() if kustomize else None
     report = VerifyReport(kubernetes_schemas=store.version)
     checks = DocumentChecks.for_store(store)
     checks.stats = report.stats
-    facts = {f"generated/clusters/{name}": f for name, f in (clusters or {}).items()}
-    checks.versions = {folder: f.kubernetes_version for folder, f in facts.items()}
+    facts = {f"generated/clusters/{name}": f for name, f in clusters.items()}
+    if kubernetes_version is None:
+        checks.versions = {folder: f.kubernetes_version for folder, f in facts.items()}
     tree = root / "generated"
     if not tree.is_dir():
         report.diagnostics.append(
@@ -163,6 +168,8 @@ def verify_tree(
     applied = _applied(docs, outputs, paths, namespaces, folder_configs, store, checks, report)
     report.diagnostics += check_wiring(applied, report.stats["wiring"], facts, namespaces)
     report.diagnostics = sorted({_traced(root, d, facts) for d in report.diagnostics})
+    used = {store.version} | {s.version for s in checks.stores.values()}
+    report.kubernetes_schemas = ", ".join(sorted(used, key=lambda v: tuple(map(int, v.split(".")))))
     return report
 
 

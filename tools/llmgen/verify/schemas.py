@@ -268,3 +268,6 @@ def _explain(error: jsonschema_rs.ValidationError) -> SchemaError:
         if defs:
             return SchemaError(path, f"{_short(error.instance)} is not {_FRIENDLY_ONEOF[defs[-1]]}")
     return SchemaError(path, error.message)
+
+
+DEFAULT_KUBERNETES_VERSION = "1.33"

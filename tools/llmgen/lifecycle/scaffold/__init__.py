@@ -170,7 +170,7 @@ def init(target: Path, *, force: bool = False, eject: bool = False) -> InitOutco
     files replace same-named ones and everything else is left alone. The
     scaffold is validated before anything lands in `target`.
     """
-    from llmgen.catalog.validate import validate
+    from llmgen.plan.check import validate_with_plan
 
     target = target.resolve()
     if target.exists() and not target.is_dir():
@@ -181,7 +181,7 @@ def init(target: Path, *, force: bool = False, eject: bool = False) -> InitOutco
     with tempfile.TemporaryDirectory(prefix=".llmgen-init-", dir=target.parent) as tmpdir:
         tmp = Path(tmpdir)
         _assemble(tmp, eject)
-        result = validate(tmp)
+        result, _ = validate_with_plan(tmp)
         if not result.ok:
             raise CatalogError(result.diagnostics)
         written = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
