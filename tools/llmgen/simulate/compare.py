@@ -57,7 +57,16 @@ def compare(head_root: Path, base_root: Path, opts: Options) -> Comparison:
     return Comparison(opts.environment, base, head, tuple(notes))
 
 
-def _delta(before: float | None, after: float | None, money: bool = False) -> str:
+def _delta(before: object, after: object, money: bool = False) -> str:
+    """`before → after`, or one value when they agree (None: that side has none)."""
+    return _delta_of(_num(before), _num(after), money)
+
+
+def _num(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _delta_of(before: float | None, after: float | None, money: bool) -> str:
     def fmt(v: float | None) -> str:
         if v is None:
             return "-"

@@ -72,6 +72,11 @@ class Result:
     notes: list[str] = field(default_factory=list)
 
 
+def _bincount(idx: npt.NDArray[np.int64], weights: Array, minlength: int) -> Array:
+    """Weighted sums per index, as floats."""
+    return np.asarray(np.bincount(idx, weights=weights, minlength=minlength), dtype=np.float64)
+
+
 def _groups(keys: list[str]) -> dict[str, list[int]]:
     out: dict[str, list[int]] = {}
     for i, k in enumerate(keys):
@@ -267,8 +272,8 @@ class Simulation:
             self._busy = True
         self.was_down = down.copy()
 
-        ready = np.where(unit_up, (self.ready_at <= now).sum(axis=0), 0).astype(np.float64)
-        scheduled = (self.gpu_at <= now).sum(axis=0).astype(np.float64)
+        ready: Array = np.where(unit_up, (self.ready_at <= now).sum(axis=0), 0).astype(np.float64)
+        scheduled: Array = (self.gpu_at <= now).sum(axis=0).astype(np.float64)
         pods = self._pods
 
         # 1. routing
@@ -282,9 +287,9 @@ class Simulation:
         first = alive.argmax(axis=0)
         ok = alive.any(axis=0)
         target = self.cand[first, self.slot_range]
-        arrivals = np.bincount(target[ok], weights=rate[ok], minlength=self.n)
-        shed = np.bincount(self.slot_model[~ok], weights=rate[~ok], minlength=len(lam))
-        gateway = np.bincount(self.home_unit, weights=rate[self.home_slot], minlength=self.n)
+        arrivals = _bincount(target[ok], weights=rate[ok], minlength=self.n)
+        shed = _bincount(self.slot_model[~ok], weights=rate[~ok], minlength=len(lam))
+        gateway = _bincount(self.home_unit, weights=rate[self.home_slot], minlength=self.n)
 
         # 2. serving
         prompt = self.load.prompt[self.model_row, minute]
@@ -329,7 +334,7 @@ class Simulation:
             "qwait_mean": lambda: served.qwait_mean,
             "unit_gpus": lambda: scheduled * g,
             "unit_usd": lambda: scheduled * g * self.gpu_usd,
-            "cluster_usd": lambda: np.bincount(
+            "cluster_usd": lambda: _bincount(
                 self.cluster_idx,
                 weights=scheduled * g * self.gpu_usd,
                 minlength=len(self.clusters),
@@ -348,8 +353,8 @@ class Simulation:
                 errors[row, idx] = err[idx]
             composite = np.zeros(self.n)
             env = {name: values[i] for i, name in enumerate(self.trigger_names)}
-            for idx, run, consts in self.formula_groups:
-                composite[idx] = np.asarray(run(env, consts), dtype=np.float64)[idx]
+            for idx, formula, fconsts in self.formula_groups:
+                composite[idx] = np.asarray(formula(env, fconsts), dtype=np.float64)[idx]
         composite = np.where(np.isfinite(composite), np.trunc(composite * 1000.0) / 1000.0, 0.0)
         errors &= self.has
         err_any = errors.any(axis=0)
@@ -390,8 +395,8 @@ class Simulation:
         )
         usage = np.where(fallback, self.target * fb, composite)
         desired = desired_replicas(usage, self.target, np.maximum(pods, r), self.average)
-        run = (r > 0) & free & (~err_any | fallback)
-        r = self.hpa.normalize(desired, r, np.maximum(self.min_rep, 1.0), self.max_rep, run)
+        computed = (r > 0) & free & (~err_any | fallback)
+        r = self.hpa.normalize(desired, r, np.maximum(self.min_rep, 1.0), self.max_rep, computed)
         self.replicas = np.where(self.paused >= 0, self.paused, r)
 
         # 4. pods and nodes
@@ -448,9 +453,9 @@ class Simulation:
         free_slots = np.maximum(self.nodes * self.per_node - placed, 0.0)
         need = np.ceil(np.maximum(n_pending - free_slots, 0.0) / self.per_node)
         need = np.where(unit_up, need, 0.0)
-        totals = np.bincount(self.pool_idx, weights=self.nodes + need, minlength=len(self.pool_cap))
+        totals = _bincount(self.pool_idx, weights=self.nodes + need, minlength=len(self.pool_cap))
         if (totals > self.pool_cap).any():
-            room = self.pool_cap - np.bincount(
+            room = self.pool_cap - _bincount(
                 self.pool_idx, weights=self.nodes, minlength=len(self.pool_cap)
             )
             for i in np.nonzero(need)[0]:

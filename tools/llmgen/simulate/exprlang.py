@@ -222,8 +222,8 @@ def compile_tree(tree: Node) -> Evaluator:
         a = compile_tree(tree[1])
         return lambda env, c: np.logical_not(a(env, c))
     if tag == "bin":
-        fn, a, b = _BIN[tree[1]], compile_tree(tree[2]), compile_tree(tree[3])
-        return lambda env, c: fn(a(env, c), b(env, c))
+        op, a, b = _BIN[tree[1]], compile_tree(tree[2]), compile_tree(tree[3])
+        return lambda env, c: op(a(env, c), b(env, c))
     if tag == "?":
         cond, yes, no = compile_tree(tree[1]), compile_tree(tree[2]), compile_tree(tree[3])
         return lambda env, c: np.where(cond(env, c), yes(env, c), no(env, c))

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -70,7 +71,7 @@ class Direction:
     period: Array
 
     @classmethod
-    def of(cls, rules: list[dict[str, object]], default: dict[str, object]) -> Direction:
+    def of(cls, rules: list[dict[str, Any]], default: dict[str, Any]) -> Direction:
         """From each unit's `behavior.scaleUp`/`scaleDown` (missing fields: the defaults)."""
         merged = [{**default, **r} for r in rules]
         width = max([len(list(r.get("policies") or [])) for r in merged] + [1])

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -32,7 +32,7 @@ import promql_parser as pp
 
 Array = npt.NDArray[np.float64]
 Mask = npt.NDArray[np.bool_]
-Signals = Mapping[str, Array]
+Signals = Mapping[str, npt.NDArray[Any]]
 
 
 class QueryError(ValueError):
@@ -288,7 +288,7 @@ def _call(ctx: _Ctx, node: pp.Call) -> Eval:
         ctx.shape.append(")")
 
 
-def _call_inner(ctx: _Ctx, name: str, args: list[object]) -> Eval:
+def _call_inner(ctx: _Ctx, name: str, args: list[Any]) -> Eval:
     if name == "vector":
         inner = _compile(ctx, args[0], False)
         return lambda s, g: Vec(inner(s, g).val, s["one"], s["true"])
@@ -331,14 +331,15 @@ def _call_inner(ctx: _Ctx, name: str, args: list[object]) -> Eval:
             v = inner(s, g)
             if name == "absent":
                 return Vec(s["one"], s["one"], ~v.present)
-            val = {
+            ops: dict[str, Callable[[Array], Array]] = {
                 "abs": np.abs,
                 "ceil": np.ceil,
                 "floor": np.floor,
                 "round": np.round,
                 "clamp_min": lambda x: np.maximum(x, extra[0]),
                 "clamp_max": lambda x: np.minimum(x, extra[0]),
-            }[name](v.val)
+            }
+            val = ops[name](v.val)
             return Vec(val, v.n, v.present, v.scalar)
 
         return fn

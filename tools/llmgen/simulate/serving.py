@@ -117,8 +117,8 @@ class Replica:
 
 
 def kv_bytes_per_token(parameters_b: float, fp8_cache: bool) -> float:
-    per = KV_BYTES_8B * (max(parameters_b, 0.1) / 8.0) ** KV_EXPONENT
-    return per / 2.0 if fp8_cache else per
+    per = KV_BYTES_8B * float(max(parameters_b, 0.1) / 8.0) ** KV_EXPONENT
+    return float(per / 2.0 if fp8_cache else per)
 
 
 @dataclass(frozen=True)
