@@ -153,3 +153,19 @@ def simulate_cmd(
         echo(report.markdown(summary, result.notes).rstrip("\n"))
     else:
         echo(report.text(summary, result.notes).rstrip("\n"))
+
+
+def simulate_base(root: Path, base: str, envs: list[str] | None) -> str:
+    """`diff --base REF --simulate`: Markdown comparing base and head per environment."""
+    from llmgen.gitops.prsummary import base_inputs
+    from llmgen.render.pipeline import checked_catalog
+    from llmgen.simulate.api import Options
+    from llmgen.simulate.compare import compare, markdown
+
+    if envs:
+        names = list(envs)
+    else:
+        catalog, _warnings = checked_catalog(root)
+        names = sorted(catalog.environments)
+    with base_inputs(root, base) as base_root:
+        return markdown([compare(root, base_root, Options(environment=e)) for e in names])

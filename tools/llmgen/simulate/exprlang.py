@@ -34,12 +34,15 @@ _TOKEN = re.compile(
     r"|(?P<op>\*\*|==|!=|<=|>=|&&|\|\||\?\?|[-+*/%^<>!?:(),]))"
 )
 _FUNCS = {"min", "max", "abs", "ceil", "floor", "round"}
-# expr-lang's binary precedence (higher binds tighter).
+# expr-lang's precedence (github.com/expr-lang/expr `parser/operator/operator.go`):
+# higher binds tighter; a unary operator's operand takes binary operators of at
+# least its own precedence (so `-2 ** 2` is -4 and `??` binds tightest).
 _BINARY = {
-    "??": 1, "||": 2, "or": 2, "&&": 3, "and": 3,
-    "==": 4, "!=": 4, "<": 4, ">": 4, "<=": 4, ">=": 4,
-    "+": 5, "-": 5, "*": 6, "/": 6, "%": 6, "**": 7, "^": 7,
+    "||": 10, "or": 10, "&&": 15, "and": 15,
+    "==": 20, "!=": 20, "<": 20, ">": 20, "<=": 20, ">=": 20,
+    "+": 30, "-": 30, "*": 60, "/": 60, "%": 60, "**": 100, "^": 100, "??": 500,
 }  # fmt: skip
+_UNARY = {"not": 50, "!": 50, "-": 90, "+": 90}
 _RIGHT = {"**", "^"}
 
 
@@ -101,7 +104,7 @@ class _Parser:
         return node
 
     def ternary(self) -> Node:
-        cond = self.binary(1)
+        cond = self.binary(0)
         if self.peek()[1] == "?":
             self.take("?")
             yes = self.ternary()
@@ -123,9 +126,10 @@ class _Parser:
 
     def unary(self) -> Node:
         kind, value, col = self.peek()
-        if value in ("-", "+", "!", "not") and kind in ("op", "name"):
+        if value in _UNARY and kind in ("op", "name"):
             self.take()
-            return ("neg" if value == "-" else "pos" if value == "+" else "not", self.unary())
+            operand = self.binary(_UNARY[value])
+            return ("neg" if value == "-" else "pos" if value == "+" else "not", operand)
         return self.primary()
 
     def primary(self) -> Node:

@@ -26,11 +26,16 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import UsageError
+from ..errors import LlmgenError, UsageError
 
 Array = npt.NDArray[np.float64]
 
 PATTERNS = ("diurnal", "burst", "ramp")
+
+
+class TraceError(LlmgenError):
+    """A trace file that cannot be read (the user's input: exit 1)."""
+
 TRACE_COLUMNS = ("minute", "model", "requests_per_second", "prompt_tokens", "output_tokens")
 
 
@@ -81,10 +86,10 @@ def _number(text: str, where: str, column: str, integer: bool = False) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise UsageError(f"{where}: {column} must be a number, got {text!r}") from None
+        raise TraceError(f"{where}: {column} must be a number, got {text!r}") from None
     if not math.isfinite(value) or value < 0 or (integer and value != int(value)):
         kind = "a whole number" if integer else "a finite number"
-        raise UsageError(f"{where}: {column} must be {kind} >= 0, got {text!r}")
+        raise TraceError(f"{where}: {column} must be {kind} >= 0, got {text!r}")
     return value
 
 
@@ -93,11 +98,11 @@ def read_trace(path: Path, models: Sequence[str], prompt: float, output: float) 
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: cannot read the trace: {exc}") from None
+        raise TraceError(f"{path}: cannot read the trace: {exc}") from None
     reader = csv.reader(text.splitlines())
     header = next(reader, None)
     if header is None or [h.strip() for h in header[:3]] != list(TRACE_COLUMNS[:3]):
-        raise UsageError(f"{path}:1: the header must start {','.join(TRACE_COLUMNS[:3])}")
+        raise TraceError(f"{path}:1: the header must start {','.join(TRACE_COLUMNS[:3])}")
     rows: list[tuple[int, str, float, float | None, float | None]] = []
     for line, cells in enumerate(reader, start=2):
         if not cells or all(not c.strip() for c in cells):
@@ -107,13 +112,13 @@ def read_trace(path: Path, models: Sequence[str], prompt: float, output: float) 
         minute = int(_number(cells[0], where, "minute", integer=True))
         model = cells[1]
         if model != "*" and model not in models:
-            raise UsageError(f"{where}: model {model!r} is not in this environment")
+            raise TraceError(f"{where}: model {model!r} is not in this environment")
         rate = _number(cells[2], where, "requests_per_second")
         p = _number(cells[3], where, "prompt_tokens") if cells[3] else None
         o = _number(cells[4], where, "output_tokens") if cells[4] else None
         rows.append((minute, model, rate, p, o))
     if not rows:
-        raise UsageError(f"{path}: the trace has no rows")
+        raise TraceError(f"{path}: the trace has no rows")
     minutes = max(r[0] for r in rows) + 1
     rps = np.zeros((len(models), minutes))
     tokens_in = np.full((len(models), minutes), float(prompt))
