@@ -10,6 +10,8 @@ figures do not depend on the machine's core count):
 - the PyYAML C-dumper baseline: `yaml.dump(doc, Dumper=CSafeDumper)` of every
   document the render produced (parsed back first, not timed)
 - verify: strict schema validation of every document (kustomize separately)
+- simulate: `llmgen simulate` of one environment (every model on its 4
+  clusters), 24 h at one-minute steps, after planning and rendering it
 
 Times exclude interpreter start-up and imports; each is the best of --repeat
 runs. Nothing is asserted: the script prints figures and their ratios.
@@ -92,6 +94,21 @@ def stage(name: str, root: Path, crds: Path | None) -> dict[str, float]:
             "folders": rep.folders,
             "errors": len(rep.diagnostics),
         }
+    if name == "simulate":
+        from llmgen.simulate.api import Options, make_load, prepare
+        from llmgen.simulate.engine import run
+
+        opts = Options("prod", minutes=1440)
+        _plan, units, slots = prepare(root, opts)  # plan + render: not timed
+        load = make_load(units, opts)
+        t, cpu = time.perf_counter(), time.process_time()
+        run(units, slots, load)
+        return {
+            "seconds": time.perf_counter() - t,
+            "cpu_seconds": time.process_time() - cpu,
+            "units": len(units),
+            "models": len(load.models),
+        }
     raise SystemExit(f"unknown stage {name}")
 
 
@@ -152,6 +169,7 @@ def main() -> None:
         noop = best("noop", root, crds, args.repeat)
         dump = best("dump", root, crds, args.repeat)
         ver = best("verify", root, crds, 1)
+        sim = best("simulate", root, crds, args.repeat)
         kus = None if args.skip_kustomize else best("kustomize", root, crds, 1)
 
     docs = cold["documents"]
@@ -185,6 +203,14 @@ def main() -> None:
             f"verify {ver['peak_rss_mb']:.0f} MB (target <= 300 MB)",
         ),
     ]
+    rows.append(
+        (
+            "simulate 24 h, 1-min steps",
+            f"{sim['seconds']:.2f} s wall, {sim['cpu_seconds']:.2f} s CPU for "
+            f"{int(sim['models'])} models / {int(sim['units'])} Deployments of one "
+            "environment (target < 2 s)",
+        )
+    )
     if kus is not None:
         rows.append(
             (

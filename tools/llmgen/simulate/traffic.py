@@ -36,6 +36,7 @@ PATTERNS = ("diurnal", "burst", "ramp")
 class TraceError(LlmgenError):
     """A trace file that cannot be read (the user's input: exit 1)."""
 
+
 TRACE_COLUMNS = ("minute", "model", "requests_per_second", "prompt_tokens", "output_tokens")
 
 
