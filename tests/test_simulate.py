@@ -93,11 +93,18 @@ def test_fallback_replicas_when_a_trigger_errors(prod: tuple[list[Unit], list[Sl
     # (pkg/scalers/prometheus_scaler.go).
     units, slots = prod
     u = next(u for u in units if u.model == "llama-3-1-8b-instruct" and u.so.max_replicas >= 3)
-    lost = Trigger("queue_length", "prometheus", "sum(vllm:num_requests_waiting{a=\"b\"}) > 1e9",
-                   ignore_nulls=False)
+    lost = Trigger(
+        "queue_length",
+        "prometheus",
+        'sum(vllm:num_requests_waiting{a="b"}) > 1e9',
+        ignore_nulls=False,
+    )
     so = dataclasses.replace(
-        u.so, triggers=(lost, *[t for t in u.so.triggers if t.name != "queue_length"]),
-        fallback_replicas=3, fallback_behavior="currentReplicasIfHigher", min_replicas=1,
+        u.so,
+        triggers=(lost, *[t for t in u.so.triggers if t.name != "queue_length"]),
+        fallback_replicas=3,
+        fallback_behavior="currentReplicasIfHigher",
+        min_replicas=1,
     )
     changed = [dataclasses.replace(x, so=so) if x.index == u.index else x for x in units]
     result = run(changed, slots, flat(units, {}, 30), warmup_minutes=0)
@@ -114,7 +121,9 @@ def test_budget_brake_holds_replicas(prod: tuple[list[Unit], list[Slot]]) -> Non
     for u in units:
         trig = tuple(
             dataclasses.replace(t, query=t.query.replace("* 730 /", "* 730000000 /"))
-            if t.name == "budget_used" else t for t in u.so.triggers
+            if t.name == "budget_used"
+            else t
+            for t in u.so.triggers
         )
         tiny.append(dataclasses.replace(u, so=dataclasses.replace(u.so, triggers=trig)))
     load = flat(units, {m: [50.0] for m in {u.model for u in units}}, 90)
@@ -129,8 +138,11 @@ def test_budget_brake_holds_replicas(prod: tuple[list[Unit], list[Slot]]) -> Non
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=FIXTURE)
-@given(low=st.floats(0.0, 20.0), extra=st.floats(0.0, 40.0),
-       model=st.sampled_from(["llama-3-1-8b-instruct", "mixtral-8x7b-instruct", STZ]))
+@given(
+    low=st.floats(0.0, 20.0),
+    extra=st.floats(0.0, 40.0),
+    model=st.sampled_from(["llama-3-1-8b-instruct", "mixtral-8x7b-instruct", STZ]),
+)
 def test_more_load_never_gives_fewer_replicas_at_steady_state(
     prod: tuple[list[Unit], list[Slot]], low: float, extra: float, model: str
 ) -> None:
@@ -142,8 +154,11 @@ def test_more_load_never_gives_fewer_replicas_at_steady_state(
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=FIXTURE)
-@given(peak=st.floats(0.0, 500.0), seed=st.integers(0, 2**16),
-       kind=st.sampled_from(["diurnal", "burst", "ramp"]))
+@given(
+    peak=st.floats(0.0, 500.0),
+    seed=st.integers(0, 2**16),
+    kind=st.sampled_from(["diurnal", "burst", "ramp"]),
+)
 def test_a_budget_cap_is_never_exceeded(
     prod: tuple[list[Unit], list[Slot]], peak: float, seed: int, kind: str
 ) -> None:
@@ -182,8 +197,22 @@ def test_scale_to_zero_wakes_on_the_first_request(
 
 def test_the_shipped_catalog_is_deterministic_for_a_seed() -> None:
     def once(seed: int) -> str:
-        out = runner.invoke(app, ["simulate", "--root", str(REPO), "--env", "prod",
-                                  "--minutes", "120", "--seed", str(seed), "--format", "json"])
+        out = runner.invoke(
+            app,
+            [
+                "simulate",
+                "--root",
+                str(REPO),
+                "--env",
+                "prod",
+                "--minutes",
+                "120",
+                "--seed",
+                str(seed),
+                "--format",
+                "json",
+            ],
+        )
         assert out.exit_code == 0, out.output
         return out.output
 
@@ -199,16 +228,49 @@ def test_the_shipped_catalog_is_deterministic_for_a_seed() -> None:
 
 def test_markdown_and_chart(tmp_path: Path) -> None:
     png = tmp_path / "a.png"
-    out = runner.invoke(app, ["simulate", "--root", str(REPO), "--env", "prod", "--model", STZ,
-                              "--minutes", "90", "--format", "markdown", "--chart", str(png),
-                              "--down", "prod-aws-use1@30-60"])
+    out = runner.invoke(
+        app,
+        [
+            "simulate",
+            "--root",
+            str(REPO),
+            "--env",
+            "prod",
+            "--model",
+            STZ,
+            "--minutes",
+            "90",
+            "--format",
+            "markdown",
+            "--chart",
+            str(png),
+            "--down",
+            "prod-aws-use1@30-60",
+        ],
+    )
     assert out.exit_code == 0, out.output
     assert "| model | clusters | peak replicas |" in out.output
     assert f"| {STZ} |" in out.output
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     again = tmp_path / "b.png"
-    runner.invoke(app, ["simulate", "--root", str(REPO), "--env", "prod", "--model", STZ,
-                        "--minutes", "90", "--chart", str(again), "--down", "prod-aws-use1@30-60"])
+    runner.invoke(
+        app,
+        [
+            "simulate",
+            "--root",
+            str(REPO),
+            "--env",
+            "prod",
+            "--model",
+            STZ,
+            "--minutes",
+            "90",
+            "--chart",
+            str(again),
+            "--down",
+            "prod-aws-use1@30-60",
+        ],
+    )
     assert again.read_bytes() == png.read_bytes()
 
 
@@ -218,15 +280,28 @@ def test_trace_file(tmp_path: Path) -> None:
         "minute,model,requests_per_second,prompt_tokens,output_tokens\n"
         f"0,{STZ},0,,\n30,{STZ},2,500,100\n59,*,0.5,,\n"
     )
-    out = runner.invoke(app, ["simulate", "--root", str(REPO), "--env", "prod", "--trace",
-                              str(trace), "--format", "json"])
+    out = runner.invoke(
+        app,
+        [
+            "simulate",
+            "--root",
+            str(REPO),
+            "--env",
+            "prod",
+            "--trace",
+            str(trace),
+            "--format",
+            "json",
+        ],
+    )
     assert out.exit_code == 0, out.output
     doc = json.loads(out.output)
     assert doc["summary"]["minutes"] == 60
     bad = tmp_path / "bad.csv"
     bad.write_text("minute,model,requests_per_second\n0,nope,1\n")
-    out = runner.invoke(app, ["simulate", "--root", str(REPO), "--env", "prod", "--trace",
-                              str(bad)])
+    out = runner.invoke(
+        app, ["simulate", "--root", str(REPO), "--env", "prod", "--trace", str(bad)]
+    )
     assert out.exit_code == 1
     assert f"{bad}:2: model 'nope' is not in this environment" in out.output
 
@@ -242,8 +317,9 @@ def test_trace_file(tmp_path: Path) -> None:
     ],
 )
 def test_usage_errors(args: list[str], code: int, message: str) -> None:
-    out = runner.invoke(app, ["simulate", "--root", str(REPO), "--env", "prod",
-                              "--minutes", "5", *args])
+    out = runner.invoke(
+        app, ["simulate", "--root", str(REPO), "--env", "prod", "--minutes", "5", *args]
+    )
     assert out.exit_code == code, out.output
     assert message in out.output
 
@@ -255,8 +331,21 @@ def test_diff_base_simulate_compares_under_the_same_traffic(scratch_repo: Path) 
     subprocess.run([*git, "commit", "-qm", "base"], cwd=scratch_repo, check=True)
     env = scratch_repo / "catalog" / "environments" / "prod.yaml"
     env.write_text(env.read_text().replace("monthlyUSD: 250000", "monthlyUSD: 150000"))
-    out = runner.invoke(app, ["diff", "--root", str(scratch_repo), "--base", "HEAD",
-                              "--simulate", "--env", "prod", "--format", "markdown"])
+    out = runner.invoke(
+        app,
+        [
+            "diff",
+            "--root",
+            str(scratch_repo),
+            "--base",
+            "HEAD",
+            "--simulate",
+            "--env",
+            "prod",
+            "--format",
+            "markdown",
+        ],
+    )
     assert out.exit_code == 0, out.output
     assert "## Simulated traffic: base → head" in out.output
     table = out.output.split("## Simulated traffic")[1]
@@ -271,4 +360,8 @@ def test_simulate_without_base_is_a_usage_error() -> None:
 def test_the_result_is_for_the_whole_environment() -> None:
     result = simulate(REPO, Options("prod", minutes=10))
     assert {u.cluster for u in result.units} == {
-        "prod-aws-use1", "prod-aws-usw2", "prod-gcp-usc1", "prod-gcp-euw4"}
+        "prod-aws-use1",
+        "prod-aws-usw2",
+        "prod-gcp-usc1",
+        "prod-gcp-euw4",
+    }

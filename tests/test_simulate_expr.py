@@ -17,12 +17,30 @@ RENDERED = (
 
 def test_the_rendered_formula_evaluates_like_expr_lang() -> None:
     f = exprlang.parse(RENDERED)
-    env = dict(queue_length=12, gpu_utilization=50, kv_cache_usage=0.1, ready_replicas=1,
-               latency_p95=0.5, gateway_requests=0.2, budget_used=0)
+    env = dict(
+        queue_length=12,
+        gpu_utilization=50,
+        kv_cache_usage=0.1,
+        ready_replicas=1,
+        latency_p95=0.5,
+        gateway_requests=0.2,
+        budget_used=0,
+    )
     assert exprlang.evaluate(f, env) == 1.0  # demand 2 capped at maxReplicaCount 1
     assert exprlang.evaluate(f, {**env, "budget_used": 1.2, "ready_replicas": 0}) == 0.0
-    assert exprlang.evaluate(f, {**env, "queue_length": 0, "gateway_requests": 0,
-                                 "gpu_utilization": 0, "kv_cache_usage": 0}) == 0.25
+    assert (
+        exprlang.evaluate(
+            f,
+            {
+                **env,
+                "queue_length": 0,
+                "gateway_requests": 0,
+                "gpu_utilization": 0,
+                "kv_cache_usage": 0,
+            },
+        )
+        == 0.25
+    )
 
 
 def test_precedence_and_operators() -> None:
@@ -76,7 +94,9 @@ def test_pod_sums_counts_and_empty_results() -> None:
     s = _signals(ready=np.array([0.0, 1.0, 3.0]), waiting_pp=np.array([0.0, 5.0, 2.0]))
     sel = '{namespace="llm-a", pod=~"a-[a-z0-9]+-[a-z0-9]+"}'
     assert _run(f"(sum(vllm:num_requests_waiting{sel})) or vector(0)", s) == (
-        [0.0, 5.0, 6.0], [False] * 3)
+        [0.0, 5.0, 6.0],
+        [False] * 3,
+    )
     assert _run(f"(count(vllm:num_requests_running{sel})) or vector(0)", s)[0] == [0, 1, 3]
     # No pods and no `or vector(0)`: an empty result, an error only without ignoreNullValues.
     assert _run(f"sum(vllm:num_requests_waiting{sel})", s, ignore=True)[1] == [False] * 3
@@ -86,26 +106,39 @@ def test_pod_sums_counts_and_empty_results() -> None:
 
 
 def test_dcgm_is_per_gpu_and_grouped_by_pod() -> None:
-    s = _signals(scheduled=np.array([1.0, 2.0, 2.0]), gpu_series=np.array([2.0, 4.0, 4.0]),
-                 duty_series=np.array([50.0, 100.0, 0.0]))
+    s = _signals(
+        scheduled=np.array([1.0, 2.0, 2.0]),
+        gpu_series=np.array([2.0, 4.0, 4.0]),
+        duty_series=np.array([50.0, 100.0, 0.0]),
+    )
     q = '(sum(avg by (pod) (DCGM_FI_DEV_GPU_UTIL{namespace="n"}))) or vector(0)'
     assert _run(q, s)[0] == [50.0, 200.0, 0.0]
     assert _run('count(DCGM_FI_DEV_GPU_UTIL{namespace="n"})', s)[0] == [2.0, 4.0, 4.0]
 
 
 def test_latency_quantile_drops_nan_and_reads_the_tail() -> None:
-    s = _signals(ready=np.array([0.0, 1.0, 1.0]), served_rps=np.array([0.0, 0.0, 2.0]),
-                 ttft_base=np.array([0.1, 0.1, 0.1]), ttft_mean=np.array([0.1, 0.1, 0.1]))
-    q = ('(histogram_quantile(0.95, sum by (le) (rate(vllm:time_to_first_token_seconds_bucket'
-         '{namespace="n"}[2m]))) >= 0) or vector(0)')
+    s = _signals(
+        ready=np.array([0.0, 1.0, 1.0]),
+        served_rps=np.array([0.0, 0.0, 2.0]),
+        ttft_base=np.array([0.1, 0.1, 0.1]),
+        ttft_mean=np.array([0.1, 0.1, 0.1]),
+    )
+    q = (
+        "(histogram_quantile(0.95, sum by (le) (rate(vllm:time_to_first_token_seconds_bucket"
+        '{namespace="n"}[2m]))) >= 0) or vector(0)'
+    )
     val, err = _run(q, s)
     assert val[:2] == [0.0, 0.0]  # no pod; no request in the window (NaN dropped by >= 0)
     assert val[2] == pytest.approx(0.1 + 0.1 * -np.log(0.05), rel=1e-4)
 
 
 def test_budget_and_issue_13_style_triggers() -> None:
-    s = _signals(cluster_usd=np.array([100.0, 200.0, 0.0]), ready=np.array([1.0, 2.0, 0.0]),
-                 running_pp=np.array([64.0, 128.0, 0.0]), pods=np.array([1.0, 3.0, 0.0]))
+    s = _signals(
+        cluster_usd=np.array([100.0, 200.0, 0.0]),
+        ready=np.array([1.0, 2.0, 0.0]),
+        running_pp=np.array([64.0, 128.0, 0.0]),
+        pods=np.array([1.0, 3.0, 0.0]),
+    )
     budget = '(sum(environment:llmgen_usd_per_hour:sum{environment="prod"}) * 730 / 73000)'
     assert _run(budget + " or vector(0)", s)[0] == [1.0, 2.0, 0.0]
     running = 'sum(vllm:num_requests_running{namespace="n"}) / 256'
@@ -127,3 +160,22 @@ def test_every_rendered_trigger_of_the_shipped_catalog_is_simulated(
         exprlang.parse(so.formula)
         for t in so.triggers:
             promsignals.compile_query(t.query)
+
+
+def test_latency_kept_at_zero_while_pods_are_scraped() -> None:
+    # The form the model-side issue plans for min >= 1 models: no `or vector(0)`
+    # (a lost scrape is an error KEDA falls back on), but an idle model reads 0.
+    s = _signals(
+        ready=np.array([0.0, 1.0, 2.0]),
+        served_rps=np.array([0.0, 0.0, 1.0]),
+        ttft_base=np.full(3, 0.2),
+        ttft_mean=np.zeros(3),
+    )
+    sel = '{namespace="n", pod=~"m-[a-z0-9]+-[a-z0-9]+"}'
+    q = (
+        f"(histogram_quantile(0.95, sum by (le) (rate(vllm:time_to_first_token_seconds_bucket"
+        f"{sel}[2m]))) >= 0) or 0 * count(vllm:num_requests_running{sel})"
+    )
+    val, err = _run(q, s, ignore=False)
+    assert err == [True, False, False]  # no pod scraped: KEDA's error, then its fallback
+    assert val[1:] == [0.0, 0.2]

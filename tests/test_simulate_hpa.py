@@ -28,8 +28,9 @@ def replicas_over_time(
     low: int = 1,
     high: int = 1000,
 ) -> list[int]:
-    hpa = Hpa(Direction.of([up or {}], DEFAULT_UP), Direction.of([down or {}], DEFAULT_DOWN),
-              step, 1)
+    hpa = Hpa(
+        Direction.of([up or {}], DEFAULT_UP), Direction.of([down or {}], DEFAULT_DOWN), step, 1
+    )
     current = one(start)
     out = []
     for d in desired:
@@ -88,8 +89,16 @@ def test_a_policy_period_limits_the_change_across_steps() -> None:
         "stabilizationWindowSeconds": 0,
         "policies": [{"type": "Percent", "value": 10, "periodSeconds": 60}],
     }
-    assert replicas_over_time(80, [10] * 8, down=down, step=15.0) == [72, 72, 72, 72, 64, 64, 64,
-                                                                       64]
+    assert replicas_over_time(80, [10] * 8, down=down, step=15.0) == [
+        72,
+        72,
+        72,
+        72,
+        64,
+        64,
+        64,
+        64,
+    ]
 
 
 def test_select_policy_min_removes_at_most_five_a_minute() -> None:
