@@ -179,3 +179,13 @@ def test_latency_kept_at_zero_while_pods_are_scraped() -> None:
     val, err = _run(q, s, ignore=False)
     assert err == [True, False, False]  # no pod scraped: KEDA's error, then its fallback
     assert val[1:] == [0.0, 0.2]
+
+
+def test_cached_parsing_agrees_with_parsing() -> None:
+    for text in (
+        RENDERED,
+        RENDERED.replace("/ 6", "/ 4.5").replace(": 1)", ": 12)"),
+        "max(q1 / 2e3, 3)",
+    ):
+        a, b = exprlang.parse(text), exprlang.parse_cached(text)
+        assert (a.tree, a.constants, a.names) == (b.tree, b.constants, b.names)

@@ -138,6 +138,7 @@ class Simulation:
         self._compile_formulas()
         self._compile_slots()
         self.k = int(max([*self.max_rep, *self.fb_replicas, *self.paused, *self.min_rep, 1])) + 1
+        self._last_replica: Replica | None = None
         self._one = np.ones(n)
         self._true = np.ones(n, dtype=bool)
         self._zero = np.zeros(n)
@@ -191,7 +192,7 @@ class Simulation:
         parsed = []
         for u in self.units:
             try:
-                parsed.append(exprlang.parse(u.so.formula))
+                parsed.append(exprlang.parse_cached(u.so.formula))
             except exprlang.FormulaError as exc:
                 raise SetupError(f"{u.so.path}: ScaledObject {u.so.name}: formula: {exc}") from None
             unknown = parsed[-1].names - {t.name for t in u.so.triggers}
@@ -418,6 +419,14 @@ class Simulation:
         }
 
     def _replica(self, prompt: Array, output: Array) -> Replica:
+        """The units' serving constants for these token counts (reused while they hold)."""
+        last = self._last_replica
+        if (
+            last is not None
+            and np.array_equal(last.prompt, prompt)
+            and np.array_equal(last.output, output)
+        ):
+            return last
         u = self.units
         f = np.array
         if not hasattr(self, "_consts"):
@@ -427,7 +436,8 @@ class Simulation:
                 f([x.max_seqs for x in u]), f([x.kv_capacity for x in u]),
             )  # fmt: skip
         w, kv, bw, fl, pa, ms, cap = self._consts
-        return Replica(w, kv, bw, fl, pa, ms, cap, prompt, output)
+        self._last_replica = Replica(w, kv, bw, fl, pa, ms, cap, prompt, output)
+        return self._last_replica
 
     def _reconcile(self, unit_up: npt.NDArray[np.bool_]) -> None:
         now, k = self.now, self.k

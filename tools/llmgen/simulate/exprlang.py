@@ -166,6 +166,25 @@ def parse(text: str) -> Formula:
     return Formula(text, tree, tuple(p.consts), frozenset(p.names))
 
 
+_NUMBER = re.compile(r"(?<![A-Za-z0-9_.])(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?")
+_SHAPES: dict[str, Formula] = {}
+
+
+def parse_cached(text: str) -> Formula:
+    """`parse`, reusing the tree of a formula that differs only in its numbers.
+
+    The parser lifts numbers in source order, so the numbers found in the text
+    are the constants of the cached shape.
+    """
+    key = _NUMBER.sub("#", text)
+    known = _SHAPES.get(key)
+    numbers = tuple(float(n) for n in _NUMBER.findall(text))
+    if known is None or len(known.constants) != len(numbers):
+        known = _SHAPES[key] = parse(text)
+        return known
+    return Formula(text, known.tree, numbers, known.names)
+
+
 Value = Array | npt.NDArray[np.bool_]
 Evaluator = Callable[[Mapping[str, Array], Array], Value]
 

@@ -27,6 +27,7 @@ The formula (docs/simulate.md explains it and where it is wrong):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -78,11 +79,11 @@ class Replica:
     prompt: Array  # tokens per request
     output: Array  # tokens per request (0 for embeddings)
 
-    @property
+    @cached_property
     def ctx(self) -> Array:
         return self.prompt + self.output / 2.0
 
-    @property
+    @cached_property
     def prefill(self) -> Array:
         return self.prompt * 2.0 * self.params / self.flops
 
@@ -90,7 +91,7 @@ class Replica:
         mem = (self.weights + b * self.ctx * self.kv_token) / self.bandwidth
         return np.maximum(mem, b * 2.0 * self.params / self.flops)
 
-    @property
+    @cached_property
     def c_max(self) -> Array:
         per_seq = np.maximum((self.prompt + self.output) * self.kv_token, 1.0)
         return np.maximum(np.minimum(self.max_seqs, np.floor(self.kv_capacity / per_seq)), 1.0)
@@ -101,6 +102,10 @@ class Replica:
     def capacity(self) -> Array:
         """Requests/s one saturated replica completes: the slots' turnover, and
         never more than its FLOP/s allow (every token costs 2P FLOPs)."""
+        return self._capacity
+
+    @cached_property
+    def _capacity(self) -> Array:
         c = self.c_max
         compute = self.flops / (2.0 * self.params * np.maximum(self.prompt + self.output, 1.0))
         return np.minimum(c / self.service_time(c), compute)
