@@ -368,7 +368,9 @@ class Simulation:
         self.last_active = np.where(active, now, self.last_active)
         wake = (before == 0) & active & free
         r = np.where(wake, np.maximum(self.min_rep, 1.0), before)
-        hold = err_any & (self.fb_replicas != 0)
+        # A scaler error keeps the replicas, unless a fallback of 0 replicas is set.
+        has_fallback = self.fb_threshold < 1e18
+        hold = err_any & ~(has_fallback & (self.fb_replicas == 0))
         sleep = (
             (before > 0)
             & ~active
