@@ -20,25 +20,20 @@ well under a second or two. Each step, in the order the controllers act:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
-from . import exprlang, promsignals
+from .fleet import Fleet
 from .hpa import DEFAULT_DOWN, DEFAULT_UP, HPA_SYNC_SECONDS, Direction, Hpa, desired_replicas
+from .scalers import Scalers
 from .serving import Replica, p95, serve
-from .setup import NODE_PROVISION_SECONDS, Slot, Unit
+from .setup import Slot, Unit
 from .traffic import Load
 
 Array = npt.NDArray[np.float64]
-PENDING = 1e18
-# Label values select the model's own series; only these two change what a query counts.
-_LABEL_VALUE = re.compile(
-    r'\b(?!reporter\b|response_code\b)([A-Za-z_]\w*)\s*(=~|!~|!=|=)\s*"(?:[^"\\]|\\.)*"'
-)
 SERIES = (
     "replicas",
     "ready",
@@ -77,13 +72,6 @@ def _bincount(idx: npt.NDArray[np.int64], weights: Array, minlength: int) -> Arr
     return np.asarray(np.bincount(idx, weights=weights, minlength=minlength), dtype=np.float64)
 
 
-def _groups(keys: list[str]) -> dict[str, list[int]]:
-    out: dict[str, list[int]] = {}
-    for i, k in enumerate(keys):
-        out.setdefault(k, []).append(i)
-    return out
-
-
 class Simulation:
     """The state of every unit of one environment."""
 
@@ -109,33 +97,22 @@ class Simulation:
             [s.paused_replicas if s.paused_replicas is not None else -1 for s in so],
             dtype=np.float64,
         )
-        self.per_node = f([u.per_node for u in units], dtype=np.float64)
         self.node_usd = f([u.node_usd for u in units])
         self.gpus_per_node = f([u.gpus_per_node for u in units], dtype=np.float64)
         self.gpu_count = f([u.gpu_count for u in units], dtype=np.float64)
         self.gpu_usd = f([u.gpu_usd for u in units])
-        self.empty_seconds = f([u.empty_node_seconds for u in units])
-        self.cold_new = f([u.cold_new_node for u in units])
-        self.cold_old = f([u.cold_existing_node for u in units])
         self.embed = f([u.embed for u in units])
         self.slo = f([u.slo_seconds for u in units])
         self.model_row = f([load.row(u.model) for u in units], dtype=np.int64)
         clusters = sorted({u.cluster for u in units} | {s.cluster for s in slots})
         self.clusters = clusters
         self.cluster_idx = f([clusters.index(u.cluster) for u in units], dtype=np.int64)
-        pools = sorted({u.pool_key for u in units})
-        self.pool_idx = f([pools.index(u.pool_key) for u in units], dtype=np.int64)
-        caps: dict[str, int] = {}
-        for u in units:
-            caps[u.pool_key] = u.node_cap
-        self.pool_cap = f([caps[p] for p in pools], dtype=np.float64)
         self.up = Direction.of([s.scale_up for s in so], DEFAULT_UP)
         self.down = Direction.of([s.scale_down for s in so], DEFAULT_DOWN)
         self.hpa = Hpa(self.up, self.down, step, n)
-        self.static: dict[str, Array] = {}
-        self.reads: set[str] = {"one", "true"}
-        self._compile_triggers()
-        self._compile_formulas()
+        self.scalers = Scalers(units)
+        self.trigger_names = self.scalers.trigger_names
+        self.reads = self.scalers.reads
         self._compile_slots()
         self.k = int(max([*self.max_rep, *self.fb_replicas, *self.paused, *self.min_rep, 1])) + 1
         self._last_replica: Replica | None = None
@@ -143,73 +120,6 @@ class Simulation:
         self._true = np.ones(n, dtype=bool)
         self._zero = np.zeros(n)
         self.reset()
-
-    # ------------------------------------------------------------ compiling
-
-    def _compile_triggers(self) -> None:
-        names = sorted({t.name for u in self.units for t in u.so.triggers})
-        self.trigger_names = names
-        self.has = np.zeros((len(names), self.n), dtype=bool)
-        self.ignore = np.ones((len(names), self.n), dtype=bool)
-        self.trigger_groups: list[
-            tuple[int, npt.NDArray[np.int64], promsignals.Query, dict[str, Array]]
-        ] = []
-        by_key: dict[tuple[int, str], tuple[promsignals.Query, list[int], list[tuple[float, ...]]]]
-        by_key = {}
-        cache: dict[str, promsignals.Query] = {}
-        for u in self.units:
-            for t in u.so.triggers:
-                row = names.index(t.name)
-                self.has[row, u.index] = True
-                self.ignore[row, u.index] = t.ignore_nulls
-                key = _LABEL_VALUE.sub(r'\1\2"x"', t.query)
-                q = cache.get(key)
-                if q is None:
-                    try:
-                        q = cache[key] = promsignals.compile_query(t.query)
-                    except promsignals.QueryError as exc:
-                        from .setup import SetupError
-
-                        raise SetupError(
-                            f"{u.so.path}: ScaledObject {u.so.name}: trigger {t.name}: {exc}"
-                        ) from None
-                self.reads |= q.reads
-                entry = by_key.setdefault((row, q.shape), (q, [], []))
-                entry[1].append(u.index)
-                entry[2].append(q.constants)
-        for (row, _shape), (q, idx, consts) in sorted(by_key.items(), key=lambda kv: kv[0]):
-            cols = np.array(consts, dtype=np.float64).reshape(len(idx), -1)
-            full = {}
-            for j in range(cols.shape[1]):
-                arr = np.zeros(self.n)
-                arr[idx] = cols[:, j]
-                full[f"#{j}"] = arr
-            self.trigger_groups.append((row, np.array(idx, dtype=np.int64), q, full))
-
-    def _compile_formulas(self) -> None:
-        from .setup import SetupError
-
-        parsed = []
-        for u in self.units:
-            try:
-                parsed.append(exprlang.parse_cached(u.so.formula))
-            except exprlang.FormulaError as exc:
-                raise SetupError(f"{u.so.path}: ScaledObject {u.so.name}: formula: {exc}") from None
-            unknown = parsed[-1].names - {t.name for t in u.so.triggers}
-            if unknown:
-                raise SetupError(
-                    f"{u.so.path}: ScaledObject {u.so.name}: formula names "
-                    f"{', '.join(sorted(unknown))}, which no trigger defines"
-                )
-        self.formula_groups = []
-        for _shape, idx in sorted(_groups([f.shape for f in parsed]).items()):
-            f = parsed[idx[0]]
-            consts = np.zeros((len(f.constants), self.n))
-            for i in idx:
-                consts[:, i] = parsed[i].constants
-            self.formula_groups.append(
-                (np.array(idx, dtype=np.int64), exprlang.compile_tree(f.tree), consts)
-            )
 
     def _compile_slots(self) -> None:
         width = max([len(s.candidates) for s in self.slots] + [1])
@@ -241,22 +151,15 @@ class Simulation:
     # --------------------------------------------------------------- state
 
     def reset(self) -> None:
-        n, k = self.n, self.k
+        n = self.n
         start = np.where(self.paused >= 0, self.paused, self.min_rep)
         self.replicas = start.copy()
-        row = np.arange(k)[:, None]
-        have = row < start[None, :]
-        self.ready_at = np.where(have, -1e18, np.nan)
-        self.gpu_at = self.ready_at.copy()
-        self.nodes = np.ceil(start / self.per_node)
-        self.excess_since = np.full(n, np.nan)
+        self.fleet = Fleet(self.units, start, self.k)
         self.backlog = np.zeros(n)
         self.failures = np.zeros((len(self.trigger_names), n))
         self.last_active = np.zeros(n)
         self.now = 0.0
         self.was_down = np.zeros(len(self.clusters), dtype=bool)
-        self._pods = start.astype(np.float64)
-        self._busy = False
 
     def step_once(self, minute: int, down: npt.NDArray[np.bool_]) -> dict[str, Array]:
         """Advance one step with the load of `minute`; return this step's figures."""
@@ -265,17 +168,14 @@ class Simulation:
         fell = down & ~self.was_down
         if fell.any():
             gone = fell[self.cluster_idx]
-            self.ready_at[:, gone] = np.nan
-            self.gpu_at[:, gone] = np.nan
-            self.nodes[gone] = 0.0
+            self.fleet.lose(gone)
             self.backlog[gone] = 0.0
-            self._pods[gone] = 0.0
-            self._busy = True
         self.was_down = down.copy()
 
-        ready: Array = np.where(unit_up, (self.ready_at <= now).sum(axis=0), 0).astype(np.float64)
-        scheduled: Array = (self.gpu_at <= now).sum(axis=0).astype(np.float64)
-        pods = self._pods
+        fleet = self.fleet
+        ready, scheduled = fleet.counts(now)
+        ready = np.where(unit_up, ready, 0.0)
+        pods = fleet.pods
 
         # 1. routing
         lam = self.load.rps[:, minute]
@@ -343,21 +243,7 @@ class Simulation:
             "cluster_budget": lambda: self._zero,
         }
         signals: dict[str, Array] = {key: lazy[key]() for key in self.reads}
-        signals.update(self.static)
-        values = np.zeros((len(self.trigger_names), self.n))
-        errors = np.zeros((len(self.trigger_names), self.n), dtype=bool)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            for row, idx, q, consts in self.trigger_groups:
-                signals.update(consts)
-                val, err = q.run(signals, self.n, self.ignore[row])
-                values[row, idx] = val[idx]
-                errors[row, idx] = err[idx]
-            composite = np.zeros(self.n)
-            env = {name: values[i] for i, name in enumerate(self.trigger_names)}
-            for idx, formula, fconsts in self.formula_groups:
-                composite[idx] = np.asarray(formula(env, fconsts), dtype=np.float64)[idx]
-        composite = np.where(np.isfinite(composite), np.trunc(composite * 1000.0) / 1000.0, 0.0)
-        errors &= self.has
+        composite, errors = self.scalers.evaluate(signals)
         err_any = errors.any(axis=0)
         self.failures = np.where(errors, self.failures + dt / HPA_SYNC_SECONDS, 0.0)
         fallback = (self.failures > self.fb_threshold[None, :]).any(axis=0)
@@ -403,7 +289,7 @@ class Simulation:
         self.replicas = np.where(self.paused >= 0, self.paused, r)
 
         # 4. pods and nodes
-        self._reconcile(unit_up)
+        fleet.reconcile(now, self.replicas, unit_up)
         self.now += dt
         latency = np.where(self.embed, e2e, ttft)
         has_traffic = arrivals > 0
@@ -412,8 +298,8 @@ class Simulation:
             "ready": ready,
             "queue": served.queue,
             "latency_p95": np.where(has_traffic, latency, np.nan),
-            "gpus": self.nodes * self.gpus_per_node,
-            "usd_per_hour": self.nodes * self.node_usd,
+            "gpus": fleet.nodes * self.gpus_per_node,
+            "usd_per_hour": fleet.nodes * self.node_usd,
             "arrivals": arrivals,
             "completed": served.completed,
             "tokens": served.completed * (prompt + output) * dt,
@@ -440,62 +326,6 @@ class Simulation:
         w, kv, bw, fl, pa, ms, cap = self._consts
         self._last_replica = Replica(w, kv, bw, fl, pa, ms, cap, prompt, output)
         return self._last_replica
-
-    def _reconcile(self, unit_up: npt.NDArray[np.bool_]) -> None:
-        now, k = self.now, self.k
-        col = np.arange(k)[:, None]
-        want = np.where(unit_up, self.replicas, 0.0)
-        have = self._pods
-        if not self._busy and np.array_equal(have, want):
-            return
-        if (have > want).any():
-            order = np.argsort(self.ready_at, axis=0)
-            self.ready_at = np.take_along_axis(self.ready_at, order, axis=0)
-            self.gpu_at = np.take_along_axis(self.gpu_at, order, axis=0)
-            drop = (col >= want[None, :]) & unit_up[None, :]
-            self.ready_at[drop] = np.nan
-            self.gpu_at[drop] = np.nan
-            have = (~np.isnan(self.ready_at)).sum(axis=0)
-        grow = (col >= have[None, :]) & (col < want[None, :])
-        self.ready_at[grow] = PENDING
-        self.gpu_at[grow] = PENDING
-        pending = self.ready_at == PENDING
-        n_pending = pending.sum(axis=0).astype(np.float64)
-        placed = (~np.isnan(self.ready_at)).sum(axis=0) - n_pending
-        free_slots = np.maximum(self.nodes * self.per_node - placed, 0.0)
-        need = np.ceil(np.maximum(n_pending - free_slots, 0.0) / self.per_node)
-        need = np.where(unit_up, need, 0.0)
-        totals = _bincount(self.pool_idx, weights=self.nodes + need, minlength=len(self.pool_cap))
-        if (totals > self.pool_cap).any():
-            room = self.pool_cap - _bincount(
-                self.pool_idx, weights=self.nodes, minlength=len(self.pool_cap)
-            )
-            for i in np.nonzero(need)[0]:
-                grant = min(need[i], max(room[self.pool_idx[i]], 0.0))
-                room[self.pool_idx[i]] -= grant
-                need[i] = grant
-        self.nodes += need
-        on_old = np.minimum(free_slots, n_pending)
-        on_new = np.minimum(need * self.per_node, n_pending - on_old)
-        rank = np.cumsum(pending, axis=0)
-        old = pending & (rank <= on_old[None, :])
-        new = pending & (rank > on_old[None, :]) & (rank <= (on_old + on_new)[None, :])
-        self.ready_at = np.where(old, now + self.cold_old[None, :], self.ready_at)
-        self.gpu_at = np.where(old, now, self.gpu_at)
-        self.ready_at = np.where(new, now + self.cold_new[None, :], self.ready_at)
-        self.gpu_at = np.where(new, now + NODE_PROVISION_SECONDS, self.gpu_at)
-        placed = (~np.isnan(self.ready_at)).sum(axis=0) - (self.ready_at == PENDING).sum(axis=0)
-        used = np.ceil(placed / self.per_node)
-        excess = self.nodes > used
-        since = np.where(
-            excess, np.where(np.isnan(self.excess_since), now, self.excess_since), np.nan
-        )
-        done = excess & (now - since >= self.empty_seconds)
-        self.nodes = np.where(done, used, self.nodes)
-        self.excess_since = np.where(done, np.nan, since)
-        self._pods = (~np.isnan(self.ready_at)).sum(axis=0).astype(np.float64)
-        # Work left for later steps: pods waiting for a node, nodes waiting to go.
-        self._busy = bool((self.ready_at == PENDING).any() or (~np.isnan(self.excess_since)).any())
 
 
 def run(
