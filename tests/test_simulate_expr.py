@@ -189,3 +189,20 @@ def test_cached_parsing_agrees_with_parsing() -> None:
     ):
         a, b = exprlang.parse(text), exprlang.parse_cached(text)
         assert (a.tree, a.constants, a.names) == (b.tree, b.constants, b.names)
+
+
+def test_disk_throughput_from_the_rendered_pools(files: dict[str, bytes]) -> None:
+    from llmgen.simulate.objects import disk_gibps
+
+    # pd-balanced: 0.28 MiB/s per GiB, 140 MiB/s floor (review finding 8: ~250 at 900 GB).
+    gke = {"nodeConfig": {"diskType": "pd-balanced", "diskSizeGb": 900}}
+    assert disk_gibps("ContainerNodePool", gke) == pytest.approx(252 / 1024)
+    gke["nodeConfig"]["diskSizeGb"] = 300
+    assert disk_gibps("ContainerNodePool", gke) == pytest.approx(140 / 1024)
+    gke["nodeConfig"]["ephemeralStorageLocalSsdConfig"] = {"localSsdCount": 2}
+    assert disk_gibps("ContainerNodePool", gke) == pytest.approx(1.28)
+    assert disk_gibps("EC2NodeClass", {"instanceStorePolicy": "RAID0"}) == 2.0
+    rendered = read_rendered(files)
+    assert rendered.disk_gibps[("prod-gcp-usc1", "h100-x8")] == pytest.approx(252 / 1024)
+    assert rendered.disk_gibps[("prod-aws-use1", "h100-x8")] == 2.0
+    assert rendered.empty_node_seconds[("prod-aws-use1", "h100-x8")] == 1800

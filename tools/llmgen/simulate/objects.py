@@ -128,6 +128,44 @@ def scaled_object(path: str, doc: Mapping[str, Any]) -> ScaledObject:
     )
 
 
+#: MiB/s per provisioned GiB and the floor, of GCE Persistent Disk types (approximate
+#: figures of Google's Persistent Disk performance table; review finding 8 reads the same)
+_PD = {"pd-standard": (0.12, 0.0), "pd-balanced": (0.28, 140.0), "pd-ssd": (0.48, 240.0)}
+#: one local NVMe SSD (375 GB) reads about 660 MiB/s
+_LOCAL_SSD_GIBPS = 0.64
+#: instance-store NVMe in RAID0 on the GPU instance types (several drives)
+_INSTANCE_STORE_GIBPS = 2.0
+#: gp3 without a throughput setting: its 125 MiB/s baseline
+_GP3_GIBPS = 125.0 / 1024.0
+
+
+def disk_gibps(kind: str, spec: Mapping[str, Any]) -> float | None:
+    """Where the weights' emptyDir lives on this pool's nodes, and how fast it is.
+
+    GKE: local SSDs when the node pool asks for them, else the boot disk
+    (type and size); EKS: instance-store RAID0 when the EC2NodeClass asks
+    for it, else the root EBS volume. None: no figure (the cloud's default).
+    """
+    if kind == "ContainerNodePool":
+        node = spec.get("nodeConfig") or {}
+        ssd = (node.get("ephemeralStorageLocalSsdConfig") or {}).get("localSsdCount")
+        if ssd:
+            return float(min(int(ssd) * _LOCAL_SSD_GIBPS, 8.0))
+        per_gib, floor = _PD.get(str(node.get("diskType", "pd-balanced")), (0.0, 0.0))
+        if not per_gib:
+            return None
+        size = float(node.get("diskSizeGb") or 100)
+        return max(per_gib * size, floor) / 1024.0
+    if str(spec.get("instanceStorePolicy", "")) == "RAID0":
+        return _INSTANCE_STORE_GIBPS
+    for device in spec.get("blockDeviceMappings") or []:
+        ebs = device.get("ebs") or {}
+        if device.get("rootVolume") and ebs:
+            throughput = ebs.get("throughput")
+            return float(throughput) / 1024.0 if throughput else _GP3_GIBPS
+    return None
+
+
 def _seconds(text: str) -> float:
     total = 0.0
     for amount, unit in _DURATION.findall(text):
@@ -142,6 +180,8 @@ class Rendered:
     scaled_objects: dict[tuple[str, str], ScaledObject] = field(default_factory=dict)
     #: (cluster, catalog pool name) -> seconds an empty node lives
     empty_node_seconds: dict[tuple[str, str], float] = field(default_factory=dict)
+    #: (cluster, catalog pool name) -> GiB/s the weights' disk reads and writes
+    disk_gibps: dict[tuple[str, str], float] = field(default_factory=dict)
 
 
 def read_rendered(files: Mapping[str, bytes], clusters: set[str] | None = None) -> Rendered:
@@ -154,7 +194,7 @@ def read_rendered(files: Mapping[str, bytes], clusters: set[str] | None = None) 
         if clusters is not None and cluster not in clusters:
             continue
         text = files[path]
-        if b"kind: ScaledObject" not in text and b"kind: NodePool" not in text:
+        if not any(k in text for k in (b"kind: ScaledObject", b"NodePool", b"NodeClass")):
             continue
         for doc in _docs(text):
             kind = doc.get("kind")
@@ -167,4 +207,10 @@ def read_rendered(files: Mapping[str, bytes], clusters: set[str] | None = None) 
                 after = ((doc.get("spec") or {}).get("disruption") or {}).get("consolidateAfter")
                 if pool and after is not None and str(after) != "Never":
                     out.empty_node_seconds[(cluster, pool)] = _seconds(str(after))
+            elif kind in ("EC2NodeClass", "ContainerNodePool"):
+                labels = (doc.get("metadata") or {}).get("labels") or {}
+                pool = str(labels.get("llmgen.io/nodepool", ""))
+                speed = disk_gibps(kind, doc.get("spec") or {})
+                if pool and speed is not None:
+                    out.disk_gibps[(cluster, pool)] = speed
     return out

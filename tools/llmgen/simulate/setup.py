@@ -43,8 +43,8 @@ IMAGE_PULL_SECONDS = 150.0
 ENGINE_INIT_SECONDS = 90.0
 VERIFY_GIBPS = 0.5
 GPU_LOAD_GIBPS_PER_GPU = 1.0
-#: per cloud: (object store -> node GiB/s, node disk read GiB/s)
-PULL_DEFAULTS = {"aws": (0.5, 2.0), "gcp": (0.2, 0.2)}
+#: per cloud: (object store -> node GiB/s, node disk GiB/s when the rendered pool says nothing)
+PULL_DEFAULTS = {"aws": (0.5, 2.0), "gcp": (1.0, 0.2)}
 DEFAULT_SLO_SECONDS = 2.0
 
 
@@ -98,14 +98,21 @@ class Slot:
     candidates: tuple[int, ...]
 
 
-def cold_start(p: Placement, pull_gibps: float | None) -> tuple[float, float]:
-    """Seconds from scale-up to ready: on a new node, and on a node already there."""
-    pull, disk = PULL_DEFAULTS.get(p.cluster.cloud, (0.5, 1.0))
-    if pull_gibps is not None:
-        pull = pull_gibps
+def cold_start(
+    p: Placement, pull_gibps: float | None, disk_gibps: float | None = None
+) -> tuple[float, float]:
+    """Seconds from scale-up to ready: on a new node, and on a node already there.
+
+    The download is bound by the network and by the disk it writes to (the
+    rendered pool's: `objects.disk_gibps`); verify and load read that disk.
+    """
+    network, disk = PULL_DEFAULTS.get(p.cluster.cloud, (0.5, 1.0))
+    if disk_gibps is not None:
+        disk = disk_gibps
+    pull = min(network, disk) if pull_gibps is None else pull_gibps
     gib = weights_gib(p.model)
     load = ENGINE_INIT_SECONDS + gib / min(disk, GPU_LOAD_GIBPS_PER_GPU * p.model.gpu_count)
-    pod = gib / pull + gib / VERIFY_GIBPS + load
+    pod = gib / pull + gib / min(VERIFY_GIBPS, disk) + load
     return NODE_PROVISION_SECONDS + IMAGE_PULL_SECONDS + pod, pod
 
 
@@ -134,7 +141,7 @@ def _unit(
         and m.extra_args[m.extra_args.index("--kv-cache-dtype") + 1 :][:1] == ("fp8",)
     )
     memory = m.gpu_count * p.gpu.memory_gib * GIB
-    new_node, existing = cold_start(p, pull_gibps)
+    new_node, existing = cold_start(p, pull_gibps, rendered.disk_gibps.get((cp.name, p.pool.name)))
     cloud = p.cluster.cloud
     empty = rendered.empty_node_seconds.get((cp.name, p.pool.name), GKE_SCALE_DOWN_UNNEEDED_SECONDS)
     target_slo = slo or m.targets.p95_latency_seconds or DEFAULT_SLO_SECONDS
