@@ -101,11 +101,15 @@ def stage(name: str, root: Path, crds: Path | None) -> dict[str, float]:
         opts = Options("prod", minutes=1440)
         _plan, units, slots = prepare(root, opts)  # plan + render: not timed
         load = make_load(units, opts)
-        t, cpu = time.perf_counter(), time.process_time()
-        run(units, slots, load)
+        runs = []
+        for _ in range(3):  # the best of three, planning and rendering once
+            t, cpu = time.perf_counter(), time.process_time()
+            run(units, slots, load)
+            runs.append((time.perf_counter() - t, time.process_time() - cpu))
+        wall, cpu_s = min(runs)
         return {
-            "seconds": time.perf_counter() - t,
-            "cpu_seconds": time.process_time() - cpu,
+            "seconds": wall,
+            "cpu_seconds": cpu_s,
             "units": len(units),
             "models": len(load.models),
         }
@@ -169,7 +173,7 @@ def main() -> None:
         noop = best("noop", root, crds, args.repeat)
         dump = best("dump", root, crds, args.repeat)
         ver = best("verify", root, crds, 1)
-        sim = best("simulate", root, crds, args.repeat)
+        sim = best("simulate", root, crds, 1)
         kus = None if args.skip_kustomize else best("kustomize", root, crds, 1)
 
     docs = cold["documents"]
