@@ -365,3 +365,20 @@ def test_the_result_is_for_the_whole_environment() -> None:
         "prod-gcp-usc1",
         "prod-gcp-euw4",
     }
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--peak-rps", "-1"],
+        ["--peak-rps", "nan"],
+        ["--pull-gibps", "0"],
+        ["--slo-seconds", "inf"],
+        ["--prompt-tokens", "-5"],
+        ["--step-seconds", "7"],
+        ["--minutes", "0"],
+    ],
+)
+def test_bad_numbers_are_usage_errors(args: list[str]) -> None:
+    out = runner.invoke(app, ["simulate", "--root", str(REPO), "--env", "prod", *args])
+    assert out.exit_code == 2, out.output

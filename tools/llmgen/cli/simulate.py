@@ -6,11 +6,14 @@ Importing this module registers the command on `cli.app`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from llmgen.cli.app import RootOpt, app, echo, find_root, handled
+
+if TYPE_CHECKING:
+    from llmgen.simulate.api import Options
 
 FORMATS = ("text", "markdown", "json")
 
@@ -29,13 +32,20 @@ def options(
     down: list[str] | None,
     pull_gibps: float | None,
     slo_seconds: float | None,
-) -> object:
+) -> Options:
     """The library's Options from the command line's values."""
     from llmgen.simulate.api import Options, parse_outage
 
-    for name, value in (("--prompt-tokens", prompt_tokens), ("--output-tokens", output_tokens)):
-        if value < 0:
-            raise typer.BadParameter("must be >= 0", param_hint=name)
+    for name, value in (
+        ("--prompt-tokens", prompt_tokens),
+        ("--output-tokens", output_tokens),
+        ("--peak-rps", peak_rps or 0.0),
+    ):
+        if not value >= 0 or value == float("inf"):
+            raise typer.BadParameter("must be a finite number >= 0", param_hint=name)
+    for name, positive in (("--pull-gibps", pull_gibps), ("--slo-seconds", slo_seconds)):
+        if positive is not None and not 0 < positive < float("inf"):
+            raise typer.BadParameter("must be a finite number > 0", param_hint=name)
     if minutes < 1:
         raise typer.BadParameter("must be >= 1", param_hint="--minutes")
     return Options(
@@ -143,7 +153,7 @@ def simulate_cmd(
         pull_gibps,
         slo_seconds,
     )
-    result = simulate(find_root(root), opts)  # type: ignore[arg-type]
+    result = simulate(find_root(root), opts)
     summary = report.summarize(result, env, model)
     if chart is not None and model is not None:
         draw(result, model, chart)
