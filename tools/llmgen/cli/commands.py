@@ -125,24 +125,44 @@ def diff_cmd(
         str | None,
         typer.Option("--base", help="Summarise the catalog changes since this git ref (a PR)."),
     ] = None,
+    simulate: Annotated[
+        bool,
+        typer.Option(
+            "--simulate",
+            help="With --base: replay the same traffic against base and head (each --env).",
+        ),
+    ] = False,
 ) -> None:
     """Show what a re-render would change, per resource, then as a unified diff.
 
     With --base REF: a pull-request summary instead: models added, removed and
     changed per environment and cluster, GPU and cost deltas, then resources.
+    With --simulate as well: a day of diurnal traffic replayed against the
+    base's and the head's autoscaling (`llmgen simulate` defaults).
     """
     from llmgen.gitops.diff import format_changes, resource_changes
     from llmgen.render import pipeline
 
+    if simulate and base is None:
+        raise typer.BadParameter("--simulate needs --base", param_hint="--simulate")
     if base is not None:
         from llmgen.gitops.prsummary import pr_summary
         from llmgen.gitops.prsummaryview import format_summary
 
         summary = pr_summary(find_root(root), base, env, cluster)
+        simulated = ""
+        if simulate:
+            from llmgen.cli.simulate import simulate_base
+
+            simulated = simulate_base(find_root(root), base, env).rstrip("\n")
         if fmt == "json":
-            emit_json(True, json.loads(format_summary(summary, "json")))
+            data = json.loads(format_summary(summary, "json"))
+            if simulate:
+                data["simulation_markdown"] = simulated
+            emit_json(True, data)
             return
         echo(format_summary(summary, fmt).rstrip("\n"))
+        echo(simulated)
         return
     r = pipeline.check(find_root(root), env, cluster)
     changes = resource_changes(r.old, r.files)

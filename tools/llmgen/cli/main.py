@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from llmgen.cli import commands, lifecycle  # noqa: F401  (importing registers the commands)
+from llmgen.cli import commands, lifecycle, simulate  # noqa: F401  (importing registers the commands)
 from llmgen.cli.app import app
 
 

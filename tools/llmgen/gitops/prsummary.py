@@ -11,9 +11,10 @@ fall back to REF's committed generated/ and the summary says so.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -343,3 +344,26 @@ def pr_summary(
 
 def touches(env: str, models: list[ModelChange]) -> bool:
     return any(m.environment == env for m in models)
+
+
+@contextlib.contextmanager
+def base_inputs(root: Path, base: str) -> Iterator[Path]:
+    """A temporary repository root holding the render inputs of `base`.
+
+    The same inputs `pr_summary` compares against (catalog/, templates/,
+    overlays/ at `base`, this llmgen's schemas/), for other comparisons such
+    as `diff --base --simulate`. Raises UsageError when `base` has no catalog.
+    """
+    repo = open_repo(root)
+    top = Path(str(repo.working_tree_dir)).resolve()
+    rel = root.resolve().relative_to(top).as_posix()
+    prefix = "" if rel == "." else rel + "/"
+    commit = resolve(repo, base)
+    with tempfile.TemporaryDirectory(prefix="llmgen-base-") as tmp:
+        work = Path(tmp)
+        extract_inputs(commit, prefix, work)
+        if (root / "schemas").is_dir():
+            shutil.copytree(root / "schemas", work / "schemas")
+        if not (work / "catalog").is_dir():
+            raise UsageError(f"{base} has no catalog/ to simulate")
+        yield work
