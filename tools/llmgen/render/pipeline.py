@@ -26,7 +26,10 @@ from llmgen.render.write import (
     diff_trees,
     inputs_key,
     read_tree,
+    recover,
+    render_lock,
     save_cache,
+    tree_matches,
     write_tree,
 )
 from llmgen.resources import templates_dir
@@ -145,18 +148,27 @@ def render_in_memory(
 def render(
     root: Path, envs: list[str] | None = None, clusters: list[str] | None = None
 ) -> RenderOutcome:
-    """`llmgen render`: bring generated/ in line with the catalog, atomically."""
+    """`llmgen render`: bring generated/ in line with the catalog, atomically.
+
+    One run at a time per repository (`render_lock`): a second run waits, so
+    parallel renders never delete each other's staging trees or write back a
+    stale copy of another environment. The no-op cache is saved only when
+    generated/ holds exactly what this run rendered.
+    """
     scope = f"env={sorted(envs or [])};cluster={sorted(clusters or [])}"
-    key = inputs_key(root, templates_dir(root), __version__, scope)
-    if cache_hit(root, key):
-        return RenderOutcome(TreeDiff(), 0, True, [])
-    r = render_in_memory(root, envs, clusters)
-    if not r.diff.empty:
-        keep = None
-        if r.prefixes is not None:
-            keep = {p: b for p, b in read_tree(root).items() if not p.startswith(r.prefixes)}
-        write_tree(root, r.files, keep)
-    save_cache(root, key)
+    with render_lock(root):
+        recover(root)  # a killed run's leftovers, whatever this run decides
+        key = inputs_key(root, templates_dir(root), __version__, scope)
+        if cache_hit(root, key):
+            return RenderOutcome(TreeDiff(), 0, True, [])
+        r = render_in_memory(root, envs, clusters)
+        if not r.diff.empty:
+            keep = None
+            if r.prefixes is not None:
+                keep = {p: b for p, b in read_tree(root).items() if not p.startswith(r.prefixes)}
+            write_tree(root, r.files, keep)
+        if tree_matches(root, r.files, r.prefixes):
+            save_cache(root, key)
     return RenderOutcome(r.diff, r.documents, False, r.warnings)
 
 
