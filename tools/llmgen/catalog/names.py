@@ -10,6 +10,10 @@ from __future__ import annotations
 
 MAX_NAME = 63
 
+#: Names a model or add-on cannot take: its bundle `<layer>/<name>.yaml` would
+#: be the layer's own `kustomization.yaml` (see render/engine.py _bundle_path).
+RESERVED = frozenset({"kustomization"})
+
 # KEDA names the HPA it creates `keda-hpa-<scaledobject>`; the canary
 # Deployment of a model is `<model>-canary`. Both must fit in a label value.
 KEDA_HPA_PREFIX = "keda-hpa-"
