@@ -305,6 +305,8 @@ def render_cluster(renderer: Renderer, cp: ClusterPlan, root: Path, result: Rend
             # generated/clusters/<cluster>/models -> repo root is four levels up
             components = [f"../../../../{c}" for c in overlay_components(root, cp)]
         path = f"{base}/{folder}/kustomization.yaml" if folder else f"{base}/kustomization.yaml"
+        if path in result.files:  # validate refuses the names (catalog/names.py RESERVED)
+            raise RenderSafetyError(path, "a bundle would replace the layer's kustomization.yaml")
         result.files[path] = _kustomization(entries, components, cp.input_hash).encode()
 
 
