@@ -261,7 +261,7 @@ def test_validate_runs_the_credential_guard(scratch_repo: Path, value: str) -> N
     result = _llmgen(scratch_repo, "validate")
     assert result.returncode == 1, result.stdout
     out = result.stdout + result.stderr
-    assert f"{rel}:8:11: metadata.annotations.note:" in out, out
+    assert f"{rel}:7:11: metadata.annotations.note:" in out, out
     assert value not in out
 
 

@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmgen import __version__
-from llmgen.catalog import guard
-from llmgen.catalog.load import Document
 from llmgen.catalog.model import Catalog
 from llmgen.catalog.validate import ValidationResult, validate
 from llmgen.errors import CatalogError, Diagnostic, UsageError
@@ -58,50 +56,15 @@ class RenderOutcome:
 def checked_catalog(root: Path) -> tuple[Catalog, list[Diagnostic]]:
     """Validate; raise CatalogError on any error, else return catalog and warnings.
 
-    The credential guard runs here too: every value that reaches generated/
-    comes from the catalog, so a credential is refused at its catalog line
-    before anything renders (verify scans the written tree as well).
+    Validation includes the credential guard (`validate.catalog_leaks`): every
+    value that reaches generated/ comes from the catalog, so a credential is
+    refused at its catalog line before anything renders (verify scans the
+    written tree as well).
     """
     result: ValidationResult = validate(root)
     if not result.ok or result.catalog is None:
         raise CatalogError(result.diagnostics)
-    leaks = catalog_leaks(result.documents)
-    if leaks:
-        raise CatalogError([*leaks, *result.diagnostics])
     return result.catalog, list(result.diagnostics)
-
-
-def catalog_leaks(docs: list[Document]) -> list[Diagnostic]:
-    """Catalog values that look like credentials (never quoting the value)."""
-    found: list[Diagnostic] = []
-
-    def walk(doc: Document, node: object, path: tuple[str | int, ...]) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                walk(doc, value, (*path, key))
-        elif isinstance(node, list):
-            for i, value in enumerate(node):
-                walk(doc, value, (*path, i))
-        elif isinstance(node, str):
-            key = str(path[-1]) if path else ""
-            # Environment config is free-form key/value: judge key and value;
-            # elsewhere only a recognisable credential format counts.
-            if doc.kind == "Environment" and path[:2] == ("spec", "config"):
-                reason = guard.credential_reason(key, node)
-            else:
-                reason = guard.pattern_reason(node)
-            if reason:
-                found.append(
-                    doc.diagnostic(
-                        path,
-                        f"{reason}; llmgen never renders secret values: reference the "
-                        "secret from its backend (a model's secrets[])",
-                    )
-                )
-
-    for doc in docs:
-        walk(doc, doc.data, ())
-    return found
 
 
 def select_clusters(
