@@ -44,6 +44,23 @@ def remote_secret_name(cluster: str) -> str:
 ENV_CONFIGMAP = "llmgen-environment"
 
 
+def short_identity(name: str, max_len: int, min_len: int = 1) -> str:
+    """A cloud identity name for `name` within [min_len, max_len] characters.
+
+    A name that fits is kept as it is (existing IAM bindings stay valid);
+    a longer one keeps its head and ends in 8 hex digits of its SHA-256, and a
+    shorter one gains them, so two names never share an identity the way
+    plain truncation made them (`...-finetune-a`, `...-finetune-b`).
+    """
+    if min_len <= len(name) <= max_len:
+        return name
+    import hashlib
+
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    head = name[: max_len - len(digest) - 1].rstrip("-")
+    return f"{head}-{digest}"
+
+
 def secret_name(model: str, env_var: str) -> str:
     """The Kubernetes Secret an ExternalSecret creates for one model secret.
 
