@@ -39,6 +39,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.scalarbool import ScalarBoolean
 
+from llmgen.catalog.load import outside_links
 from llmgen.errors import CatalogError, Diagnostic, LlmgenError, SourceLocation
 from llmgen.lifecycle.linemerge import merge
 
@@ -232,9 +233,12 @@ def edit_file(root: Path, rel: str, mutate: Mutator) -> FileEdit:
 
 def _scratch_copy(root: Path, tmp: Path) -> None:
     shutil.copytree(root / "catalog", tmp / "catalog", symlinks=False)
-    for name in ("schemas", "overlays"):
-        if (root / name).is_dir():
-            (tmp / name).symlink_to((root / name).resolve(), target_is_directory=True)
+    # overlays/ is copied: a link to the real folder would leave the scratch
+    # repository, which validate refuses (check_edits checks the real links).
+    if (root / "overlays").is_dir():
+        shutil.copytree(root / "overlays", tmp / "overlays", symlinks=False)
+    if (root / "schemas").is_dir():
+        (tmp / "schemas").symlink_to((root / "schemas").resolve(), target_is_directory=True)
 
 
 def check_edits(root: Path, edits: Sequence[FileEdit]) -> list[Diagnostic]:
@@ -253,6 +257,11 @@ def check_edits(root: Path, edits: Sequence[FileEdit]) -> list[Diagnostic]:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(e.after.encode("utf-8"))
         result = validate(tmp)
+    links = outside_links(root)
+    if links:
+        raise CatalogError(
+            [Diagnostic(SourceLocation(rel, 1, 1), "", why) for rel, why in sorted(links.items())]
+        )
     if not result.ok:
         raise CatalogError(result.diagnostics)
     # Warnings elsewhere in the catalog predate this edit and are not its business.

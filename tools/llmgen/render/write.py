@@ -61,6 +61,14 @@ def _cache_dir(root: Path) -> Path:
     path = root / CACHE_DIR
     _refuse_symlink(path, "the render cache")
     path.mkdir(exist_ok=True)
+    ignore = path / ".gitignore"
+    if not ignore.exists() and not ignore.is_symlink():
+        # git ignores the folder's contents (lock, cache) even without a rule in
+        # the repository's own .gitignore, so `git status` stays clean.
+        with contextlib.suppress(OSError):
+            fd = os.open(ignore, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            with os.fdopen(fd, "w") as fh:
+                fh.write("*\n")
     return path
 
 
