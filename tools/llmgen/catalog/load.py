@@ -71,6 +71,9 @@ class Document:
     sha256: str
     positions: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
     key_positions: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
+    #: The source text of every scalar YAML 1.1 did not read as a string
+    #: (`off`, `0755`, `1.10`, `12:30:00`), for values that are text after all.
+    scalar_text: dict[PathKey, str] = field(default_factory=dict)
     _content_hash: str = field(default="", repr=False, compare=False)
 
     @property
@@ -130,6 +133,7 @@ class _Builder:
         self.count = 0
         self.positions: dict[PathKey, tuple[int, int]] = {}
         self.key_positions: dict[PathKey, tuple[int, int]] = {}
+        self.scalar_text: dict[PathKey, str] = {}
 
     def fail(self, node: yaml.Node, path: PathKey, message: str) -> CatalogError:
         line, col = _mark(node)
@@ -178,6 +182,7 @@ class _Builder:
         if node.tag == "tag:yaml.org,2002:str":
             return node.value
         value = _SCALARS.yaml_constructors[node.tag](_SCALARS, node)
+        self.scalar_text[path] = node.value
         if isinstance(value, float) and not math.isfinite(value):
             # `.nan` and `.inf` would render as `threshold: nan` or `vector(inf)`.
             raise self.fail(
@@ -338,6 +343,7 @@ def load_text(text: str, file: str, sha256: str = "") -> Document:
         sha256=sha256 or hashlib.sha256(encoded).hexdigest(),
         positions=builder.positions,
         key_positions=builder.key_positions,
+        scalar_text=builder.scalar_text,
     )
 
 

@@ -58,6 +58,16 @@ def shown(value: str) -> str:
     return repr(value if len(value) <= 60 else value[:57] + "...")
 
 
+def _quote_hint(written: str | None, instance: Any) -> str:
+    """Why an unquoted scalar is not text, and the fix (YAML 1.1 reads `no` as false)."""
+    plain_forms = {str(instance), str(instance).lower()}
+    if isinstance(instance, int | float) and not isinstance(instance, bool):
+        plain_forms.add(f"{instance:g}")
+    if not written or written in plain_forms:
+        return " (put it in quotes)"
+    return f" (YAML 1.1 reads {written} as {describe(instance)}: write '{written}' in quotes)"
+
+
 def _one_of(words: Sequence[str]) -> str:
     if len(words) == 1:
         return words[0]
@@ -103,7 +113,7 @@ def _unknown_keys(doc: Document, path: PathKey, error: ValidationError) -> Itera
         yield doc.diagnostic((*path, key), message, key=True)
 
 
-def _message(error: ValidationError, condition: str) -> str:
+def _message(error: ValidationError, condition: str, written: str | None = None) -> str:
     kw = error.validator
     value = error.validator_value
     instance = error.instance
@@ -113,13 +123,16 @@ def _message(error: ValidationError, condition: str) -> str:
         expected = _one_of([_TYPE_NAMES.get(t, t) for t in types])
         message = f"expected {expected}, got {describe(instance)}"
         number = isinstance(instance, int | float) and not isinstance(instance, bool)
-        if "string" in types and number:
-            message += " (put it in quotes)"
+        if "string" in types and (number or isinstance(instance, bool) or instance is None):
+            message += _quote_hint(written, instance)
         return message
     if kw == "enum":
         options = ", ".join(repr(v) for v in value)
         hint = suggest(instance, [str(v) for v in value]) if isinstance(instance, str) else None
-        return f"expected one of {options}; got {describe(instance)}" + (
+        quote = ""
+        if written and not isinstance(instance, str) and all(isinstance(v, str) for v in value):
+            quote = _quote_hint(written, instance)
+        return f"expected one of {options}; got {describe(instance)}{quote}" + (
             f"; did you mean {hint!r}?" if hint else ""
         )
     if kw == "const":
@@ -189,4 +202,4 @@ def translate(doc: Document, error: ValidationError, root: dict[str, Any]) -> It
     elif kw == "not" and error.validator_value == {}:
         yield doc.diagnostic(path, _message(error, condition), key=True)
     else:
-        yield doc.diagnostic(path, _message(error, condition))
+        yield doc.diagnostic(path, _message(error, condition, doc.scalar_text.get(path)))

@@ -41,6 +41,7 @@ from ruamel.yaml.scalarbool import ScalarBoolean
 
 from llmgen.catalog.load import outside_links
 from llmgen.errors import CatalogError, Diagnostic, LlmgenError, SourceLocation
+from llmgen.lifecycle import yamlsafe
 from llmgen.lifecycle.linemerge import merge
 
 Mutator = Callable[[CommentedMap], None]
@@ -196,23 +197,29 @@ def edit_text(text: str, mutate: Mutator, file: str = "<text>") -> str:
     """Apply `mutate` to the document in `text`; every line it did not change is kept.
 
     Raises EditError (a bug) when the result would not parse back to the
-    edited tree.
+    edited tree, for ruamel and for the catalog loader alike (see yamlsafe),
+    and CatalogError when the edit would change a shared anchor.
     """
-    yaml, data = load_round_trip(text, file)
+    head, body, tail = yamlsafe.split_markers(text)
+    yaml, data = load_round_trip(body, file)
+    shared = [(node, plain(node)) for node in yamlsafe.shared_nodes(data)]
     base = dump(yaml, data)
+    before = plain(data)
     mutate(data)
+    yamlsafe.refuse_shared_edits(shared, plain, file, head.count("\n"))
+    yamlsafe.quote_new_strings(data, before)
     new = dump(yaml, data)
     if new == base:
         return text
     want = plain(data)
     for fixups in (True, False):
-        merged = merge(text, base, new, fixups=fixups)
+        merged = merge(body, base, new, fixups=fixups)
         try:
             got = plain(new_yaml().load(merged))
         except YAMLError:
             continue
-        if got == want:
-            return merged
+        if got == want and not yamlsafe.loader_disagrees(merged, want, before, file):
+            return head + merged + tail
     raise EditError(f"{file}: could not apply the edit without reformatting the file (a bug)")
 
 
