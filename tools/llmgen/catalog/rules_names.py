@@ -105,4 +105,25 @@ def route_capture(ctx: Context) -> Iterator[Diagnostic]:
                     )
 
 
-NAME_RULES: tuple[Rule, ...] = (reserved_names, route_capture)
+#: The gpu-readiness DaemonSet (EKS clusters with GPU pools) is confined to its
+#: own node by a ValidatingAdmissionPolicy on the token's node claim: VAP v1 and
+#: the claim (ServiceAccountTokenPodNodeInfo) are on by default from 1.30.
+READINESS_MIN_KUBERNETES = (1, 30)
+
+
+def readiness_kubernetes(ctx: Context) -> Iterator[Diagnostic]:
+    """EKS clusters with GPU pools run a Kubernetes that enforces gpu-readiness's policy."""
+    for cluster in ctx.catalog.clusters.values():
+        if cluster.cloud != "aws" or not cluster.node_pools:
+            continue
+        major, _, minor = cluster.kubernetes_version.partition(".")
+        if (int(major), int(minor or 0)) < READINESS_MIN_KUBERNETES:
+            yield cluster.where.error(
+                f"Kubernetes {cluster.kubernetes_version} is too old: the gpu-readiness "
+                "DaemonSet is confined to its own node by a ValidatingAdmissionPolicy on the "
+                "service account token's node claim, which needs 1.30 or later",
+                "kubernetesVersion",
+            )
+
+
+NAME_RULES: tuple[Rule, ...] = (reserved_names, route_capture, readiness_kubernetes)
