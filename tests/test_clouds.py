@@ -169,7 +169,7 @@ def test_builtin_clouds_answer_the_whole_interface() -> None:
         assert provider.load_balancer_annotations(cluster)
         dns01 = provider.acme_dns01_solver(cluster, "llm.example.com")
         assert set(dns01) == {"route53" if cluster.cloud == "aws" else "cloudDNS"}
-        ident = provider.workload_identity_annotations(cluster, "llm-x", "x")
+        ident = provider.workload_identity_annotations(cluster, "llm-model-x", "model-x")
         for model in cat.models.values():
             uri = provider.weights_uri(model)
             assert uri.startswith(f"{provider.storage_scheme}://")
@@ -180,12 +180,12 @@ def test_builtin_clouds_answer_the_whole_interface() -> None:
         if cluster.cloud == "aws":
             account = cluster.cloud_settings["accountID"]
             assert ident == {
-                "eks.amazonaws.com/role-arn": f"arn:aws:iam::{account}:role/{cluster.name}-x"
+                "eks.amazonaws.com/role-arn": f"arn:aws:iam::{account}:role/{cluster.name}-model-x"
             }
         else:
             project = cluster.cloud_settings["projectID"]
             assert ident == {
-                "iam.gke.io/gcp-service-account": f"x@{project}.iam.gserviceaccount.com"
+                "iam.gke.io/gcp-service-account": f"model-x@{project}.iam.gserviceaccount.com"
             }
         for pool in cluster.node_pools:
             gpu = cat.gpus[pool.gpu]

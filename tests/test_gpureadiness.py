@@ -31,6 +31,8 @@ KINDS = [
     "ServiceAccount",
     "ClusterRole",
     "ClusterRoleBinding",
+    "ValidatingAdmissionPolicy",  # tests/test_gpureadiness_own_node.py
+    "ValidatingAdmissionPolicyBinding",
     "NetworkPolicy",
     "DaemonSet",
 ]

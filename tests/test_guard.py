@@ -32,6 +32,15 @@ TOKENS = {
     "a GitLab token": fake("gl" + "pat-", "x9Y8z7W6v5U4t3S2r1Q0"),
     "a Slack token": fake("xo" + "xb-", "1234567890-abcdefghij"),
     "a JWT": ".".join(["eyJ" + "hbGciOiJIUzI1NiJ9", "eyJ" + "zdWIiOiIxMjM0NTY3ODkwIn0", RANDOM]),
+    # issue 17/21: the token formats an LLM platform's users actually hold
+    "a Hugging Face token": fake("h" + "f_", "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z"),
+    "a Hugging Face organization token": fake(
+        "api" + "_org_", "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z"
+    ),
+    "an OpenAI API key": fake("s" + "k-", "aB3dE5fG7hJ9kL1mN3pT3BlbkFJQ5rS7tU9vW1xY3z"),
+    "an OpenAI project key": fake("s" + "k-proj-", "aB3dE5fG7hJ9kL1m_N3pQ5rS7tU9vW1xY3z-aB3dE5"),
+    "a URL with a password (user:password@)": "https://deploy:"
+    + "hunter2hunter2@git.example.com/x",
 }
 
 
@@ -50,6 +59,21 @@ def test_known_formats_are_found_and_located_without_the_value(what: str) -> Non
     assert (found.location.file, found.location.line, found.location.col) == ("gen/a.yaml", 5, 9)
     assert found.message == f"looks like {what}; credentials must never be rendered"
     assert token.strip() not in str(found)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "url: ssh://git@github.com/org/repo.git",  # a user name alone is not a credential
+        "url: https://vault.example.com:8200/v1/secret",
+        "image: vllm/vllm-openai:v0.11.0@sha256:" + "ab" * 32,
+        "name: task-scheduler-worker-pool-abcdefghij",
+        "name: disk-sk-1234567890abcdefghijkl",  # sk- inside a word
+        "args: [--hf_overrides, '{}']",
+    ],
+)
+def test_lookalikes_of_the_new_formats_are_left_alone(text: str) -> None:
+    assert guard.scan({"gen/a.yaml": text.encode()}) == []
 
 
 def test_aws_secret_access_key_assignment() -> None:

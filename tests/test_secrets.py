@@ -198,14 +198,11 @@ def test_gcp_store_uses_workload_identity_of_its_own_cluster(shipped: dict[str, 
     assert wi["clusterProjectID"] == "llm-prod-4821"
 
 
-def test_stores_are_limited_to_model_namespaces_and_istio(shipped: dict[str, bytes]) -> None:
-    import re
-
+def test_cluster_stores_are_limited_to_istio(shipped: dict[str, bytes]) -> None:
+    # Model namespaces have stores of their own (tests/test_secret_scoping.py).
     store = obj(shipped, "prod-gcp-usc1", "ClusterSecretStore", "llmgen-vault")
     (cond,) = store["spec"]["conditions"]
-    rx = re.compile(cond["namespaceRegexes"][0])
-    assert rx.match(names.model_namespace(LLAMA))
-    assert not rx.match("default") and not rx.match("kube-system") and not rx.match("llm-")
+    assert not cond["namespaceRegexes"]
     assert cond["namespaces"] == ["istio-system"]
 
 
@@ -219,7 +216,7 @@ def test_external_secret_creates_the_secret_the_deployment_reads(shipped: dict[s
     assert es["metadata"]["namespace"] == f"llm-{LLAMA}"
     spec = es["spec"]
     assert spec["target"] == {"name": name, "creationPolicy": "Owner", "deletionPolicy": "Retain"}
-    assert spec["secretStoreRef"] == {"kind": "ClusterSecretStore", "name": "llmgen-vault"}
+    assert spec["secretStoreRef"] == {"kind": "SecretStore", "name": "llmgen-vault"}
     assert spec["data"] == [
         {
             "secretKey": "token",

@@ -259,6 +259,18 @@ def test_vault_unreachable_is_one_error_at_the_store(
     )
 
 
+def test_vault_address_with_a_password_is_refused_unprinted(
+    vault_repo: tuple[Path, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, _client = vault_repo
+    password = "s3cret" + secrets.token_hex(6)
+    monkeypatch.setenv("VAULT_ADDR", f"http://admin:{password}@127.0.0.1:{closed_port()}")
+    code, out = run(root, "--env", "dev")
+    assert code == 1
+    assert password not in out
+    assert "VAULT_ADDR holds a password" in out
+
+
 def test_vault_refused_token(vault_repo: tuple[Path, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     root, client = vault_repo
     value = seed_value()

@@ -35,7 +35,8 @@ def test_write_replaces_the_tree_and_drops_stale_files(tmp_path: Path) -> None:
     write_tree(tmp_path, {"generated/a/one.yaml": b"1b\n"})
     assert read_tree(tmp_path) == {"generated/a/one.yaml": b"1b\n"}
     assert (tmp_path / "catalog" / "keep.yaml").read_text() == "untouched\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["catalog", "generated"]
+    # .llmgen/ holds the render lock (and the no-op cache): llmgen's own, git-ignored
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".llmgen", "catalog", "generated"]
 
 
 def test_write_refuses_paths_outside_generated(tmp_path: Path) -> None:

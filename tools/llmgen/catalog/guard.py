@@ -52,6 +52,24 @@ _PATTERNS: tuple[tuple[str, str], ...] = (
         r"hooks\.slack\.com/services/T[A-Za-z0-9_]+/B[A-Za-z0-9_]+/[A-Za-z0-9_]+",
     ),
     ("a JWT", r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
+    # Hugging Face user (`hf_`) and organization (`api_org_`) tokens: 34 letters and digits.
+    ("a Hugging Face token", r"(?<![A-Za-z0-9_])hf_[A-Za-z0-9]{30,}(?![A-Za-z0-9])"),
+    (
+        "a Hugging Face organization token",
+        r"(?<![A-Za-z0-9_])api_org_[A-Za-z0-9]{30,}(?![A-Za-z0-9])",
+    ),
+    # OpenAI: project, service-account and admin keys (sk-proj-, sk-svcacct-,
+    # sk-admin-) before legacy user keys (sk- and 48 characters).
+    (
+        "an OpenAI project key",
+        r"(?<![A-Za-z0-9_-])sk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{20,}",
+    ),
+    ("an OpenAI API key", r"(?<![A-Za-z0-9_-])sk-[A-Za-z0-9]{32,}(?![A-Za-z0-9])"),
+    # `scheme://user:password@host`: a user name alone (ssh://git@...) is fine.
+    (
+        "a URL with a password (user:password@)",
+        r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:\[\]]+:[^\s/?#@\[\]]+@",
+    ),
 )
 _COMBINED = re.compile("|".join(f"(?P<p{i}>{rx})" for i, (_, rx) in enumerate(_PATTERNS)))
 # A pre-filter: a fragment of every pattern above, factored by first byte so
@@ -60,7 +78,7 @@ _COMBINED = re.compile("|".join(f"(?P<p{i}>{rx})" for i, (_, rx) in enumerate(_P
 # files this one matches.
 _ANCHORS = re.compile(
     rb"[APaeghx](?:RIVATE KEY|KIA|SIA|h[pousr]_|ithub_pat_|lpat-|ox|ooks\.slack\.com|yJ"
-    rb"|[wW][sS]_?[sS][eE][cC][rR][eE][tT])"
+    rb"|[wW][sS]_?[sS][eE][cC][rR][eE][tT]|f_|pi_org_)|sk-|://[^\s/@:]+:[^\s/@]+@"
 )
 
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,6 +75,9 @@ class Document:
     sha256: str
     positions: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
     key_positions: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
+    #: The source text of every scalar YAML 1.1 did not read as a string
+    #: (`off`, `0755`, `1.10`, `12:30:00`), for values that are text after all.
+    scalar_text: dict[PathKey, str] = field(default_factory=dict)
     _content_hash: str = field(default="", repr=False, compare=False)
 
     @property
@@ -132,6 +137,7 @@ class _Builder:
         self.count = 0
         self.positions: dict[PathKey, tuple[int, int]] = {}
         self.key_positions: dict[PathKey, tuple[int, int]] = {}
+        self.scalar_text: dict[PathKey, str] = {}
 
     def fail(self, node: yaml.Node, path: PathKey, message: str) -> CatalogError:
         line, col = _mark(node)
@@ -179,7 +185,16 @@ class _Builder:
             return node.value  # keep dates as written; schemas say "string"
         if node.tag == "tag:yaml.org,2002:str":
             return node.value
-        return _SCALARS.yaml_constructors[node.tag](_SCALARS, node)
+        value = _SCALARS.yaml_constructors[node.tag](_SCALARS, node)
+        self.scalar_text[path] = node.value
+        if isinstance(value, float) and not math.isfinite(value):
+            # `.nan` and `.inf` would render as `threshold: nan` or `vector(inf)`.
+            raise self.fail(
+                node,
+                path,
+                f"{node.value!r} is not a finite number; NaN and infinity are not allowed",
+            )
+        return value
 
 
 def _decode(raw: bytes, file: str) -> str:
@@ -332,6 +347,7 @@ def load_text(text: str, file: str, sha256: str = "") -> Document:
         sha256=sha256 or hashlib.sha256(encoded).hexdigest(),
         positions=builder.positions,
         key_positions=builder.key_positions,
+        scalar_text=builder.scalar_text,
     )
 
 
@@ -354,10 +370,46 @@ def load_file(path: Path, root: Path) -> Document:
     return load_text(text, rel, hashlib.sha256(raw).hexdigest())
 
 
-def catalog_files(root: Path) -> Iterator[Path]:
-    """Every YAML file under catalog/, in a stable order."""
+#: Folders whose files llmgen reads (catalog) or points kustomize at (overlays).
+INPUT_FOLDERS = ("catalog", "overlays")
+
+
+def outside_links(root: Path, folders: tuple[str, ...] = INPUT_FOLDERS) -> dict[str, str]:
+    """Symlinks under `folders` that resolve outside the repository: rel path -> why.
+
+    A pull request could otherwise make llmgen read (and kustomize include)
+    any file of the machine that renders it. Links inside the repository are
+    fine; broken links are left to whatever reads them.
+    """
+    top = root.resolve()
+    found: dict[str, str] = {}
+    for folder in folders:
+        base = root / folder
+        if base.is_symlink():
+            targets = [base]
+        elif base.is_dir():
+            targets = []
+            for dirpath, dirs, files in os.walk(base):
+                for name in [*dirs, *files]:
+                    if (Path(dirpath) / name).is_symlink():
+                        targets.append(Path(dirpath) / name)
+        else:
+            continue
+        for link in targets:
+            resolved = link.resolve()
+            if resolved != top and top not in resolved.parents:
+                rel = link.relative_to(root).as_posix()
+                found[rel] = "symlink points outside the repository; refusing to follow it"
+    return found
+
+
+def catalog_files(root: Path, skip: frozenset[str] = frozenset()) -> Iterator[Path]:
+    """Every YAML file under catalog/, in a stable order (none reached through `skip`)."""
     base = root / "catalog"
     for path in sorted(base.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if any(rel == s or rel.startswith(s + "/") for s in skip):
+            continue
         if path.suffix in (".yaml", ".yml") and path.is_file():
             yield path
 
@@ -374,7 +426,11 @@ def load_catalog(root: Path) -> tuple[list[Document], list[Diagnostic]]:
         raise CatalogError.single(
             SourceLocation("catalog", 0, 0), "", f"no catalog/ folder under {root}"
         )
-    for path in catalog_files(root):
+    links = outside_links(root)
+    problems.extend(
+        Diagnostic(SourceLocation(rel, 1, 1), "", why) for rel, why in sorted(links.items())
+    )
+    for path in catalog_files(root, frozenset(links)):
         try:
             docs.append(load_file(path, root))
         except CatalogError as exc:

@@ -426,9 +426,12 @@ def _model(cat: Catalog, doc: Document, spec: dict[str, Any]) -> None:
     )
 
 
-def _config_text(value: Any) -> str:
-    # Environment variables are text; spell booleans the way YAML wrote them
-    # (str(True) would give "True", which many programs do not read as true).
+def _config_text(value: Any, written: str | None = None) -> str:
+    # Environment variables are text: the value as the catalog wrote it, so
+    # `off`, `0755`, `1.10` and `12:30:00` stay themselves rather than YAML
+    # 1.1's false, 493, 1.1 and 45000.
+    if written is not None:
+        return written
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
@@ -470,7 +473,10 @@ def _environment(cat: Catalog, doc: Document, spec: dict[str, Any]) -> None:
         alert_thresholds=tuple(float(t) for t in budget.get("alertThresholds", [80, 100])),
         secret_stores={k: dict(v) for k, v in spec.get("secretStores", {}).items()},
         secret_refresh_interval=rotation.get("refreshInterval", "1h"),
-        config={k: _config_text(v) for k, v in spec.get("config", {}).items()},
+        config={
+            k: _config_text(v, doc.scalar_text.get(("spec", "config", k)))
+            for k, v in spec.get("config", {}).items()
+        },
         tls_issuer=gateway.get("tls", {}).get("issuer", "letsencrypt-prod"),
         oidc=Oidc(oidc["issuer"], oidc["jwksUri"], tuple(oidc.get("audiences", [])))
         if oidc

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 MAX_NAME = 63
 
+#: Names a model or add-on cannot take: its bundle `<layer>/<name>.yaml` would
+#: be the layer's own `kustomization.yaml` (see render/engine.py _bundle_path).
+RESERVED = frozenset({"kustomization"})
+
 # KEDA names the HPA it creates `keda-hpa-<scaledobject>`; the canary
 # Deployment of a model is `<model>-canary`. Both must fit in a label value.
 KEDA_HPA_PREFIX = "keda-hpa-"
@@ -38,6 +42,23 @@ def remote_secret_name(cluster: str) -> str:
 
 #: the ConfigMap of non-secret environment settings in every model namespace
 ENV_CONFIGMAP = "llmgen-environment"
+
+
+def short_identity(name: str, max_len: int, min_len: int = 1) -> str:
+    """A cloud identity name for `name` within [min_len, max_len] characters.
+
+    A name that fits is kept as it is (existing IAM bindings stay valid);
+    a longer one keeps its head and ends in 8 hex digits of its SHA-256, and a
+    shorter one gains them, so two names never share an identity the way
+    plain truncation made them (`...-finetune-a`, `...-finetune-b`).
+    """
+    if min_len <= len(name) <= max_len:
+        return name
+    import hashlib
+
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    head = name[: max_len - len(digest) - 1].rstrip("-")
+    return f"{head}-{digest}"
 
 
 def secret_name(model: str, env_var: str) -> str:

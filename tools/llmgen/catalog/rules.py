@@ -14,6 +14,7 @@ from llmgen.catalog.hints import did_you_mean
 from llmgen.catalog.model import Catalog, Environment
 from llmgen.catalog.rulekit import Context, Present, Rule, deployments
 from llmgen.catalog.rules_capacity import CAPACITY_RULES
+from llmgen.catalog.rules_names import NAME_RULES
 from llmgen.catalog.rules_network import NETWORK_RULES
 from llmgen.catalog.rules_policy import POLICY_RULES
 from llmgen.catalog.rules_versions import VERSION_RULES
@@ -190,6 +191,7 @@ def _rules() -> tuple[Rule, ...]:
         *POLICY_RULES,
         *NETWORK_RULES,
         *VERSION_RULES,
+        *NAME_RULES,
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from jsonschema.exceptions import ValidationError, best_match
 
+from llmgen.catalog import guard
 from llmgen.catalog.hints import suggest
 from llmgen.catalog.load import Document, PathKey
 from llmgen.errors import Diagnostic
@@ -39,8 +40,7 @@ def describe(value: Any) -> str:
     if isinstance(value, float):
         return f"number {value:g}"
     if isinstance(value, str):
-        shown = value if len(value) <= 60 else value[:57] + "..."
-        return f"string {shown!r}"
+        return f"string {shown(value)}"
     if value is None:
         return "an empty value (null)"
     if isinstance(value, dict):
@@ -48,6 +48,24 @@ def describe(value: Any) -> str:
     if isinstance(value, list):
         return "a list"
     return type(value).__name__
+
+
+def shown(value: str) -> str:
+    """`value` quoted for a message, shortened; never a credential-looking value."""
+    reason = guard.pattern_reason(value)
+    if reason:
+        return f"<a value that {reason}, not shown>"
+    return repr(value if len(value) <= 60 else value[:57] + "...")
+
+
+def _quote_hint(written: str | None, instance: Any) -> str:
+    """Why an unquoted scalar is not text, and the fix (YAML 1.1 reads `no` as false)."""
+    plain_forms = {str(instance), str(instance).lower()}
+    if isinstance(instance, int | float) and not isinstance(instance, bool):
+        plain_forms.add(f"{instance:g}")
+    if not written or written in plain_forms:
+        return " (put it in quotes)"
+    return f" (YAML 1.1 reads {written} as {describe(instance)}: write '{written}' in quotes)"
 
 
 def _one_of(words: Sequence[str]) -> str:
@@ -87,15 +105,15 @@ def _unknown_keys(doc: Document, path: PathKey, error: ValidationError) -> Itera
             continue
         hint = suggest(key, known)
         if hint:
-            message = f"unknown key {key!r}; did you mean {hint!r}?"
+            message = f"unknown key {shown(key)}; did you mean {hint!r}?"
         elif known:
-            message = f"unknown key {key!r} (expected one of: {', '.join(known)})"
+            message = f"unknown key {shown(key)} (expected one of: {', '.join(known)})"
         else:
-            message = f"unknown key {key!r}"
+            message = f"unknown key {shown(key)}"
         yield doc.diagnostic((*path, key), message, key=True)
 
 
-def _message(error: ValidationError, condition: str) -> str:
+def _message(error: ValidationError, condition: str, written: str | None = None) -> str:
     kw = error.validator
     value = error.validator_value
     instance = error.instance
@@ -105,20 +123,23 @@ def _message(error: ValidationError, condition: str) -> str:
         expected = _one_of([_TYPE_NAMES.get(t, t) for t in types])
         message = f"expected {expected}, got {describe(instance)}"
         number = isinstance(instance, int | float) and not isinstance(instance, bool)
-        if "string" in types and number:
-            message += " (put it in quotes)"
+        if "string" in types and (number or isinstance(instance, bool) or instance is None):
+            message += _quote_hint(written, instance)
         return message
     if kw == "enum":
         options = ", ".join(repr(v) for v in value)
         hint = suggest(instance, [str(v) for v in value]) if isinstance(instance, str) else None
-        return f"expected one of {options}; got {describe(instance)}" + (
+        quote = ""
+        if written and not isinstance(instance, str) and all(isinstance(v, str) for v in value):
+            quote = _quote_hint(written, instance)
+        return f"expected one of {options}; got {describe(instance)}{quote}" + (
             f"; did you mean {hint!r}?" if hint else ""
         )
     if kw == "const":
         return f"expected {value!r}, got {describe(instance)}"
     if kw == "pattern":
         reason = schema.get("patternErrorMessage") or f"must match the pattern {value}"
-        return f"{instance!r} {reason}"
+        return f"{shown(instance)} {reason}"
     if kw == "minLength":
         return "must not be empty" if value == 1 else f"must be at least {value} characters"
     if kw == "maxLength":
@@ -137,7 +158,10 @@ def _message(error: ValidationError, condition: str) -> str:
         return f"has more than {value} entries"
     if kw == "not" and value == {}:  # `not: {}` forbids a key (e.g. per cloud)
         return f"is not allowed{condition}"
-    return str(error.message)
+    message = str(error.message)
+    if isinstance(instance, str) and guard.pattern_reason(instance):
+        message = message.replace(repr(instance), shown(instance)).replace(instance, "<not shown>")
+    return message
 
 
 def translate(doc: Document, error: ValidationError, root: dict[str, Any]) -> Iterator[Diagnostic]:
@@ -178,4 +202,4 @@ def translate(doc: Document, error: ValidationError, root: dict[str, Any]) -> It
     elif kw == "not" and error.validator_value == {}:
         yield doc.diagnostic(path, _message(error, condition), key=True)
     else:
-        yield doc.diagnostic(path, _message(error, condition))
+        yield doc.diagnostic(path, _message(error, condition, doc.scalar_text.get(path)))

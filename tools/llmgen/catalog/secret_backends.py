@@ -184,6 +184,15 @@ def model_problems(model: Model) -> Iterator[Diagnostic]:
             seen[obj] = i
 
 
+def model_vault_role(role: str, model: str) -> str:
+    """The Vault Kubernetes-auth role one model's SecretStore logs in with.
+
+    One role per model (bound to the model's ServiceAccount and namespace,
+    with a policy for that model's paths): `<environment role>-<model>`.
+    """
+    return f"{role}-{model}"
+
+
 def vault_auth_mount(cluster: Cluster) -> str:
     """Vault's Kubernetes auth mount for `cluster`: one per cluster, because a mount
     verifies tokens against a single API server (`kubernetes_host`)."""

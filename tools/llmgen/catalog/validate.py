@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import jsonschema_rs
 
 from llmgen import API_VERSION
+from llmgen.catalog import guard
 from llmgen.catalog.hints import suggest
 from llmgen.catalog.load import Document, load_catalog
 from llmgen.catalog.model import Catalog
@@ -235,6 +236,38 @@ def _present(docs: list[Document], failed_files: Iterable[str]) -> Present:
     return {kind: frozenset(names) for kind, names in present.items()}
 
 
+def catalog_leaks(docs: list[Document]) -> list[Diagnostic]:
+    """Catalog values that look like credentials (never quoting the value)."""
+    found: list[Diagnostic] = []
+
+    def walk(doc: Document, node: object, path: tuple[str | int, ...]) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(doc, value, (*path, key))
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(doc, value, (*path, i))
+        elif isinstance(node, str):
+            # Environment config (free-form key/value) is judged by key and
+            # value in rules_policy.config_credentials; elsewhere only a
+            # recognisable credential format counts.
+            if doc.kind == "Environment" and path[:2] == ("spec", "config"):
+                return
+            reason = guard.pattern_reason(node)
+            if reason:
+                found.append(
+                    doc.diagnostic(
+                        path,
+                        f"{reason}; llmgen never renders secret values: reference the "
+                        "secret from its backend (a model's secrets[])",
+                    )
+                )
+
+    for doc in docs:
+        walk(doc, doc.data, ())
+    return found
+
+
 def validate(root: Path) -> ValidationResult:
     """Validate the catalog under `root`; never raises for bad input, never prints."""
     try:
@@ -267,4 +300,5 @@ def validate(root: Path) -> ValidationResult:
             )
         )
     diagnostics.extend(run_rules(catalog, _present(docs, failed_files)))
-    return ValidationResult(docs, catalog, sorted(diagnostics))
+    diagnostics.extend(catalog_leaks(docs))
+    return ValidationResult(docs, catalog, sorted(set(diagnostics)))

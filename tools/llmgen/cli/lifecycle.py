@@ -79,6 +79,14 @@ def _no_commit_on_dry_run(commit: bool, dry_run: bool) -> None:
         raise typer.BadParameter("--commit and --dry-run exclude each other", param_hint="--commit")
 
 
+def _commit_preflight(base: Path, commit: bool) -> None:
+    """With --commit, refuse what would stop the commit before the verb edits anything."""
+    if commit:
+        from llmgen.gitops.commit import check_index_unlocked, open_repo
+
+        check_index_unlocked(open_repo(base))
+
+
 @app.command("init")
 @handled
 def init_cmd(
@@ -163,6 +171,7 @@ def deploy_cmd(
 
     _no_commit_on_dry_run(commit, dry_run)
     base = find_root(root)
+    _commit_preflight(base, commit)
     only = [c.strip() for c in clusters.split(",")] if clusters is not None else None
     outcome = deploy(
         base,
@@ -197,6 +206,7 @@ def undeploy_cmd(
 
     _no_commit_on_dry_run(commit, dry_run)
     base = find_root(root)
+    _commit_preflight(base, commit)
     _lifecycle(base, undeploy(base, model, env, dry_run=dry_run), commit, fmt)
 
 
@@ -230,6 +240,7 @@ def stop_cmd(
 
     _no_commit_on_dry_run(commit, dry_run)
     base = find_root(root)
+    _commit_preflight(base, commit)
     _lifecycle(base, stop(base, env, cluster or [], dry_run=dry_run), commit, fmt)
 
 
@@ -255,6 +266,7 @@ def start_cmd(
 
     _no_commit_on_dry_run(commit, dry_run)
     base = find_root(root)
+    _commit_preflight(base, commit)
     _lifecycle(base, start(base, env, cluster or [], dry_run=dry_run), commit, fmt)
 
 
@@ -306,6 +318,7 @@ def model_new_cmd(
 
     _no_commit_on_dry_run(commit, dry_run)
     base = find_root(root)
+    _commit_preflight(base, commit)
     spec = ModelSpec(
         name=name,
         repo=repo,

@@ -38,8 +38,11 @@ DISCOVERY_TAG = "karpenter.sh/discovery"
 
 
 def role_name(cluster: str, service_account: str) -> str:
-    """The IAM role an IRSA ServiceAccount assumes (IAM allows 64 characters)."""
-    return f"{cluster}-{service_account}"[:64]
+    """The IAM role an IRSA ServiceAccount assumes (IAM allows 64 characters).
+
+    Too long a name is shortened with a hash, never truncated into another's role.
+    """
+    return names.short_identity(f"{cluster}-{service_account}", 64)
 
 
 @register

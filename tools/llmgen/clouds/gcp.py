@@ -82,7 +82,9 @@ def route53_external_dns(cluster: Cluster, account_id: str) -> dict[str, Any]:
 def gsa_email(cluster: Cluster, service_account: str) -> str:
     """The Google service account a Kubernetes ServiceAccount impersonates."""
     project = cluster.cloud_settings.get("projectID", "")
-    gsa = service_account[:30].rstrip("-")
+    # Service-account IDs are 6..30 characters: shortened (or padded) with a
+    # hash, never truncated into another model's identity.
+    gsa = names.short_identity(service_account, 30, 6)
     return f"{gsa}@{project}.iam.gserviceaccount.com"
 
 

@@ -120,6 +120,17 @@ def _head(repo: git.Repo) -> str | None:
         return None
 
 
+def check_index_unlocked(repo: git.Repo) -> None:
+    """Refuse a stale `index.lock` up front: git would fail half-way through otherwise."""
+    lock = Path(repo.git_dir) / "index.lock"
+    if lock.exists():
+        raise CommitError(
+            f"{lock} exists: another git command is running in this repository, or one "
+            "crashed and left it behind. Nothing was changed; when no git command is "
+            "running, remove the file and run again."
+        )
+
+
 @contextlib.contextmanager
 def commit_lock(repo: git.Repo, timeout: float | None = None) -> Iterator[Path]:
     """Hold an exclusive flock on `<git common dir>/llmgen-commit.lock`.
@@ -304,7 +315,9 @@ def commit(
     repo = open_repo(root)
     prefix = _prefix(repo, root)
     pathspec = f"{prefix}{GENERATED}"
+    check_index_unlocked(repo)
     with commit_lock(repo, lock_timeout):
+        check_index_unlocked(repo)
         target, create = _check_branch(repo, branch, push)
         if push and remote not in [r.name for r in repo.remotes]:
             raise UsageError(f"no git remote named {remote!r}")

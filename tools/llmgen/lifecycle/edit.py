@@ -39,7 +39,9 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.scalarbool import ScalarBoolean
 
+from llmgen.catalog.load import outside_links
 from llmgen.errors import CatalogError, Diagnostic, LlmgenError, SourceLocation
+from llmgen.lifecycle import yamlsafe
 from llmgen.lifecycle.linemerge import merge
 
 Mutator = Callable[[CommentedMap], None]
@@ -195,23 +197,29 @@ def edit_text(text: str, mutate: Mutator, file: str = "<text>") -> str:
     """Apply `mutate` to the document in `text`; every line it did not change is kept.
 
     Raises EditError (a bug) when the result would not parse back to the
-    edited tree.
+    edited tree, for ruamel and for the catalog loader alike (see yamlsafe),
+    and CatalogError when the edit would change a shared anchor.
     """
-    yaml, data = load_round_trip(text, file)
+    head, body, tail = yamlsafe.split_markers(text)
+    yaml, data = load_round_trip(body, file)
+    shared = [(node, plain(node)) for node in yamlsafe.shared_nodes(data)]
     base = dump(yaml, data)
+    before = plain(data)
     mutate(data)
+    yamlsafe.refuse_shared_edits(shared, plain, file, head.count("\n"))
+    yamlsafe.quote_new_strings(data, before)
     new = dump(yaml, data)
     if new == base:
         return text
     want = plain(data)
     for fixups in (True, False):
-        merged = merge(text, base, new, fixups=fixups)
+        merged = merge(body, base, new, fixups=fixups)
         try:
             got = plain(new_yaml().load(merged))
         except YAMLError:
             continue
-        if got == want:
-            return merged
+        if got == want and not yamlsafe.loader_disagrees(merged, want, before, file):
+            return head + merged + tail
     raise EditError(f"{file}: could not apply the edit without reformatting the file (a bug)")
 
 
@@ -232,9 +240,12 @@ def edit_file(root: Path, rel: str, mutate: Mutator) -> FileEdit:
 
 def _scratch_copy(root: Path, tmp: Path) -> None:
     shutil.copytree(root / "catalog", tmp / "catalog", symlinks=False)
-    for name in ("schemas", "overlays"):
-        if (root / name).is_dir():
-            (tmp / name).symlink_to((root / name).resolve(), target_is_directory=True)
+    # overlays/ is copied: a link to the real folder would leave the scratch
+    # repository, which validate refuses (check_edits checks the real links).
+    if (root / "overlays").is_dir():
+        shutil.copytree(root / "overlays", tmp / "overlays", symlinks=False)
+    if (root / "schemas").is_dir():
+        (tmp / "schemas").symlink_to((root / "schemas").resolve(), target_is_directory=True)
 
 
 def check_edits(root: Path, edits: Sequence[FileEdit]) -> list[Diagnostic]:
@@ -253,6 +264,11 @@ def check_edits(root: Path, edits: Sequence[FileEdit]) -> list[Diagnostic]:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(e.after.encode("utf-8"))
         result, _ = validate_with_plan(tmp)
+    links = outside_links(root)
+    if links:
+        raise CatalogError(
+            [Diagnostic(SourceLocation(rel, 1, 1), "", why) for rel, why in sorted(links.items())]
+        )
     if not result.ok:
         raise CatalogError(result.diagnostics)
     # Warnings elsewhere in the catalog predate this edit and are not its business.

@@ -21,6 +21,7 @@ the node pools down to their `minNodes`.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import textwrap
 from collections.abc import Callable, Sequence
@@ -373,6 +374,9 @@ def new_model(
             "and '-', starting with a letter, ending with a letter or digit, at most 63 "
             "characters (it names the model's Service)"
         )
+    if spec.params_b is not None and not math.isfinite(spec.params_b):
+        # typer parses "nan" and "inf" as floats; the catalog loader refuses them.
+        raise UsageError(f"--params-b must be a finite number of billions, got {spec.params_b}")
     docs = _documents(root)
     rel = f"catalog/models/{spec.name}.yaml"
     existing = [d for d in docs if d.kind == "Model" and d.name == spec.name]

@@ -42,6 +42,8 @@ ALLOWED_KINDS: frozenset[tuple[str, str]] = frozenset(
         ("batch/v1", "Job"),
         ("policy/v1", "PodDisruptionBudget"),
         ("networking.k8s.io/v1", "NetworkPolicy"),
+        ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy"),
+        ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding"),
         ("rbac.authorization.k8s.io/v1", "Role"),
         ("rbac.authorization.k8s.io/v1", "RoleBinding"),
         ("rbac.authorization.k8s.io/v1", "ClusterRole"),
@@ -335,6 +337,8 @@ def render_cluster(renderer: Renderer, cp: ClusterPlan, root: Path, result: Rend
             # generated/clusters/<cluster>/models/<model> -> the repo root is five levels up
             comps = [f"../../../../../{c}" for c in components]
         path = f"{base}/{folder}/kustomization.yaml" if folder else f"{base}/kustomization.yaml"
+        if path in result.files:  # validate refuses the names (catalog/names.py RESERVED)
+            raise RenderSafetyError(path, "a bundle would replace the layer's kustomization.yaml")
         result.files[path] = _kustomization(entries, comps, cp.input_hash).encode()
 
 

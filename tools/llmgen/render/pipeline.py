@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmgen import __version__
-from llmgen.catalog import guard
-from llmgen.catalog.load import Document
 from llmgen.catalog.model import Catalog
 from llmgen.catalog.validate import ValidationResult
 from llmgen.errors import CatalogError, Diagnostic, UsageError
@@ -27,8 +25,11 @@ from llmgen.render.write import (
     diff_trees,
     inputs_key,
     read_tree,
+    recover,
+    render_lock,
     save_cache,
     save_written,
+    tree_matches,
     write_tree,
 )
 from llmgen.resources import templates_dir
@@ -57,52 +58,17 @@ class RenderOutcome:
 def checked_catalog(root: Path) -> tuple[Catalog, list[Diagnostic]]:
     """Validate; raise CatalogError on any error, else return catalog and warnings.
 
-    The credential guard runs here too: every value that reaches generated/
-    comes from the catalog, so a credential is refused at its catalog line
-    before anything renders (verify scans the written tree as well).
+    Validation includes the credential guard (`validate.catalog_leaks`): every
+    value that reaches generated/ comes from the catalog, so a credential is
+    refused at its catalog line before anything renders (verify scans the
+    written tree as well).
     """
     # What validate refuses, render refuses: the plan's checks (pools full,
     # budget, canaries) run here too.
     result: ValidationResult = validate_with_plan(root)[0]
     if not result.ok or result.catalog is None:
         raise CatalogError(result.diagnostics)
-    leaks = catalog_leaks(result.documents)
-    if leaks:
-        raise CatalogError([*leaks, *result.diagnostics])
     return result.catalog, list(result.diagnostics)
-
-
-def catalog_leaks(docs: list[Document]) -> list[Diagnostic]:
-    """Catalog values that look like credentials (never quoting the value)."""
-    found: list[Diagnostic] = []
-
-    def walk(doc: Document, node: object, path: tuple[str | int, ...]) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                walk(doc, value, (*path, key))
-        elif isinstance(node, list):
-            for i, value in enumerate(node):
-                walk(doc, value, (*path, i))
-        elif isinstance(node, str):
-            key = str(path[-1]) if path else ""
-            # Environment config is free-form key/value: judge key and value;
-            # elsewhere only a recognisable credential format counts.
-            if doc.kind == "Environment" and path[:2] == ("spec", "config"):
-                reason = guard.credential_reason(key, node)
-            else:
-                reason = guard.pattern_reason(node)
-            if reason:
-                found.append(
-                    doc.diagnostic(
-                        path,
-                        f"{reason}; llmgen never renders secret values: reference the "
-                        "secret from its backend (a model's secrets[])",
-                    )
-                )
-
-    for doc in docs:
-        walk(doc, doc.data, ())
-    return found
 
 
 def select_clusters(
@@ -149,19 +115,28 @@ def render_in_memory(
 def render(
     root: Path, envs: list[str] | None = None, clusters: list[str] | None = None
 ) -> RenderOutcome:
-    """`llmgen render`: bring generated/ in line with the catalog, atomically."""
+    """`llmgen render`: bring generated/ in line with the catalog, atomically.
+
+    One run at a time per repository (`render_lock`): a second run waits, so
+    parallel renders never delete each other's staging trees or write back a
+    stale copy of another environment. The no-op cache is saved only when
+    generated/ holds exactly what this run rendered.
+    """
     scope = f"env={sorted(envs or [])};cluster={sorted(clusters or [])}"
-    key = inputs_key(root, templates_dir(root), __version__, scope)
-    if cache_hit(root, key):
-        return RenderOutcome(TreeDiff(), 0, True, [])
-    r = render_in_memory(root, envs, clusters)
-    if not r.diff.empty:
-        keep = None
-        if r.prefixes is not None:
-            keep = {p: b for p, b in read_tree(root).items() if not p.startswith(r.prefixes)}
-        write_tree(root, r.files, keep)
-    save_written(root, r.files, r.prefixes)
-    save_cache(root, key)
+    with render_lock(root):
+        recover(root)  # a killed run's leftovers, whatever this run decides
+        key = inputs_key(root, templates_dir(root), __version__, scope)
+        if cache_hit(root, key):
+            return RenderOutcome(TreeDiff(), 0, True, [])
+        r = render_in_memory(root, envs, clusters)
+        if not r.diff.empty:
+            keep = None
+            if r.prefixes is not None:
+                keep = {p: b for p, b in read_tree(root).items() if not p.startswith(r.prefixes)}
+            write_tree(root, r.files, keep)
+        save_written(root, r.files, r.prefixes)
+        if tree_matches(root, r.files, r.prefixes):
+            save_cache(root, key)
     return RenderOutcome(r.diff, r.documents, False, r.warnings)
 
 

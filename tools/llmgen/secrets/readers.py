@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from llmgen.catalog.guard import pattern_reason
 from llmgen.catalog.secret_backends import RemoteRef, vault_mount
 
 TIMEOUT_SECONDS = 15
@@ -93,7 +94,14 @@ class VaultReader:
             import hvac
         except ImportError:  # pragma: no cover - hvac is a core dependency
             raise BackendError("hvac is not installed") from None
-        self.address = os.environ.get("VAULT_ADDR") or str(settings["server"])
+        address = os.environ.get("VAULT_ADDR") or str(settings["server"])
+        if pattern_reason(address):
+            # Never print or log it; validate refuses the catalog's `server` the same way.
+            raise BackendError(
+                "VAULT_ADDR holds a password (user:password@) or another credential; "
+                "give the token in VAULT_TOKEN and the bare address in VAULT_ADDR"
+            )
+        self.address = address
         self.mount, _ = vault_mount(str(settings["path"]))
         verify: bool | str = os.environ.get("VAULT_CACERT") or True
         self._client = hvac.Client(url=self.address, verify=verify, timeout=TIMEOUT_SECONDS)

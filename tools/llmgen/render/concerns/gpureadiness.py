@@ -50,6 +50,45 @@ RESOURCES: dict[str, dict[str, str]] = {
 RULES: list[dict[str, list[str]]] = [
     {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "patch"]},
 ]
+#: RBAC cannot scope `patch nodes` to one node: this ValidatingAdmissionPolicy
+#: (admissionregistration.k8s.io/v1, GA in Kubernetes 1.30) lets the pod's
+#: service account change only the node its token was issued on
+#: (`authentication.kubernetes.io/node-name`, from the bound token's node
+#: claim: ServiceAccountTokenPodNodeInfo, on by default since 1.30; the
+#: pattern of kubernetes/kubernetes test/e2e/auth/e2edata/
+#: per_node_validatingadmissionpolicy.yaml), and there only remove taints.
+POLICY_NAME = f"llmgen-{NAME}-own-node"
+NODE_CLAIM = "authentication.kubernetes.io/node-name"
+VALIDATIONS: list[dict[str, str]] = [
+    {
+        "expression": f"'{NODE_CLAIM}' in request.userInfo.extra && "
+        f"request.userInfo.extra['{NODE_CLAIM}'][0] == object.metadata.name",
+        "message": f"{NAME} may change only the node its pod runs on",
+    },
+    {
+        "expression": "(has(object.metadata.labels) ? object.metadata.labels : {}) == "
+        "(has(oldObject.metadata.labels) ? oldObject.metadata.labels : {})",
+        "message": f"{NAME} may not change node labels",
+    },
+    {
+        "expression": "!has(object.spec.taints) || object.spec.taints.all(t, "
+        "has(oldObject.spec.taints) && oldObject.spec.taints.exists(o, "
+        "o.key == t.key && o.effect == t.effect))",
+        "message": f"{NAME} may remove taints, never add them",
+    },
+]
+
+
+def _match_conditions() -> list[dict[str, str]]:
+    user = f"system:serviceaccount:{NAMESPACE}:{NAME}"
+    return [
+        {
+            "name": "gpu-readiness-service-account",
+            "expression": f"request.userInfo.username == '{user}'",
+        }
+    ]
+
+
 # Deliberate checkov findings, with the reason a reviewer needs.
 CHECKOV_SKIPS = (
     "CKV_K8S_8=The container is a shell loop that then sleeps; a liveness probe has "
@@ -118,6 +157,17 @@ def outputs(cp: ClusterPlan) -> Iterator[Output]:
         f"{FOLDER}/{file_name('ClusterRoleBinding', NAME)}",
         "nodepools/aws/gpu-readiness-clusterrolebinding.yaml.j2",
         base,
+    )
+    policy = {"name": POLICY_NAME, "labels": labels}
+    yield Output(
+        f"{FOLDER}/{file_name('ValidatingAdmissionPolicy', POLICY_NAME)}",
+        "nodepools/aws/gpu-readiness-vap.yaml.j2",
+        {**policy, "match_conditions": _match_conditions(), "validations": VALIDATIONS},
+    )
+    yield Output(
+        f"{FOLDER}/{file_name('ValidatingAdmissionPolicyBinding', POLICY_NAME)}",
+        "nodepools/aws/gpu-readiness-vapbinding.yaml.j2",
+        policy,
     )
     yield Output(
         f"{FOLDER}/{file_name('NetworkPolicy', NAME)}",

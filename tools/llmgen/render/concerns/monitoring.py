@@ -77,8 +77,9 @@ def merged_metrics_relabelings() -> list[dict[str, Any]]:
 def runbook_base(platform: Platform) -> str:
     """The web page of docs/runbooks.md in the GitOps repository Flux pulls from."""
     url = platform.git_url
+    # Any userinfo (`user@`, `user:password@`) stays out of the alert annotation.
     m = re.match(r"(?:ssh://)?git@([^:/]+)[:/](.+?)(?:\.git)?$", url) or re.match(
-        r"https?://([^/]+)/(.+?)(?:\.git)?$", url
+        r"https?://(?:[^/@]*@)?([^/@]+)/(.+?)(?:\.git)?$", url
     )
     if m is None:
         return "https://github.com/llmgen/llmgen/blob/main/docs/runbooks.md"

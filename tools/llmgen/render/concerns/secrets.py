@@ -34,10 +34,57 @@ DELETION_POLICY = "Retain"
 
 
 def _store_conditions() -> dict[str, Any]:
-    return {
-        "namespace_regexes": [sb.STORE_NAMESPACE_REGEX],
-        "namespaces": list(sb.STORE_NAMESPACES),
-    }
+    # Model namespaces use their own SecretStores (model_store_outputs): a
+    # cluster store authenticates as External Secrets itself and could read
+    # any model's secrets.
+    return {"namespace_regexes": [], "namespaces": list(sb.STORE_NAMESPACES)}
+
+
+def model_store_outputs(cp: ClusterPlan, p: Placement) -> Iterator[Output]:
+    """One SecretStore per backend a model's secrets use, in its namespace, as the model.
+
+    It authenticates as the model's own ServiceAccount (the one its pods run
+    as): Vault through a Kubernetes-auth role of the model's own
+    (`sb.model_vault_role`), AWS through the model's IRSA role, GCP through its
+    Workload Identity service account. So the backend's policy for that one
+    identity bounds what the model can read, not External Secrets' identity.
+    """
+    env = cp.environment
+    assert env is not None
+    cluster = cp.cluster
+    used = {sb.backend_for(s, env, cluster.cloud) for s in p.model.secrets}
+    for backend in sorted(b for b in used if b is not None):
+        settings = env.secret_stores[backend]
+        name = sb.store_name(backend)
+        ctx: dict[str, Any] = {
+            "name": name,
+            "namespace": p.namespace,
+            "labels": p.labels,
+            "service_account": p.name,
+        }
+        if backend == "vault":
+            mount, _prefix = sb.vault_mount(str(settings["path"]))
+            ctx |= {
+                "server": settings["server"],
+                "mount": mount,
+                "auth_mount": sb.vault_auth_mount(cluster),
+                "role": sb.model_vault_role(str(settings["role"]), p.name),
+            }
+        elif backend == "aws":
+            ctx |= {"region": settings["region"]}
+        else:
+            ctx |= {
+                "project": settings["projectID"],
+                "cluster_location": cluster.region,
+                "cluster_name": cluster.name,
+                "cluster_project": cluster.cloud_settings.get("projectID", settings["projectID"]),
+            }
+        yield Output(
+            f"models/{p.name}/{file_name('SecretStore', name)}",
+            f"secrets/secretstore-{backend}.yaml.j2",
+            ctx,
+            p.input_hash,
+        )
 
 
 def store_outputs(cp: ClusterPlan) -> Iterator[Output]:
@@ -108,6 +155,7 @@ def external_secret_context(cp: ClusterPlan, p: Placement, index: int) -> dict[s
         "labels": p.labels,
         "refresh_interval": sb.refresh_interval(s, env),
         "store": sb.store_name(backend),
+        "store_kind": "SecretStore",
         "deletion_policy": DELETION_POLICY,
         "secret_key": s.key,
         "remote_key": ref.key,
@@ -139,6 +187,7 @@ def outputs(cp: ClusterPlan) -> Iterator[Output]:
     yield from store_outputs(cp)
     for p in cp.placements:
         folder = f"models/{p.name}"
+        yield from model_store_outputs(cp, p)
         for i in range(len(p.model.secrets)):
             ctx = external_secret_context(cp, p, i)
             yield Output(

@@ -1,0 +1,129 @@
+"""Names and routes that would collide: reserved file names, capturing route prefixes.
+
+- A model's resources land in `models/<model>.yaml` and an add-on's in
+  `infrastructure/controllers/<addon>.yaml`, beside each layer's
+  `kustomization.yaml`: a model or add-on named `kustomization` would
+  overwrite it (`names.RESERVED`).
+- The gateway matches a model's `routePrefix` as a path prefix (with a
+  trailing slash, `render/concerns/traffic.py match_prefix`) before the
+  header routes under plain `/v1/`, longest prefix first. A prefix whose
+  segments begin another route's segments takes that route's traffic: `/v1`
+  takes every request, `/v1/chat` takes `/v1/chat/completions` from every
+  header-routed client, `/v1/team` takes `/v1/team/bge/...`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from llmgen.catalog import names
+from llmgen.catalog.rulekit import Context, Rule
+from llmgen.errors import Diagnostic
+
+#: The OpenAI-compatible paths vLLM serves under /v1 (vllm-project/vllm
+#: docs/serving/openai_compatible_server.md: completions, chat, embeddings,
+#: audio; plus its /v1 score, rerank, classify, pooling and LoRA routes),
+#: which clients reach on the gateway's header routes under plain `/v1/`.
+OPENAI_PATHS = (
+    "/v1/chat/completions",
+    "/v1/completions",
+    "/v1/embeddings",
+    "/v1/models",
+    "/v1/responses",
+    "/v1/audio/transcriptions",
+    "/v1/audio/translations",
+    "/v1/score",
+    "/v1/rerank",
+    "/v1/classify",
+    "/v1/pooling",
+    "/v1/load_lora_adapter",
+    "/v1/unload_lora_adapter",
+)
+
+
+def _segments(path: str) -> tuple[str, ...]:
+    return tuple(s for s in path.split("/") if s)
+
+
+def captures(prefix: str, path: str) -> bool:
+    """True when requests to `path` (or below it) match the route `prefix`."""
+    p, q = _segments(prefix), _segments(path)
+    return len(p) <= len(q) and q[: len(p)] == p
+
+
+def reserved_names(ctx: Context) -> Iterator[Diagnostic]:
+    """No model or add-on is named like a file llmgen writes beside it."""
+    for model in ctx.catalog.models.values():
+        if model.name in names.RESERVED:
+            yield model.where.doc.diagnostic(
+                ("metadata", "name"),
+                f"{model.name!r} is a reserved name: models/{model.name}.yaml would replace "
+                "the layer's own kustomization.yaml; choose another name",
+            )
+    platform = ctx.catalog.platform
+    for addon in platform.addons.values() if platform is not None else ():
+        if addon.name in names.RESERVED:
+            yield addon.where.error(
+                f"{addon.name!r} is a reserved name: infrastructure/controllers/"
+                f"{addon.name}.yaml would replace the layer's own kustomization.yaml",
+                key=True,
+            )
+
+
+def route_capture(ctx: Context) -> Iterator[Diagnostic]:
+    """No routePrefix captures `/v1/`, vLLM's OpenAI paths or another model's route."""
+    models = ctx.catalog.models
+    for model in models.values():
+        prefix = model.route_prefix
+        fixed = ["/v1/", *OPENAI_PATHS]
+        taken = next((p for p in fixed if captures(prefix, p)), None)
+        if taken is not None:
+            yield model.where.error(
+                f"routePrefix {prefix!r} captures the gateway's {taken} route, which clients "
+                "reach with the model header; use a prefix of its own such as "
+                f"/v1/{model.name}",
+                "serving",
+                "routePrefix",
+            )
+    # Within an environment (one gateway), no route may sit under another's prefix.
+    seen: set[tuple[str, str]] = set()
+    for env in ctx.catalog.environments.values():
+        placed = [models[d.name] for d in env.models if d.name in models]
+        for model in placed:
+            for other in placed:
+                if other.name == model.name or other.route_prefix == model.route_prefix:
+                    continue  # equal prefixes are unique_routes' finding
+                if captures(model.route_prefix, other.route_prefix) and (
+                    (model.name, other.name) not in seen
+                ):
+                    seen.add((model.name, other.name))
+                    yield model.where.error(
+                        f"routePrefix {model.route_prefix!r} captures model {other.name!r}'s "
+                        f"route {other.route_prefix!r} in environment {env.name!r}",
+                        "serving",
+                        "routePrefix",
+                    )
+
+
+#: The gpu-readiness DaemonSet (EKS clusters with GPU pools) is confined to its
+#: own node by a ValidatingAdmissionPolicy on the token's node claim: VAP v1 and
+#: the claim (ServiceAccountTokenPodNodeInfo) are on by default from 1.30.
+READINESS_MIN_KUBERNETES = (1, 30)
+
+
+def readiness_kubernetes(ctx: Context) -> Iterator[Diagnostic]:
+    """EKS clusters with GPU pools run a Kubernetes that enforces gpu-readiness's policy."""
+    for cluster in ctx.catalog.clusters.values():
+        if cluster.cloud != "aws" or not cluster.node_pools:
+            continue
+        major, _, minor = cluster.kubernetes_version.partition(".")
+        if (int(major), int(minor or 0)) < READINESS_MIN_KUBERNETES:
+            yield cluster.where.error(
+                f"Kubernetes {cluster.kubernetes_version} is too old: the gpu-readiness "
+                "DaemonSet is confined to its own node by a ValidatingAdmissionPolicy on the "
+                "service account token's node claim, which needs 1.30 or later",
+                "kubernetesVersion",
+            )
+
+
+NAME_RULES: tuple[Rule, ...] = (reserved_names, route_capture, readiness_kubernetes)
