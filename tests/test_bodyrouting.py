@@ -109,7 +109,10 @@ def test_a_request_naming_no_model_gets_an_openai_400(base_url: str) -> None:
 
 def test_models_lists_the_environment(plan: Plan, cluster: str, base_url: str) -> None:
     listed = sorted(m.id for m in client(base_url + "/v1").models.list())
-    assert listed == sorted(env_models(plan, cluster))
+    models = env_models(plan, cluster)
+    adapters = [a.name for m in models.values() for a in m.adapters]
+    assert adapters  # the shipped catalog serves LoRA adapters in prod
+    assert listed == sorted([*models, *adapters])
 
 
 def test_path_and_header_routing_keep_working(plan: Plan, cluster: str, base_url: str) -> None:

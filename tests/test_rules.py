@@ -607,6 +607,10 @@ def test_every_rule_is_exercised() -> None:
         "secret_stores",
         "secret_names",
         "config_credentials",
+        # LoRA adapter rules, each exercised in test_adapters.py
+        "adapter_names",
+        "adapter_mirrors",
+        "pinned_adapters",
     }
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from llmgen.catalog.hints import did_you_mean
 from llmgen.catalog.model import Catalog, Environment
 from llmgen.catalog.rulekit import Context, Present, Rule, deployments
+from llmgen.catalog.rules_adapters import ADAPTER_RULES
 from llmgen.catalog.rules_capacity import CAPACITY_RULES
 from llmgen.catalog.rules_policy import POLICY_RULES
 from llmgen.errors import Diagnostic
@@ -186,6 +187,7 @@ def _rules() -> tuple[Rule, ...]:
         pool_shapes,
         *CAPACITY_RULES,
         *POLICY_RULES,
+        *ADAPTER_RULES,
     )
 
 

@@ -263,7 +263,9 @@ def outputs(mv: MeshView) -> Iterator[Output]:
                 "name": cm,
                 "namespace": ns,
                 "labels": {**labels, MANAGED_LABEL: "true", "llmgen.io/model": model.name},
-                "data": base_model_data(model.served_model_name),
+                "data": base_model_data(
+                    model.served_model_name, tuple(a.name for a in model.adapters)
+                ),
             },
             mv.env_hash,
         )

@@ -181,15 +181,28 @@ def api_routes(mv: MeshView) -> list[dict[str, Any]]:
 
 
 def model_list(mv: MeshView) -> str:
-    """`GET /v1/models` as OpenAI answers it: every model the environment serves.
+    """`GET /v1/models` as OpenAI answers it: every model the environment serves,
+    each followed by its LoRA adapters.
 
     `created` is a Unix time in OpenAI's schema; llmgen has no creation time
     that would not churn the output, so it is 0 (clients only list ids).
     """
-    data = [
-        {"id": m.served_model_name, "object": "model", "created": 0, "owned_by": "llmgen"}
-        for m in sorted(mv.served_models(), key=lambda m: m.served_model_name)
-    ]
+    data: list[dict[str, Any]] = []
+    for m in sorted(mv.served_models(), key=lambda m: m.served_model_name):
+        data.append(
+            {"id": m.served_model_name, "object": "model", "created": 0, "owned_by": "llmgen"}
+        )
+        # Adapters as vLLM lists them: their own id, the base model as parent.
+        data += [
+            {
+                "id": a.name,
+                "object": "model",
+                "created": 0,
+                "owned_by": "llmgen",
+                "parent": m.served_model_name,
+            }
+            for a in m.adapters
+        ]
     return json.dumps({"object": "list", "data": data}, separators=(",", ":"))
 
 
