@@ -129,7 +129,14 @@ def test_third_cloud_needs_only_a_class_and_its_templates(
     rendered: list[dict[str, Any]] = []
     for body in files.values():
         rendered += [d for d in yaml.safe_load_all(body) if d]
-    pools = {d["metadata"]["name"]: d for d in rendered if d["kind"] == "ConfigMap"}
+    # The fake cloud renders its pools as ConfigMaps; the body router's
+    # model ConfigMaps (bodyrouting.py) are not pools.
+    pools = {
+        d["metadata"]["name"]: d
+        for d in rendered
+        if d["kind"] == "ConfigMap"
+        and "inference-gateway.k8s.io/managed" not in d["metadata"]["labels"]
+    }
     assert set(pools) == {f"fake-{p.name}" for p in cp.cluster.node_pools}
     kinds = {d["kind"] for d in rendered}
     assert not {"NodePool", "EC2NodeClass", "ComputeClass", "ContainerNodePool"} & kinds

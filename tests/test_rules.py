@@ -662,6 +662,10 @@ def test_every_rule_is_exercised() -> None:
         "reserved_names",  # tests/test_hostile_catalog.py
         "route_capture",  # tests/test_hostile_catalog.py
         "readiness_kubernetes",  # tests/test_gpureadiness_own_node.py
+        # LoRA adapter rules, each exercised in test_adapters.py
+        "adapter_names",
+        "adapter_mirrors",
+        "pinned_adapters",
     }
 
 

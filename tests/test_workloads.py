@@ -108,8 +108,12 @@ def test_pods_select_a_pool_that_has_their_gpu(plan: Plan, files: dict[str, byte
 def test_weights_are_fetched_then_verified_before_vllm(plan: Plan, files: dict[str, bytes]) -> None:
     for cp, p in placements(plan):
         spec = find(documents(files, cp.name), "Deployment", p.name)["spec"]["template"]["spec"]
-        fetch, verify = spec["initContainers"]
+        # The base weights first; a model's LoRA adapters follow (test_adapters.py).
+        fetch, verify = spec["initContainers"][:2]
         assert (fetch["name"], verify["name"]) == ("fetch-weights", "verify-weights")
+        rest = [c["name"] for c in spec["initContainers"][2:]]
+        steps = ("fetch", "verify")
+        assert rest == [f"{s}-adapter-{i}" for i in range(len(p.model.adapters)) for s in steps]
         uri = p.model.weight_uris[cp.provider.name]
         assert uri.startswith(f"{cp.provider.storage_scheme}://")
         assert uri in copy_words(fetch)

@@ -133,6 +133,19 @@ class ScalingTargets:
 
 
 @dataclass(frozen=True)
+class Adapter:
+    """A LoRA adapter the model's replicas load; clients name it in `model`."""
+
+    name: str
+    repo: str
+    revision: str
+    weight_uris: dict[str, str]
+    weights_sha256: str
+    rank: int
+    where: Where
+
+
+@dataclass(frozen=True)
 class Model:
     name: str
     task: str  # generate | embed
@@ -163,6 +176,7 @@ class Model:
     team: str
     cost_center: str
     where: Where
+    adapters: tuple[Adapter, ...] = ()
 
 
 # ------------------------------------------------------------- environments
@@ -423,6 +437,18 @@ def _model(cat: Catalog, doc: Document, spec: dict[str, Any]) -> None:
         team=owner.get("team", "unowned"),
         cost_center=owner.get("costCenter", "unassigned"),
         where=_where(doc, "spec"),
+        adapters=tuple(
+            Adapter(
+                name=a["name"],
+                repo=a["source"]["repo"],
+                revision=a["source"]["revision"],
+                weight_uris=dict(a.get("weights", {}).get("uris", {})),
+                weights_sha256=a.get("weights", {}).get("sha256", ""),
+                rank=a.get("rank", 16),
+                where=_where(doc, "spec", "adapters", i),
+            )
+            for i, a in enumerate(spec.get("adapters", []))
+        ),
     )
 
 

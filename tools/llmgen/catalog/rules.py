@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from llmgen.catalog.hints import did_you_mean
 from llmgen.catalog.model import Catalog, Environment
 from llmgen.catalog.rulekit import Context, Present, Rule, deployments
+from llmgen.catalog.rules_adapters import ADAPTER_RULES
 from llmgen.catalog.rules_capacity import CAPACITY_RULES
 from llmgen.catalog.rules_names import NAME_RULES
 from llmgen.catalog.rules_network import NETWORK_RULES
@@ -192,6 +193,7 @@ def _rules() -> tuple[Rule, ...]:
         *NETWORK_RULES,
         *VERSION_RULES,
         *NAME_RULES,
+        *ADAPTER_RULES,
     )
 
 

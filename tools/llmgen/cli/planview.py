@@ -46,6 +46,8 @@ class ModelRow:
     usd_per_month_max: float
     spot_savings_per_month_max: float
     reasons: list[str]
+    #: LoRA adapters served on the same replicas (no GPUs of their own)
+    adapters: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -114,6 +116,7 @@ def model_row(p: Placement) -> ModelRow:
         environment=p.environment.name,
         cluster=p.cluster.name,
         model=p.model.name,
+        adapters=[a.name for a in p.model.adapters],
         pool=p.pool.name,
         capacity_type=p.pool.capacity_type,
         gpus_per_replica=p.model.gpu_count,
@@ -283,9 +286,10 @@ def _cells(c: ClusterRow, m: ModelRow) -> list[str]:
     canary = ""
     if m.canary_max_replicas:
         canary = f" +{m.canary_min_replicas}..{m.canary_max_replicas} canary"
+    lora = f" +{len(m.adapters)} LoRA" if m.adapters else ""
     return [
         c.cluster,
-        m.model,
+        m.model + lora,
         f"{m.pool} ({m.capacity_type})",
         f"{m.min_replicas}..{m.max_replicas}{canary}",
         f"{m.gpus_min}..{m.gpus_max}",

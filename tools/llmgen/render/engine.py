@@ -72,6 +72,7 @@ ALLOWED_KINDS: frozenset[tuple[str, str]] = frozenset(
         ("networking.istio.io/v1", "DestinationRule"),
         ("networking.istio.io/v1", "ServiceEntry"),
         ("networking.istio.io/v1", "Sidecar"),
+        ("networking.istio.io/v1alpha3", "EnvoyFilter"),
         ("security.istio.io/v1", "PeerAuthentication"),
         ("security.istio.io/v1", "RequestAuthentication"),
         ("security.istio.io/v1", "AuthorizationPolicy"),

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from llmgen.catalog import names
 from llmgen.catalog import secret_backends as sb
 from llmgen.catalog.model import ModelSecret
-from llmgen.render.concerns import gateway, issuer, istio, security, traffic
+from llmgen.render.concerns import bodyrouting, gateway, issuer, istio, security, traffic
 from llmgen.render.concerns.istio import MeshView
 from llmgen.render.types import Output, file_name
 
@@ -303,6 +303,7 @@ def outputs_with(cp: ClusterPlan, env_placements: tuple[Placement, ...] | None) 
     yield from gateway.config_outputs(mv)
     yield from issuer.outputs(mv)
     yield from traffic.outputs(mv)
+    yield from bodyrouting.outputs(mv)
     yield from security.outputs(mv)
     yield from multicluster_outputs(mv)
 

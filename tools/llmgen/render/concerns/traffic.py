@@ -23,11 +23,12 @@ endpoints are across the east-west gateway), where no model namespace exists.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from llmgen.plan import routing
-from llmgen.render.concerns import gateway, istio
+from llmgen.render.concerns import bodyrouting, gateway, istio
 from llmgen.render.concerns.istio import MeshView
 from llmgen.render.types import Output, file_name
 
@@ -156,6 +157,19 @@ def http_routes(mv: MeshView) -> list[dict[str, Any]]:
         )
         for m in sorted(models, key=lambda m: m.name)
     ]
+    routes += [
+        _route(
+            mv,
+            m,
+            "body",
+            {
+                "uri": {"prefix": "/v1/"},
+                "headers": {bodyrouting.BASE_MODEL_HEADER: {"exact": m.served_model_name}},
+            },
+            None,
+        )
+        for m in sorted(models, key=lambda m: m.name)
+    ]
     preflight = preflight_route(mv, models)
     if preflight is not None:
         routes.append(preflight)
@@ -163,7 +177,8 @@ def http_routes(mv: MeshView) -> list[dict[str, Any]]:
 
 
 def preflight_route(mv: MeshView, models: list[Model]) -> dict[str, Any] | None:
-    """The last route: a CORS preflight for a header-routed request.
+    """The last forwarding route (only the gateway's own answers for an unknown or
+    missing model follow it): a CORS preflight for a header-routed request.
 
     A browser's preflight (`OPTIONS /v1/chat/completions`) names
     `x-llmgen-model` in Access-Control-Request-Headers but does not carry it,
@@ -192,6 +207,98 @@ def preflight_route(mv: MeshView, models: list[Model]) -> dict[str, Any] | None:
         },
         "corsPolicy": cors,
     }
+
+
+
+
+def api_routes(mv: MeshView) -> list[dict[str, Any]]:
+    """The VirtualService's routes in match order: path prefixes (the explicit
+    path wins), `GET /v1/models`, the `x-llmgen-model` header, the body's model
+    (through the body router's header), then the fallbacks."""
+    routes = http_routes(mv)
+    n_prefix = len(mv.served_models())
+    return [*routes[:n_prefix], models_route(mv), *routes[n_prefix:], *fallback_routes()]
+
+
+def model_list(mv: MeshView) -> str:
+    """`GET /v1/models` as OpenAI answers it: every model the environment serves,
+    each followed by its LoRA adapters.
+
+    `created` is a Unix time in OpenAI's schema; llmgen has no creation time
+    that would not churn the output, so it is 0 (clients only list ids).
+    """
+    data: list[dict[str, Any]] = []
+    for m in sorted(mv.served_models(), key=lambda m: m.served_model_name):
+        data.append(
+            {"id": m.served_model_name, "object": "model", "created": 0, "owned_by": "llmgen"}
+        )
+        # Adapters as vLLM lists them: their own id, the base model as parent.
+        data += [
+            {
+                "id": a.name,
+                "object": "model",
+                "created": 0,
+                "owned_by": "llmgen",
+                "parent": m.served_model_name,
+            }
+            for a in m.adapters
+        ]
+    return json.dumps({"object": "list", "data": data}, separators=(",", ":"))
+
+
+def openai_error(message: str, code: str, param: str | None = "model") -> str:
+    """An error body in OpenAI's shape, which the OpenAI SDKs parse into their exceptions."""
+    error = {"message": message, "type": "invalid_request_error", "param": param, "code": code}
+    return json.dumps({"error": error}, separators=(",", ":"))
+
+
+def _direct(name: str, match: dict[str, Any], status: int, body: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "match": [match],
+        "directResponse": {"status": status, "body": {"string": body}},
+        "headers": {"response": {"set": {"content-type": "application/json"}}},
+    }
+
+
+def models_route(mv: MeshView) -> dict[str, Any]:
+    """The gateway answers `GET /v1/models` itself, with the environment's models."""
+    return _direct(
+        "list-models",
+        {"uri": {"exact": "/v1/models"}, "method": {"exact": "GET"}},
+        200,
+        model_list(mv),
+    )
+
+
+def fallback_routes() -> list[dict[str, Any]]:
+    """What no model route took: a model the environment does not serve (the body
+    router named one), or no model at all."""
+    return [
+        _direct(
+            "unknown-model",
+            {
+                "uri": {"prefix": "/v1/"},
+                "headers": {bodyrouting.MODEL_NAME_HEADER: {"regex": ".+"}},
+            },
+            404,
+            openai_error(
+                "The model named in the request is not served here; GET /v1/models lists "
+                "the models this endpoint serves.",
+                "model_not_found",
+            ),
+        ),
+        _direct(
+            "no-model",
+            {"uri": {"prefix": "/v1/"}},
+            400,
+            openai_error(
+                'The request names no model: send "model" in the JSON body, the '
+                f"{istio.MODEL_HEADER} header, or use a model's path prefix.",
+                "model_not_specified",
+            ),
+        ),
+    ]
 
 
 def connection_pool(mv: MeshView, model: Model) -> dict[str, Any]:
@@ -267,7 +374,7 @@ def outputs(mv: MeshView) -> Iterator[Output]:
             "labels": cp.labels,
             "hosts": gateway.gateway_hosts(mv),
             "gateways": [istio.GATEWAY_NAME],
-            "http": http_routes(mv),
+            "http": api_routes(mv),
         },
         mv.env_hash,
     )

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from llmgen.catalog import fit, names
 from llmgen.catalog.model import at_revision
 from llmgen.plan.routing import CANARY, STABLE
-from llmgen.render.concerns import vllm, weights
+from llmgen.render.concerns import adapters, vllm, weights
 from llmgen.render.concerns.istio import TRACK_LABEL
 from llmgen.render.types import Output, file_name
 
@@ -153,20 +153,24 @@ def context(cp: ClusterPlan, p: Placement, track: str = STABLE) -> dict[str, Any
         "sa_annotations": provider.workload_identity_annotations(cp.cluster, p.namespace, p.name),
         "image": m.image,
         "pull_policy": vllm.pull_policy(m.image),
-        "args": vllm.args(m, p.gpu, mirrored),
+        "args": vllm.args(m, p.gpu, mirrored) + adapters.lora_args(m),
         "env": vllm.env(m, mirrored),
         "env_configmap": names.ENV_CONFIGMAP,
         "port": vllm.PORT,
         "gpu_count": m.gpu_count,
         "cpu": _cpu(m.cpu),
         "memory": memory,
-        "ephemeral": f"{(cache if mirrored else 0) + TMP_GIB}Gi",
+        "ephemeral": f"{(cache if mirrored else 0) + adapters.size_gib(m) + TMP_GIB}Gi",
+        "has_adapters": bool(m.adapters),
+        "adapters_size": f"{adapters.size_gib(m)}Gi",
+        "adapters_dir": adapters.ADAPTERS_DIR,
         "shm": f"{shm}Gi",
         "cache": f"{cache}Gi",
         "tmp": f"{TMP_GIB}Gi",
         "weights_dir": weights.WEIGHTS_DIR,
         "mirrored": mirrored,
-        "init_containers": weights.init_containers(provider, m, CONTAINER_SECURITY, "tmp"),
+        "init_containers": weights.init_containers(provider, m, CONTAINER_SECURITY, "tmp")
+        + adapters.init_containers(provider, m, CONTAINER_SECURITY, "tmp"),
         "security": CONTAINER_SECURITY,
         "run_as": RUN_AS,
         "node_selector": provider.gpu_node_selector(cp.cluster, p.pool, p.gpu),
