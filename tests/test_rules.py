@@ -610,6 +610,7 @@ def test_every_rule_is_exercised() -> None:
         "reserved_names",  # tests/test_hostile_catalog.py
         "route_capture",  # tests/test_hostile_catalog.py
         "readiness_kubernetes",  # tests/test_gpureadiness_own_node.py
+        "pinned_tool_images",  # tests/test_pinned_images.py
     }
 
 

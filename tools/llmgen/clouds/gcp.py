@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from llmgen.catalog import names
+from llmgen.catalog import images, names
 from llmgen.clouds.base import CloudProvider, NodePoolResource, WeightsSync, register
 
 if TYPE_CHECKING:
@@ -16,7 +16,7 @@ COMPUTE_CLASS_LABEL = "cloud.google.com/compute-class"
 #: Namespace holding the Config Connector node pools (annotated with the project).
 NODEPOOL_NAMESPACE = "gke-node-pools"
 #: Pinned Google Cloud CLI image for the weights copy (`gcloud storage rsync`).
-GCLOUD_IMAGE = "gcr.io/google.com/cloudsdktool/google-cloud-cli:540.0.0-slim"
+GCLOUD_IMAGE = images.default("weightsFetchGcp")  # spec.images.weightsFetchGcp overrides it
 #: Where GKE's driver installer puts the NVIDIA driver (NVIDIA's GKE guidance).
 GKE_NVIDIA_DIR = "/home/kubernetes/bin/nvidia"
 #: OS and container images; the weights cache (emptyDir) comes on top of this.
