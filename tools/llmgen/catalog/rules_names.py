@@ -133,6 +133,8 @@ _DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 def pinned_tool_images(ctx: Context) -> Iterator[Diagnostic]:
     """Where requirePinned, the tool images rendered on its clusters carry a digest too."""
     cat = ctx.catalog
+    if cat.platform is None:
+        return  # a missing or invalid Platform is reported as such
     for env in cat.environments.values():
         if not env.require_pinned:
             continue
