@@ -119,3 +119,13 @@ def test_a_yaml11_value_where_a_string_is_expected_suggests_quotes(scratch_repo:
     path.write_text(path.read_text().replace("policy: failover", "policy: no", 1))
     messages = [d.message for d in validate(scratch_repo).errors]
     assert any("'no'" in m and "quotes" in m for m in messages), messages
+
+
+def test_a_new_file_quotes_what_yaml11_would_misread() -> None:
+    from ruamel.yaml.comments import CommentedMap
+
+    from llmgen.lifecycle.edit import render_new
+
+    data = CommentedMap(spec=CommentedMap(team="no", window="1:30", n=3))
+    loaded = load_text(render_new(data, ["header"]), "f.yaml").data
+    assert loaded["spec"] == {"team": "no", "window": "1:30", "n": 3}

@@ -666,6 +666,7 @@ def test_every_rule_is_exercised() -> None:
         "adapter_names",
         "adapter_mirrors",
         "pinned_adapters",
+        "pinned_tool_images",  # tests/test_pinned_images.py
     }
 
 

@@ -163,8 +163,13 @@ def high_entropy(key: str, value: str) -> bool:
     return False
 
 
+_ANCHORS_TEXT = re.compile(_ANCHORS.pattern.decode())
+
+
 def pattern_reason(value: str) -> str | None:
     """The credential format `value` contains, if any (never the value itself)."""
+    if _ANCHORS_TEXT.search(value) is None:
+        return None  # the pre-filter: most catalog strings stop here
     m = _COMBINED.search(value)
     if m is None or m.lastgroup is None:
         return None

@@ -275,6 +275,8 @@ class Platform:
     where: Where
     #: ACME account contact (`spec.acme.email`); None: each environment's default
     acme_email: str | None = None
+    #: Tool image overrides (`spec.images`; catalog/images.py TOOL_IMAGES keys)
+    images: dict[str, str] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------ catalog
@@ -547,6 +549,7 @@ def _platform(cat: Catalog, doc: Document, spec: dict[str, Any]) -> None:
         },
         where=_where(doc, "spec"),
         acme_email=spec.get("acme", {}).get("email"),
+        images=dict(spec.get("images", {})),
     )
 
 

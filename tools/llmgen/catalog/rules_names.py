@@ -14,9 +14,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
-from llmgen.catalog import names
+from llmgen.catalog import images, names
 from llmgen.catalog.rulekit import Context, Rule
 from llmgen.errors import Diagnostic
 
@@ -126,4 +127,39 @@ def readiness_kubernetes(ctx: Context) -> Iterator[Diagnostic]:
             )
 
 
-NAME_RULES: tuple[Rule, ...] = (reserved_names, route_capture, readiness_kubernetes)
+_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+
+
+def pinned_tool_images(ctx: Context) -> Iterator[Diagnostic]:
+    """Where requirePinned, the tool images rendered on its clusters carry a digest too."""
+    cat = ctx.catalog
+    if cat.platform is None:
+        return  # a missing or invalid Platform is reported as such
+    for env in cat.environments.values():
+        if not env.require_pinned:
+            continue
+        clouds = {cat.clusters[c].cloud for c in env.clusters if c in cat.clusters}
+        gpu_aws = any(
+            cat.clusters[c].cloud == "aws" and cat.clusters[c].node_pools
+            for c in env.clusters
+            if c in cat.clusters
+        )
+        for key, (_default, what, cloud) in images.TOOL_IMAGES.items():
+            if cloud not in clouds or (key == "gpuReadiness" and not gpu_aws):
+                continue
+            image = images.tool_image(cat.platform, key)
+            if not _DIGEST.search(image):
+                yield env.where.error(
+                    f"this environment requires pinned images, but {what} on {cloud} runs "
+                    f"{image!r} without a digest: set the Platform's spec.images.{key} to "
+                    "that image with its @sha256:<digest> (crane digest IMAGE)",
+                    "requirePinned",
+                )
+
+
+NAME_RULES: tuple[Rule, ...] = (
+    reserved_names,
+    route_capture,
+    readiness_kubernetes,
+    pinned_tool_images,
+)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from llmgen.catalog import names
+from llmgen.catalog import images, names
 from llmgen.clouds.base import CloudProvider, NodePoolResource, WeightsSync, register
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ ROOT_VOLUME = "200Gi"
 #: Bandwidth the CRT client aims for per copy (a share of a GPU node's NIC).
 COPY_GBPS = 10
 #: Pinned AWS CLI image for the weights copy (`aws s3 sync`).
-AWS_CLI_IMAGE = "public.ecr.aws/aws-cli/aws-cli:2.27.0"
+AWS_CLI_IMAGE = images.default("weightsFetchAws")  # spec.images.weightsFetchAws overrides it
 
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
 #: Applied at launch and expected to be lifted once the NVIDIA device plugin

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from llmgen.catalog import names
+from llmgen.catalog import images, names
 from llmgen.clouds.base import CloudProvider, NodePoolResource, WeightsSync, register
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ CNRM_SERVICE_ACCOUNT = "llmgen-node-pools"
 #: Threads per gcloud storage process for the weights copy.
 COPY_THREADS = 8
 #: Pinned Google Cloud CLI image for the weights copy (`gcloud storage rsync`).
-GCLOUD_IMAGE = "gcr.io/google.com/cloudsdktool/google-cloud-cli:540.0.0-slim"
+GCLOUD_IMAGE = images.default("weightsFetchGcp")  # spec.images.weightsFetchGcp overrides it
 #: Where GKE's driver installer puts the NVIDIA driver (NVIDIA's GKE guidance).
 GKE_NVIDIA_DIR = "/home/kubernetes/bin/nvidia"
 #: OS and container images; the weights cache (emptyDir) comes on top of this.

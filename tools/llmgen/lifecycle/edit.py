@@ -224,7 +224,11 @@ def edit_text(text: str, mutate: Mutator, file: str = "<text>") -> str:
 
 
 def render_new(data: CommentedMap, header: Iterable[str] = ()) -> str:
-    """The text of a new catalog file: header comment lines, then the document."""
+    """The text of a new catalog file: header comment lines, then the document.
+
+    Every string YAML 1.1 would misread (`no`, `1:30`) is written quoted.
+    """
+    yamlsafe.quote_new_strings(data, None)
     lines = [f"# {h}".rstrip() + "\n" for h in header]
     return "".join(lines) + dump(new_yaml(), data)
 

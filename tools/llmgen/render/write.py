@@ -267,6 +267,11 @@ def inputs_key(root: Path, templates_dir: Path, version: str, scope: str) -> str
         if not folder.is_dir():
             continue
         for path in sorted(folder.rglob("*")):
+            if path.is_symlink():
+                # Hashed by where it points, never read through: validate
+                # refuses links that leave the repository.
+                h.update(f"{path}\0->{path.readlink()}\0".encode())
+                continue
             if path.is_file() and path.suffix != ".pyc":
                 h.update(path.relative_to(folder.parent).as_posix().encode())
                 h.update(b"\0")

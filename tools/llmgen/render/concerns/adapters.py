@@ -70,9 +70,14 @@ def mirrored(provider: CloudProvider, adapter: Adapter) -> str:
 
 
 def init_containers(
-    provider: CloudProvider, model: Model, security: dict[str, Any], tmp_volume: str
+    provider: CloudProvider,
+    model: Model,
+    security: dict[str, Any],
+    tmp_volume: str,
+    image: str | None = None,
 ) -> list[dict[str, Any]]:
-    """fetch-adapter-<i> and verify-adapter-<i> per adapter with a mirror on this cloud."""
+    """fetch-adapter-<i> and verify-adapter-<i> per adapter with a mirror on this
+    cloud; `image` is the Platform's weights-fetch image (None: the cloud's own)."""
     out: list[dict[str, Any]] = []
     tmp = {"name": tmp_volume, "mountPath": "/tmp"}
     resources = {
@@ -96,8 +101,8 @@ def init_containers(
         out += [
             {
                 "name": f"fetch-adapter-{i}",
-                "image": sync.image,
-                "imagePullPolicy": weights.pull_policy(sync.image),
+                "image": image or sync.image,
+                "imagePullPolicy": weights.pull_policy(image or sync.image),
                 "command": list(sync.command),
                 "env": [{"name": k, "value": v} for k, v in sorted(sync.env.items())],
                 "resources": resources,

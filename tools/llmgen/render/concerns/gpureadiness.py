@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from llmgen.catalog import images
 from llmgen.clouds.aws import STARTUP_TAINT, AwsProvider
 from llmgen.render.types import Output, file_name
 
@@ -32,7 +33,7 @@ NAMESPACE = "llmgen-system"
 #: bitnami/kubectl's version tags left Docker Hub in 2025 (bitnamilegacy only).
 #: kubectl 1.33 matches the clusters' minor; get and patch on Nodes are stable
 #: across the +/-1 minor skew kubectl supports.
-IMAGE = "alpine/k8s:1.33.5"
+IMAGE = images.default("gpuReadiness")  # spec.images.gpuReadiness overrides it
 #: Every GPU NodePool labels its nodes with this key (clouds/aws.py gpu_node_labels).
 GPU_NODE_LABEL = "llmgen.io/gpu"
 #: Seconds between checks of the node while its GPUs are not yet advertised.
@@ -181,7 +182,7 @@ def outputs(cp: ClusterPlan) -> Iterator[Output]:
             **base,
             "selector": {"app.kubernetes.io/name": NAME},
             "annotations": {f"checkov.io/skip{i}": why for i, why in enumerate(CHECKOV_SKIPS, 1)},
-            "image": IMAGE,
+            "image": images.tool_image(cp.platform, "gpuReadiness"),
             "affinity": affinity(cp),
             "tolerations": tolerations(cp),
             # On EKS system-node-critical is admitted in any namespace (only

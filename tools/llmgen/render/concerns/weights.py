@@ -25,11 +25,12 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from llmgen.catalog import fit
+from llmgen.catalog import fit, images
 
 if TYPE_CHECKING:
     from llmgen.catalog.model import Model
     from llmgen.clouds import CloudProvider
+    from llmgen.plan.build import ClusterPlan
 
 WEIGHTS_DIR = "/models/weights"
 MANIFEST = "llmgen-manifest.sha256"
@@ -147,8 +148,22 @@ def shm_size_gib(model: Model) -> int:
     return fit.shm_gib(model)
 
 
+#: The catalog/images.py key of each cloud's weights-fetch image.
+FETCH_IMAGE_KEYS = {"aws": "weightsFetchAws", "gcp": "weightsFetchGcp"}
+
+
+def fetch_image(cp: ClusterPlan) -> str | None:
+    """The Platform's weights-fetch image for this cluster's cloud (None: the cloud's own)."""
+    key = FETCH_IMAGE_KEYS.get(cp.provider.name)
+    return images.tool_image(cp.platform, key) if key else None
+
+
 def init_containers(
-    provider: CloudProvider, model: Model, security: dict[str, Any], tmp_volume: str
+    provider: CloudProvider,
+    model: Model,
+    security: dict[str, Any],
+    tmp_volume: str,
+    image: str | None = None,
 ) -> list[dict[str, Any]]:
     """fetch-weights then verify-weights; empty when the cloud has no mirror.
 
@@ -182,8 +197,8 @@ def init_containers(
     return [
         {
             "name": "fetch-weights",
-            "image": sync.image,
-            "imagePullPolicy": pull_policy(sync.image),
+            "image": image or sync.image,
+            "imagePullPolicy": pull_policy(image or sync.image),
             "command": list(sync.command),
             "env": [{"name": k, "value": v} for k, v in sorted(sync.env.items())],
             "resources": resources,

@@ -169,8 +169,10 @@ def context(cp: ClusterPlan, p: Placement, track: str = STABLE) -> dict[str, Any
         "tmp": f"{TMP_GIB}Gi",
         "weights_dir": weights.WEIGHTS_DIR,
         "mirrored": mirrored,
-        "init_containers": weights.init_containers(provider, m, CONTAINER_SECURITY, "tmp")
-        + adapters.init_containers(provider, m, CONTAINER_SECURITY, "tmp"),
+        "init_containers": weights.init_containers(
+            provider, m, CONTAINER_SECURITY, "tmp", weights.fetch_image(cp)
+        )
+        + adapters.init_containers(provider, m, CONTAINER_SECURITY, "tmp", weights.fetch_image(cp)),
         "security": CONTAINER_SECURITY,
         "run_as": RUN_AS,
         "node_selector": provider.gpu_node_selector(cp.cluster, p.pool, p.gpu),
