@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from llmgen.cli import report
+from llmgen.cli import progress, report
 from llmgen.cli.app import (
     CLUSTER_COMPLETION,
     CheckFormat,
@@ -27,6 +27,7 @@ from llmgen.cli.app import (
     finish,
     format_option,
     handled,
+    quiet,
 )
 
 CheckFormatOpt = Annotated[CheckFormat, format_option(CheckFormat)]
@@ -87,7 +88,8 @@ def render_cmd(
             for p in paths:
                 echo(f"  {kind}: {p}")
         raise typer.Exit(1)
-    outcome = pipeline.render(base, env, cluster)
+    with progress.bar("render", progress.wanted(quiet=quiet())) as step:
+        outcome = pipeline.render(base, env, cluster, progress=step)
     notes = drift(base)
     if fmt == "json":
         emit_json(
@@ -196,7 +198,8 @@ def verify_cmd(
         )
     if not crd_schemas.is_dir():
         raise typer.BadParameter(f"{crd_schemas} is not a folder", param_hint="--crd-schemas")
-    result = verify_tree(base, crd_schemas, kustomize=kustomize)
+    with progress.bar("verify", progress.wanted(quiet=quiet())) as step:
+        result = verify_tree(base, crd_schemas, kustomize=kustomize, progress=step)
     summary = (
         f"{'OK' if result.ok else 'FAILED'}: {result.documents} documents, "
         f"{result.folders} kustomize folders; " + report.summary(result.diagnostics)

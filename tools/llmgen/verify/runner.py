@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,8 +89,12 @@ def verify_tree(
     kubernetes_version: str = "1.33",
     kustomize: bool = True,
     jobs: int | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> VerifyReport:
     """Verify `root / "generated"`; diagnostics are located relative to `root`.
+
+    `progress(stage, done, total)`, when given, hears how far the document
+    checks and the kustomize builds are (the CLI draws a bar on a terminal).
 
     Raises `ToolMissingError` when kubectl (with `kustomize=True`) or the
     kubernetes-validate schemas cannot be found.
@@ -133,7 +137,9 @@ def verify_tree(
     builds = KustomizeBuilds(kubectl, root, to_build, jobs) if kubectl else None
     try:
         flux: list[Manifest] = []
-        for rel in others:
+        for i, rel in enumerate(others):
+            if progress and i % 50 == 0:
+                progress("schemas", i, len(others))
             for m in _read(root, rel, report, contents):
                 report.diagnostics += check_document(m, store)
                 if split_api_version(m.api_version)[0].endswith(_FLUX_SUFFIX):
@@ -142,7 +148,11 @@ def verify_tree(
         # No value that looks like a credential may sit in the tree, however
         # it got there (a hand edit, a template, an overlay-less patch).
         report.diagnostics += guard.scan(_with_other_files(root, tree, contents))
+        if progress:
+            progress("schemas", len(others), len(others))
         if builds:
+            if progress:
+                builds.wait(progress)
             report.diagnostics += builds.results(broken)
     finally:
         if builds:
