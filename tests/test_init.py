@@ -162,3 +162,17 @@ def test_scaffold_addon_versions_match_the_shipped_catalog() -> None:
 
     shipped = addons(REPO / "catalog" / "platform.yaml")
     assert addons(FILES / "catalog" / "platform.yaml") == shipped
+
+
+def test_init_json_reports_the_files_and_the_install_note(tmp_path: Path) -> None:
+    import json
+
+    code, out = run("init", str(tmp_path / "r"), "--format", "json")
+    assert code == 0, out
+    doc = json.loads(out)
+    assert (doc["apiVersion"], doc["command"], doc["ok"]) == ("llmgen.io/report/v1", "init", True)
+    assert ".github/workflows/llmgen.yaml" in doc["files"]
+    assert doc["notes"] == [
+        "set LLMGEN_PACKAGE in .github/workflows/llmgen.yaml to the llmgen repository "
+        "and commit you vetted (the package index's 'llmgen' is another project)"
+    ]

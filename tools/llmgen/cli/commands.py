@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from llmgen.cli import report
+from llmgen.cli import progress, report
 from llmgen.cli.app import (
     CLUSTER_COMPLETION,
     CheckFormat,
@@ -27,6 +27,7 @@ from llmgen.cli.app import (
     finish,
     format_option,
     handled,
+    quiet,
 )
 
 CheckFormatOpt = Annotated[CheckFormat, format_option(CheckFormat)]
@@ -87,7 +88,8 @@ def render_cmd(
             for p in paths:
                 echo(f"  {kind}: {p}")
         raise typer.Exit(1)
-    outcome = pipeline.render(base, env, cluster)
+    with progress.bar("render", progress.wanted(quiet=quiet())) as step:
+        outcome = pipeline.render(base, env, cluster, progress=step)
     notes = drift(base)
     if fmt == "json":
         emit_json(
@@ -232,13 +234,15 @@ def verify_cmd(
             core_schema_dir(kubernetes_version)
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--kubernetes-version") from exc
-    result = verify_tree(
-        base,
-        crd_schemas,
-        kubernetes_version=kubernetes_version,
-        kustomize=kustomize,
-        clusters=catalog_facts(base),
-    )
+    with progress.bar("verify", progress.wanted(quiet=quiet())) as step:
+        result = verify_tree(
+            base,
+            crd_schemas,
+            kubernetes_version=kubernetes_version,
+            kustomize=kustomize,
+            clusters=catalog_facts(base),
+            progress=step,
+        )
     summary = "\n".join(
         [
             *result.stats.lines(),

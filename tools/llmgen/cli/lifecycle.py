@@ -98,6 +98,7 @@ def init_cmd(
         bool,
         typer.Option("--eject", help="Also copy llmgen's schemas/ and templates/ in (see eject)."),
     ] = False,
+    fmt: FormatOpt = ReportFormat.text,
 ) -> None:
     """Scaffold a new llmgen repository that validates and renders as it is.
 
@@ -109,14 +110,27 @@ def init_cmd(
     from llmgen.lifecycle.scaffold import PLACEHOLDER_PACKAGE, init
 
     outcome = init(directory, force=force, eject=eject)
-    echo(f"created an llmgen repository in {outcome.root} ({len(outcome.files)} files)")
     workflow = (outcome.root / ".github/workflows/llmgen.yaml").read_text(encoding="utf-8")
+    notes = []
     if PLACEHOLDER_PACKAGE in workflow:
-        echo(
-            "note: set LLMGEN_PACKAGE in .github/workflows/llmgen.yaml to the llmgen repository "
-            "and commit you vetted (the package index's 'llmgen' is another project)",
-            err=True,
+        notes.append(
+            "set LLMGEN_PACKAGE in .github/workflows/llmgen.yaml to the llmgen repository "
+            "and commit you vetted (the package index's 'llmgen' is another project)"
         )
+    if fmt == "json":
+        emit_json(
+            True,
+            {
+                "root": str(outcome.root),
+                "files": outcome.files,
+                "notes": notes,
+                "diagnostics": report.diagnostic_dicts(outcome.warnings),
+            },
+        )
+        return
+    echo(f"created an llmgen repository in {outcome.root} ({len(outcome.files)} files)")
+    for note in notes:
+        echo(f"note: {note}", err=True)
     echo("next: llmgen validate && llmgen render, commit, and point each cluster's Flux at")
     echo("generated/clusters/<cluster>/")
 

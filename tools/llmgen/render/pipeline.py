@@ -8,6 +8,7 @@ diagnostic, and in that case generated/ is never touched.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,14 +96,32 @@ def select_clusters(
     return sorted(chosen)
 
 
+Progress = Callable[[str, int, int], None]
+
+
+def _no_progress(_stage: str, _done: int, _total: int) -> None:
+    return None
+
+
 def render_in_memory(
-    root: Path, envs: list[str] | None = None, clusters: list[str] | None = None
+    root: Path,
+    envs: list[str] | None = None,
+    clusters: list[str] | None = None,
+    progress: Progress | None = None,
 ) -> Rendered:
-    """Validate, plan and render; compare with generated/ (within the selection)."""
+    """Validate, plan and render; compare with generated/ (within the selection).
+
+    `progress(stage, done, total)` hears the phases (validate, plan, render, compare).
+    """
+    step = progress or _no_progress
+    step("validate", 0, 4)
     catalog, warnings = checked_catalog(root)
+    step("plan", 1, 4)
     plan = build_plan(catalog)
     selected = select_clusters(plan, envs, clusters)
+    step("render", 2, 4)
     result = render_plan(plan, templates_dir(root), root, selected)
+    step("compare", 3, 4)
     prefixes = (
         tuple(f"{GENERATED}/clusters/{c}/" for c in selected) if selected is not None else None
     )
@@ -113,7 +132,10 @@ def render_in_memory(
 
 
 def render(
-    root: Path, envs: list[str] | None = None, clusters: list[str] | None = None
+    root: Path,
+    envs: list[str] | None = None,
+    clusters: list[str] | None = None,
+    progress: Progress | None = None,
 ) -> RenderOutcome:
     """`llmgen render`: bring generated/ in line with the catalog, atomically.
 
@@ -128,7 +150,7 @@ def render(
         key = inputs_key(root, templates_dir(root), __version__, scope)
         if cache_hit(root, key):
             return RenderOutcome(TreeDiff(), 0, True, [])
-        r = render_in_memory(root, envs, clusters)
+        r = render_in_memory(root, envs, clusters, progress)
         if not r.diff.empty:
             keep = None
             if r.prefixes is not None:
@@ -137,6 +159,8 @@ def render(
         save_written(root, r.files, r.prefixes)
         if tree_matches(root, r.files, r.prefixes):
             save_cache(root, key)
+        if progress:
+            progress("write", 4, 4)
     return RenderOutcome(r.diff, r.documents, False, r.warnings)
 
 

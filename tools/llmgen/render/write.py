@@ -361,6 +361,7 @@ def save_cache(root: Path, key: str) -> None:
 
 # ------------------------------------------------------ what render wrote
 
+
 def _written_file(root: Path) -> Path:
     return root / CACHE_DIR / "rendered.json"
 

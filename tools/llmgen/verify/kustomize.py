@@ -20,7 +20,7 @@ import subprocess
 import sysconfig
 from collections import Counter
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -259,6 +259,13 @@ class KustomizeBuilds:
             folder = self.root / Path(m.file).parent
             rel = m.file.rsplit("/", 1)[0]
             self._futures[str(folder)] = (m, self._pool.submit(_build, kubectl, folder, keep(rel)))
+
+    def wait(self, progress: Callable[[str, int, int], None]) -> None:
+        """Block until every build is done, reporting ("kustomize build", done, total)."""
+        futures = [fut for _m, fut in self._futures.values()]
+        progress("kustomize build", 0, len(futures))
+        for done, _fut in enumerate(as_completed(futures), 1):
+            progress("kustomize build", done, len(futures))
 
     def results(self, already_broken: Iterable[str]) -> list[Diagnostic]:
         """Wait for every build; failures, and kustomize's warnings, as diagnostics.

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,13 +81,16 @@ def verify_tree(
     kustomize: bool = True,
     jobs: int | None = None,
     clusters: Mapping[str, ClusterFacts] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> VerifyReport:
     """Verify `root / "generated"`; diagnostics are located relative to `root`.
 
     `clusters` holds what the catalog says of each cluster, by name (its
-    Kubernetes version, cloud, prerequisites). Raises `ToolMissingError` when
-    kubectl (with `kustomize=True`) or the kubernetes-validate schemas cannot
-    be found.
+    Kubernetes version, cloud, prerequisites); read from the catalog when not
+    given. `progress(stage, done, total)`, when given, hears how far the
+    document checks and the kustomize builds are (the CLI draws a bar on a
+    terminal). Raises `ToolMissingError` when kubectl (with `kustomize=True`)
+    or the kubernetes-validate schemas cannot be found.
     """
     root = root.resolve()
     if clusters is None:
@@ -148,7 +151,9 @@ def verify_tree(
         for rel in others:
             if rel.count("/") != 3:
                 docs += _read(root, rel, report, contents)
-        for m in docs:
+        for i, m in enumerate(docs):
+            if progress and i % 200 == 0:
+                progress("schemas", i, len(docs))
             report.diagnostics += check_document(m, store, checks)
             if m.file.count("/") != 3 and split_api_version(m.api_version)[0].endswith(
                 _FLUX_SUFFIX
@@ -158,8 +163,12 @@ def verify_tree(
         # No value that looks like a credential may sit in the tree, however
         # it got there (a hand edit, a template, an overlay-less patch).
         report.diagnostics += guard.scan(_with_other_files(root, tree, contents))
+        if progress:
+            progress("schemas", len(docs), len(docs))
         outputs: dict[str, str] = {}
         if builds:
+            if progress:
+                builds.wait(progress)
             report.diagnostics += builds.results(broken)
             outputs = builds.outputs()
     finally:
