@@ -22,19 +22,13 @@ import yaml
 
 from llmgen.catalog.validate import validate
 from llmgen.plan.build import Plan
-from llmgen.render.concerns import istio, monitoring
+from llmgen.render.concerns import monitoring
+from llmgen.verify.manifests import Manifest, split_documents
+from llmgen.verify.wiring import check_scrape_targets
 
 REPO = Path(__file__).resolve().parents[1]
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed")
-
-#: Ports the injected istio-proxy declares (istio/istio 1.27
-#: manifests/charts/istio-control/istio-discovery/files/injection-template.yaml):
-#: only Envoy's Prometheus port; pilot-agent's 15020 is served but not declared.
-SIDECAR_PORTS = {"http-envoy-prom": 15090}
-#: Ports the istio gateway chart's pods declare
-#: (manifests/charts/gateway/templates/deployment.yaml).
-GATEWAY_PORTS = {"http-envoy-prom": 15090}
 
 
 def cluster_docs(files: dict[str, bytes], cluster: str) -> list[dict[str, Any]]:
@@ -55,45 +49,33 @@ def of_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- point 1
 
 
-def _declared_ports(docs: list[dict[str, Any]], ns: str, match: dict[str, str]) -> set[str]:
-    """Port names the pods a monitor selects declare, counting the injected sidecar."""
-    if ns == istio.INGRESS_NAMESPACE and match == istio.INGRESS_LABELS:
-        return set(GATEWAY_PORTS)  # the gateway chart's pods
-    namespaces = {d["metadata"]["name"]: d for d in of_kind(docs, "Namespace")}
-    injected = (namespaces[ns]["metadata"].get("labels") or {}).get("istio-injection") == "enabled"
-    names: set[str] = set()
-    pods = 0
-    for dep in of_kind(docs, "Deployment"):
-        tpl = dep["spec"]["template"]
-        if dep["metadata"]["namespace"] != ns:
-            continue
-        if not match.items() <= tpl["metadata"]["labels"].items():
-            continue
-        pods += 1
-        spec = tpl["spec"]
-        for c in [*spec.get("initContainers", []), *spec["containers"]]:
-            names |= {p["name"] for p in c.get("ports", []) if "name" in p}
-        if injected:
-            names |= set(SIDECAR_PORTS)
-    assert pods, f"monitor in {ns} selects no rendered pod"
-    return names
+def manifests(files: dict[str, bytes]) -> list[Manifest]:
+    return [
+        d
+        for path, body in sorted(files.items())
+        if path.startswith("generated/clusters/")
+        for d in split_documents(body.decode(), path)
+        if isinstance(d, Manifest)
+    ]
 
 
-def test_every_pod_monitor_port_is_declared_by_its_pods(
-    plan: Plan, files: dict[str, bytes]
-) -> None:
-    """Pod discovery emits targets only for declared ports (PodMonitor CRD, `portNumber`)."""
-    seen = 0
-    for cp in plan.clusters.values():
-        docs = cluster_docs(files, cp.name)
-        for pm in of_kind(docs, "PodMonitor"):
-            ns = pm["metadata"]["namespace"]
-            declared = _declared_ports(docs, ns, pm["spec"]["selector"]["matchLabels"])
-            for ep in pm["spec"]["podMetricsEndpoints"]:
-                assert "portNumber" not in ep
-                assert ep["port"] in declared, (cp.name, pm["metadata"]["name"], ep["port"])
-                seen += 1
-    assert seen
+def test_every_pod_monitor_port_is_declared_by_its_pods(files: dict[str, bytes]) -> None:
+    """Pod discovery emits targets only for declared ports (PodMonitor CRD, `portNumber`).
+
+    The check is verify's own (`check_scrape_targets`, counting the injected
+    istio-proxy's http-envoy-prom and the gateway chart's pods), run on the
+    rendered tree; the same tree with the old `portNumber: 15020` fails it.
+    """
+    docs = manifests(files)
+    assert any(m.kind == "PodMonitor" for m in docs)
+    assert check_scrape_targets(docs) == []
+    old = {
+        path: body.replace(b"- port: http\n", b"- portNumber: 15020\n")
+        for path, body in files.items()
+        if path.startswith("generated/clusters/prod-aws-use1/models/")
+    }
+    found = check_scrape_targets(manifests({**files, **old}))
+    assert found and all(d.path.endswith("portNumber") for d in found)
 
 
 def _relabel(rules: list[dict[str, Any]], meta: dict[str, str]) -> dict[str, str]:
