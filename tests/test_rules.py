@@ -153,7 +153,7 @@ CASES = [
     pytest.param(
         [("catalog/clusters/staging-gcp-usc1.yaml", "gpu: L4", "gpu: A10G")],
         [
-            "catalog/clusters/staging-gcp-usc1.yaml:16:12: spec.nodePools[0].gpu: GPU 'A10G' is not offered on gcp in the GpuCatalog (gcp offers: A100-80GB, H100-80GB, H200, L4)",
+            "catalog/clusters/staging-gcp-usc1.yaml:19:12: spec.nodePools[0].gpu: GPU 'A10G' is not offered on gcp in the GpuCatalog (gcp offers: A100-80GB, H100-80GB, H200, L4)",
             "catalog/environments/staging.yaml:42:7: spec.models[0]: cluster 'staging-gcp-usc1' has no node pool with 1 × L4 on one node for model 'llama-3-1-8b-instruct' (its pools: l4-x1 (1 × A10G), a100-x2 (2 × A100-80GB))",
             "catalog/environments/staging.yaml:49:7: spec.models[2]: cluster 'staging-gcp-usc1' has no node pool with 1 × L4 on one node for model 'bge-m3' (its pools: l4-x1 (1 × A10G), a100-x2 (2 × A100-80GB))",
         ],
@@ -204,7 +204,7 @@ CASES = [
             )
         ],
         [
-            "catalog/clusters/staging-gcp-usc1.yaml:18:20: spec.nodePools[0].machineType: machine type 'g2-standard-4' is not listed for GPU 'L4' on gcp (listed: g2-standard-8, g2-standard-48, g2-standard-96); did you mean 'g2-standard-48'?"
+            "catalog/clusters/staging-gcp-usc1.yaml:21:20: spec.nodePools[0].machineType: machine type 'g2-standard-4' is not listed for GPU 'L4' on gcp (listed: g2-standard-8, g2-standard-48, g2-standard-96); did you mean 'g2-standard-48'?"
         ],
         id="machine-not-listed",
     ),
