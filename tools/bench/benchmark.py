@@ -157,7 +157,7 @@ def main() -> None:
         cold = best("render", root, crds, args.repeat, reset=True)
         noop = best("noop", root, crds, args.repeat)
         dump = best("dump", root, crds, args.repeat)
-        ver = best("verify", root, crds, 1)
+        ver = best("verify", root, crds, args.repeat)
         kus = None if args.skip_kustomize else best("kustomize", root, crds, 1)
 
     docs = cold["documents"]
