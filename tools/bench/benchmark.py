@@ -190,7 +190,7 @@ def main() -> None:
             ", ".join(
                 f"{fam} {int(ver[f'{fam}.run'])}/{int(ver[f'{fam}.skipped'])}/"
                 f"{int(ver[f'{fam}.failed'])}/{int(ver[f'{fam}.unevaluable'])}"
-                for fam in sorted({k.split('.')[0] for k in ver if k.endswith('.run')})
+                for fam in sorted({k.split(".")[0] for k in ver if k.endswith(".run")})
             ),
         ),
         ("verify findings", f"{int(ver['errors'])}"),
