@@ -138,7 +138,7 @@ def test_kind_without_schema_is_an_error_not_a_pass(tree: Path, crd_schemas: Pat
     assert schemas_only(tree, crd_schemas) == [
         f"{MODELS}/foo.yaml:2:1: Foo/llama: Foo (networking.istio.io/v1): no earlier layer "
         "installs networking.istio.io and the cluster does not declare it in "
-        "spec.prerequisites; the layer's dry-run fails with no matches for kind \"Foo\" "
+        'spec.prerequisites; the layer\'s dry-run fails with no matches for kind "Foo" '
         "and nothing of it is applied",
         f"{MODELS}/foo.yaml:2:1: Foo/llama: "
         "no schema for networking.istio.io/v1 Foo; add it to --crd-schemas",

@@ -250,7 +250,7 @@ def main() -> None:
         cold = best("render", root, crds, args.repeat, reset=True)
         noop = best("noop", root, crds, args.repeat)
         dump = best("dump", root, crds, args.repeat)
-        ver = best("verify", root, crds, 1)
+        ver = best("verify", root, crds, args.repeat)
         sim = best("simulate", root, crds, 1)
         kus = None if args.skip_kustomize else best("kustomize", root, crds, 1)
         flux = None if args.skip_kustomize else best("fluxpath", root, crds, args.repeat)
@@ -289,7 +289,7 @@ def main() -> None:
             ", ".join(
                 f"{fam} {int(ver[f'{fam}.run'])}/{int(ver[f'{fam}.skipped'])}/"
                 f"{int(ver[f'{fam}.failed'])}/{int(ver[f'{fam}.unevaluable'])}"
-                for fam in sorted({k.split('.')[0] for k in ver if k.endswith('.run')})
+                for fam in sorted({k.split(".")[0] for k in ver if k.endswith(".run")})
             ),
         ),
         ("verify findings", f"{int(ver['errors'])}"),

@@ -159,18 +159,21 @@ def verify_tree(
                 _FLUX_SUFFIX
             ):
                 flux.append(m)
-        report.diagnostics += check_flux_refs(root, flux, namespaces)
+        _count(report, "flux", len(flux), check_flux_refs(root, flux, namespaces))
         # No value that looks like a credential may sit in the tree, however
         # it got there (a hand edit, a template, an overlay-less patch).
-        report.diagnostics += guard.scan(_with_other_files(root, tree, contents))
+        scanned = _with_other_files(root, tree, contents)
+        _count(report, "guard", len(scanned), guard.scan(scanned))
         if progress:
             progress("schemas", len(docs), len(docs))
         outputs: dict[str, str] = {}
         if builds:
             if progress:
                 builds.wait(progress)
-            report.diagnostics += builds.results(broken)
+            _count(report, "kustomize", len(to_build), builds.results(broken))
             outputs = builds.outputs()
+        else:
+            report.stats["kustomize"].skipped += len(to_build)
     finally:
         if builds:
             builds.close()
@@ -196,6 +199,13 @@ def _traced(root: Path, d: Diagnostic, facts: Mapping[str, ClusterFacts]) -> Dia
     if not source or not (root / source).is_file():
         return d
     return Diagnostic(d.location, d.path, f"{d.message} (from {source})", d.severity)
+
+
+def _count(report: VerifyReport, family: str, run: int, found: list[Diagnostic]) -> None:
+    """Add a family's findings to the report, counting its checks."""
+    report.diagnostics += found
+    report.stats[family].run += run
+    report.stats[family].failed += sum(1 for d in found if d.is_error)
 
 
 def catalog_facts(root: Path) -> dict[str, ClusterFacts]:
