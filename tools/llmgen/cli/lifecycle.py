@@ -57,8 +57,8 @@ def init_cmd(
 
     outcome = init(directory, force=force)
     echo(f"created an llmgen repository in {outcome.root} ({len(outcome.files)} files)")
-    echo("next: llmgen validate && llmgen render, commit, and point each cluster's Flux at")
-    echo("generated/clusters/<cluster>/")
+    echo("next: llmgen validate && llmgen render, commit, then per cluster")
+    echo("'llmgen bootstrap <cluster>' and flux bootstrap --path=clusters/<cluster>")
 
 
 @app.command("deploy")
