@@ -156,7 +156,15 @@ def test_verify_finds_a_credential_written_into_generated(
     scratch_repo: Path, crd_schemas: Path
 ) -> None:
     pipeline.render(scratch_repo)
-    target = scratch_repo / "generated" / "clusters" / "dev-aws-use2" / "models" / "bge-m3" / "bge-m3.yaml"
+    target = (
+        scratch_repo
+        / "generated"
+        / "clusters"
+        / "dev-aws-use2"
+        / "models"
+        / "bge-m3"
+        / "bge-m3.yaml"
+    )
     fake_key = "AKIA" + "IOSFODNN7EXAMPLE"
     target.write_text(target.read_text() + f"# pasted by hand: {fake_key}\n")
     args = [
