@@ -41,7 +41,7 @@ def test_check_fails_after_a_catalog_edit_and_names_the_stale_files(scratch_repo
     assert result.exit_code == 1
     lines = result.stdout.splitlines()
     assert lines[0] == "generated/ is stale; run 'llmgen render':"
-    assert "  changed: generated/clusters/prod-aws-use1/models/bge-m3.yaml" in lines
+    assert "  changed: generated/clusters/prod-aws-use1/models/bge-m3/bge-m3.yaml" in lines
     # No other model's file is touched (gateway-wide files may be: they route
     # every model of the environment).
     others = [x for x in lines[1:] if "/models/" in x and "bge-m3" not in x]
@@ -156,7 +156,15 @@ def test_verify_finds_a_credential_written_into_generated(
     scratch_repo: Path, crd_schemas: Path
 ) -> None:
     pipeline.render(scratch_repo)
-    target = scratch_repo / "generated" / "clusters" / "dev-aws-use2" / "models" / "bge-m3.yaml"
+    target = (
+        scratch_repo
+        / "generated"
+        / "clusters"
+        / "dev-aws-use2"
+        / "models"
+        / "bge-m3"
+        / "bge-m3.yaml"
+    )
     fake_key = "AKIA" + "IOSFODNN7EXAMPLE"
     target.write_text(target.read_text() + f"# pasted by hand: {fake_key}\n")
     args = [
@@ -169,7 +177,7 @@ def test_verify_finds_a_credential_written_into_generated(
     ]
     result = runner.invoke(app, args)
     assert result.exit_code == 1, result.output
-    assert "generated/clusters/dev-aws-use2/models/bge-m3.yaml:" in result.stdout
+    assert "generated/clusters/dev-aws-use2/models/bge-m3/bge-m3.yaml:" in result.stdout
     assert "AWS access key ID" in result.stdout
     assert fake_key not in result.output
 

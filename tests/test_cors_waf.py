@@ -217,7 +217,7 @@ def test_waf_mode_and_failure_policy_come_from_the_catalog(
 def test_the_failure_policy_defaults_to_closed(scratch_repo: Path) -> None:
     rel = scratch_repo / "catalog/environments/prod.yaml"
     text = rel.read_text()
-    rel.write_text(text.replace("      failurePolicy: closed\n", ""))
+    rel.write_text(text.replace(", failurePolicy: closed}", "}"))
     catalog, _ = checked_catalog(scratch_repo)
     assert catalog.environments["prod"].waf_failure_policy == "closed"
     rel.write_text(text.replace("failurePolicy: closed", "failurePolicy: maybe"))

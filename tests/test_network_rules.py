@@ -25,11 +25,9 @@ def errors(root: Path) -> list[str]:
 
 def test_an_aws_cluster_without_its_vpc_is_refused(scratch_repo: Path) -> None:
     rel = "catalog/clusters/prod-aws-use1.yaml"
-    text = (scratch_repo / rel).read_text()
-    vpc = next(line for line in text.splitlines() if "vpcID:" in line)
-    edit(scratch_repo, rel, vpc + "\n", "")
+    edit(scratch_repo, rel, ", vpcID: vpc-06f4e54c78aeeacf7}", "}")
     assert errors(scratch_repo) == [
-        f"{rel}:13:5: spec.aws: give vpcID (or vpcName, the VPC's Name tag): the AWS Load "
+        f"{rel}:13:8: spec.aws: give vpcID (or vpcName, the VPC's Name tag): the AWS Load "
         "Balancer Controller cannot look its VPC up from pods on nodes with a metadata hop "
         "limit of 1, and exits"
     ]
@@ -39,11 +37,10 @@ def test_an_aws_cluster_without_its_vpc_is_refused(scratch_repo: Path) -> None:
 
 def test_a_malformed_vpc_id_is_located(scratch_repo: Path) -> None:
     rel = "catalog/clusters/prod-aws-use1.yaml"
-    text = (scratch_repo / rel).read_text()
-    vpc = next(line for line in text.splitlines() if "vpcID:" in line)
-    edit(scratch_repo, rel, vpc, "    vpcID: my-vpc")
+    edit(scratch_repo, rel, "vpcID: vpc-06f4e54c78aeeacf7", "vpcID: my-vpc")
     (found,) = errors(scratch_repo)
-    assert found.startswith(f"{rel}:15:12: spec.aws.vpcID: 'my-vpc' must be a VPC ID")
+    assert found.startswith(f"{rel}:13:"), found
+    assert "spec.aws.vpcID: 'my-vpc' must be a VPC ID" in found
 
 
 PROD = "catalog/environments/prod.yaml"

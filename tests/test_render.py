@@ -185,23 +185,24 @@ def test_every_resource_carries_the_standard_labels() -> None:
 
 def test_models_never_wait_for_identity_issued_from_outside() -> None:
     # A peer's missing remote secret or a slow ACME order must not block model
-    # rollouts: those objects sit in a layer that nothing depends on.
+    # rollouts: the layers a model waits on health-check only CRDs, the mesh CA
+    # Secret and istiod's webhook (issue 14: cacerts must precede istiod).
     docs, _ = load_catalog(REPO)
     files = render_plan(build_plan(Catalog.build(docs)), templates_dir(REPO), REPO).files
     base = "generated/clusters/prod-aws-use1"
-    layers = {}
-    for name in ("infrastructure-configs", "infrastructure-mesh-identity", "models"):
+    model = yaml_rs.loads(files[f"{base}/kustomization-model-bge-m3.yaml"].decode())
+    deps = [d["name"] for d in model["spec"]["dependsOn"]]
+    assert deps == ["infrastructure-controllers", "infrastructure-istio"]
+    for name in deps:
         doc = yaml_rs.loads(files[f"{base}/kustomization-{name}.yaml"].decode())
-        layers[name] = [d["name"] for d in doc["spec"].get("dependsOn", [])]
-        assert doc["spec"]["wait"] is True
-    assert layers["models"] == ["infrastructure-configs"]
-    assert layers["infrastructure-mesh-identity"] == ["infrastructure-configs"]
+        assert doc["spec"]["wait"] is False
+        for check in doc["spec"].get("healthChecks", []):
+            assert check["kind"] != "Certificate"
+            assert not check["name"].startswith("istio-remote-secret-")
     for path, body in files.items():
-        waited = path.startswith((f"{base}/infrastructure/configs/", f"{base}/models/"))
+        waited = path.startswith(f"{base}/infrastructure/controllers/")
         if not waited or path.endswith("kustomization.yaml"):
             continue
         loaded = yaml_rs.loads(body.decode())
         for doc in loaded if isinstance(loaded, list) else [loaded]:
-            assert doc["kind"] not in ("Certificate", "ClusterIssuer"), path
-            name = doc["metadata"]["name"]
-            assert not name.startswith(("istio-remote-secret-", "cacerts")), path
+            assert doc["kind"] not in ("Certificate", "ClusterIssuer", "ExternalSecret"), path

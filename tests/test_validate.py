@@ -154,7 +154,7 @@ def test_references_to_a_broken_document_are_not_reported_twice(scratch_repo: Pa
     result = validate(scratch_repo)
     assert new_lines(result) == [
         "catalog/clusters/dev-aws-use2.yaml:7:3: spec: missing required key 'nodePools'",
-        "catalog/clusters/dev-aws-use2.yaml:16:3: spec.nodePool: unknown key 'nodePool'; "
+        "catalog/clusters/dev-aws-use2.yaml:14:3: spec.nodePool: unknown key 'nodePool'; "
         "did you mean 'nodePools'?",
         "catalog/models/bge-m3.yaml:25:15: spec.resources.gpuCount: expected an integer, "
         "got string '1'",
@@ -265,9 +265,8 @@ def test_references_to_a_file_that_failed_to_load_are_not_reported(scratch_repo:
         ),
         pytest.param(
             "catalog/clusters/dev-aws-use2.yaml",
-            '  aws:\n    accountID: "777788889999"\n'
-            "    # The VPC's Name tag (or give vpcID): how the AWS Load Balancer Controller "
-            "finds it.\n    vpcName: dev-aws-use2\n",
+            "  # vpcName: how the AWS Load Balancer Controller finds the cluster's VPC.\n"
+            '  aws: {accountID: "777788889999", vpcName: dev-aws-use2}\n',
             "",
             "catalog/clusters/dev-aws-use2.yaml:7:3: spec: missing required key 'aws' "
             "(required when cloud is 'aws')",
@@ -278,7 +277,7 @@ def test_references_to_a_file_that_failed_to_load_are_not_reported(scratch_repo:
             "      capacityType: spot\n      minNodes: 0\n      maxNodes: 4",
             "      capacityType: spot\n      machineType: g2-standard-8\n      minNodes: 0\n"
             "      maxNodes: 4",
-            "catalog/clusters/dev-aws-use2.yaml:22:7: spec.nodePools[0].machineType: is not "
+            "catalog/clusters/dev-aws-use2.yaml:20:7: spec.nodePools[0].machineType: is not "
             "allowed when cloud is 'aws'",
             id="if-then-forbidden",
         ),

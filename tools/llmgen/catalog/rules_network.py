@@ -80,7 +80,7 @@ def global_name_coverage(ctx: Context) -> Iterator[Diagnostic]:
                 "routing",
                 "policy",
             )
-        if policy == "weighted":
+        if policy == "weighted" and set(env.routing_weights) <= set(env.clusters):
             for c in active:
                 if env.routing_weights.get(c.name, 0) <= 0 and env.routing_weights:
                     yield env.where.error(

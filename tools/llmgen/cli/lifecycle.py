@@ -131,8 +131,8 @@ def init_cmd(
     echo(f"created an llmgen repository in {outcome.root} ({len(outcome.files)} files)")
     for note in notes:
         echo(f"note: {note}", err=True)
-    echo("next: llmgen validate && llmgen render, commit, and point each cluster's Flux at")
-    echo("generated/clusters/<cluster>/")
+    echo("next: llmgen validate && llmgen render, commit, then per cluster")
+    echo("'llmgen bootstrap <cluster>' and flux bootstrap --path=clusters/<cluster>")
 
 
 @app.command("eject")

@@ -116,7 +116,7 @@ def mesh_requirements(plan: Plan, env: Environment) -> list[Requirement]:
             continue
         for out in mesh.multicluster_outputs(mv):
             ctx = out.context
-            backend = sb.store_backend(str(ctx["store"]))
+            backend = str(ctx.get("backend") or sb.store_backend(str(ctx["store"])))
             remotes = (
                 [d["remoteRef"] for d in ctx["data"]] if "data" in ctx else [ctx["remote_ref"]]
             )

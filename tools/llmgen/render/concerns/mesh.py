@@ -67,6 +67,11 @@ def _reference(mv: MeshView, name: str, prop: str | None) -> tuple[str, dict[str
     return MESH_STORE, remote
 
 
+def mesh_backend(mv: MeshView) -> str | None:
+    """The backend the mesh store reads (the cluster's default backend)."""
+    return sb.default_backend(mv.environment, mv.cp.cluster.cloud)
+
+
 def mesh_identity(cp: ClusterPlan) -> str:
     """The cloud identity of this cluster's mesh store: `<cluster>-mesh-secrets`
     (an IAM role on AWS, a Google service account on GCP, a Vault role)."""
@@ -145,6 +150,7 @@ def remote_secret_context(mv: MeshView, peer: str) -> dict[str, Any] | None:
         "labels": mv.cp.labels,
         "refresh_interval": mv.environment.secret_refresh_interval,
         "store": store,
+        "backend": mesh_backend(mv),
         "secret_labels": {"istio/multiCluster": "true"},
         "secret_annotations": {"networking.istio.io/cluster": peer},
         # istiod reads one kubeconfig per data key, named after the cluster.
@@ -166,6 +172,7 @@ def cacerts_context(mv: MeshView) -> dict[str, Any] | None:
         "labels": mv.cp.labels,
         "refresh_interval": mv.environment.secret_refresh_interval,
         "store": store,
+        "backend": mesh_backend(mv),
         "data": [
             {"secretKey": key, "remoteRef": {**base, "property": key}} for key in CACERTS_KEYS
         ],
@@ -263,11 +270,16 @@ def remote_reader_outputs(cp: ClusterPlan) -> Iterator[Output]:
     )
 
 
-def multicluster_outputs(mv: MeshView) -> Iterator[Output]:
-    cp = mv.cp
+def identity_outputs(mv: MeshView) -> Iterator[Output]:
+    """The mesh store and its identity, and the reader peers use (not ExternalSecrets)."""
     yield from store_outputs(mv)
-    if len(cp.peers) > 1:
-        yield from remote_reader_outputs(cp)
+    if len(mv.cp.peers) > 1:
+        yield from remote_reader_outputs(mv.cp)
+
+
+def multicluster_outputs(mv: MeshView) -> Iterator[Output]:
+    """The mesh's ExternalSecrets (`llmgen secrets check` reads exactly these)."""
+    cp = mv.cp
     ca = cacerts_context(mv)
     if ca is not None:
         yield Output(
@@ -305,6 +317,7 @@ def outputs_with(cp: ClusterPlan, env_placements: tuple[Placement, ...] | None) 
     yield from traffic.outputs(mv)
     yield from bodyrouting.outputs(mv)
     yield from security.outputs(mv)
+    yield from identity_outputs(mv)
     yield from multicluster_outputs(mv)
 
 
