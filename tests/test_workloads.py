@@ -101,9 +101,14 @@ def test_pods_select_a_pool_that_has_their_gpu(plan: Plan, files: dict[str, byte
 def test_weights_are_fetched_then_verified_before_vllm(plan: Plan, files: dict[str, bytes]) -> None:
     for cp, p in placements(plan):
         spec = find(documents(files, cp.name), "Deployment", p.name)["spec"]["template"]["spec"]
-        fetch, verify = spec["initContainers"]
-        assert (fetch["name"], verify["name"]) == ("fetch-weights", "verify-weights")
+        wait, fetch, verify = spec["initContainers"]
+        assert (wait["name"], fetch["name"], verify["name"]) == (
+            "wait-for-mirror",
+            "fetch-weights",
+            "verify-weights",
+        )
         uri = p.model.weight_uris[cp.provider.name]
+        assert {"name": "MIRROR_URI", "value": uri} in wait["env"]
         assert uri.startswith(f"{cp.provider.storage_scheme}://")
         assert uri in fetch["command"]
         env = {e["name"]: e.get("value") for e in verify["env"]}

@@ -15,6 +15,7 @@ from llmgen.catalog.model import Catalog, Environment
 from llmgen.catalog.rulekit import Context, Present, Rule, deployments
 from llmgen.catalog.rules_capacity import CAPACITY_RULES
 from llmgen.catalog.rules_policy import POLICY_RULES
+from llmgen.catalog.rules_weights import WEIGHTS_RULES
 from llmgen.errors import Diagnostic
 
 # --------------------------------------------------------------- references
@@ -186,6 +187,7 @@ def _rules() -> tuple[Rule, ...]:
         pool_shapes,
         *CAPACITY_RULES,
         *POLICY_RULES,
+        *WEIGHTS_RULES,
     )
 
 

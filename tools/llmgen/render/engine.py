@@ -22,7 +22,7 @@ import yaml_rs
 from llmgen import __version__
 from llmgen.errors import RenderSafetyError, TemplateError
 from llmgen.plan.build import ClusterPlan, Plan
-from llmgen.render.types import LAYERS, Output
+from llmgen.render.types import LAYERS, OPTIONAL_LAYERS, Output
 from llmgen.render.yamltext import block, scalar
 
 GENERATED = "generated"
@@ -279,7 +279,8 @@ def render_cluster(renderer: Renderer, cp: ClusterPlan, root: Path, result: Rend
 
     folders: dict[str, list[str]] = {"": [], "infrastructure": []}
     for layer in LAYERS:
-        folders[layer] = []
+        if layer not in OPTIONAL_LAYERS:
+            folders[layer] = []
     for path, docs in bundles.items():
         docs.sort()
         ranks = [d[0] for d in docs]

@@ -18,6 +18,7 @@ LAYERS = (
     "infrastructure/configs",
     "infrastructure/mesh-identity",
     "models",
+    "weights",
 )
 #: What each layer waits for. Identity material fetched or issued from outside
 #: the cluster (mesh CA and peer secrets, the gateway certificate) sits in its
@@ -28,7 +29,15 @@ LAYER_DEPENDS = {
     "infrastructure/configs": ("infrastructure/controllers",),
     "infrastructure/mesh-identity": ("infrastructure/configs",),
     "models": ("infrastructure/configs",),
+    # Weights sync Jobs (render/concerns/weightsync.py) need the secret stores
+    # of configs. Nothing depends on this layer: kstatus calls a started Job
+    # Current, so a dependency would not wait for the copy; model pods wait
+    # for the mirror's manifest instead.
+    "weights": ("infrastructure/configs",),
 }
+#: Layers only some clusters render (folder and Flux Kustomization only where
+#: a concern puts something in them): `weights` on each cloud's sync cluster.
+OPTIONAL_LAYERS = frozenset({"weights"})
 
 
 @dataclass(frozen=True)

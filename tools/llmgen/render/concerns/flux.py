@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from llmgen.render.types import LAYER_DEPENDS, LAYERS, Output
+from llmgen.render.types import LAYER_DEPENDS, LAYERS, OPTIONAL_LAYERS, Output
 
 if TYPE_CHECKING:
     from llmgen.plan.build import ClusterPlan
@@ -20,11 +20,20 @@ _TIMEOUTS = {
     "infrastructure/configs": "10m",
     "infrastructure/mesh-identity": "10m",
     "models": "30m",
+    # Health here is the Jobs having started (kstatus), not the copy finishing.
+    "weights": "10m",
 }
 
 
 def layer_name(layer: str) -> str:
     return layer.replace("/", "-")
+
+
+def layers_of(cp: ClusterPlan) -> tuple[str, ...]:
+    """The layers this cluster renders: every fixed one, and `weights` on a sync cluster."""
+    return tuple(
+        layer for layer in LAYERS if layer not in OPTIONAL_LAYERS or bool(cp.mirror_items)
+    )
 
 
 def outputs(cp: ClusterPlan) -> Iterator[Output]:
@@ -43,7 +52,7 @@ def outputs(cp: ClusterPlan) -> Iterator[Output]:
             "interval": p.git_interval,
         },
     )
-    for layer in LAYERS:
+    for layer in layers_of(cp):
         name = layer_name(layer)
         yield Output(
             path=f"kustomization-{name}.yaml",

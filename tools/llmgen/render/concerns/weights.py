@@ -92,6 +92,29 @@ def shm_size_gib(model: Model) -> int:
     return min(16, 4 * model.gpu_count)
 
 
+def wait_container(
+    provider: CloudProvider, uri: str, security: dict[str, Any], tmp: dict[str, Any]
+) -> dict[str, Any]:
+    """wait-for-mirror: poll until the mirror holds its manifest, which the weights
+    sync Job writes last (render/concerns/weightsync.py), so no pod ever copies
+    a half-written prefix of a new revision; a mirror filled by hand has it too."""
+    wait = provider.mirror_wait(uri)
+    env = {**wait.env, "WEIGHTS_MANIFEST": MANIFEST}
+    return {
+        "name": "wait-for-mirror",
+        "image": wait.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": list(wait.command),
+        "env": [{"name": k, "value": v} for k, v in sorted(env.items())],
+        "resources": {
+            "requests": {"cpu": "50m", "memory": "128Mi"},
+            "limits": {"cpu": "500m", "memory": "512Mi"},
+        },
+        "securityContext": security,
+        "volumeMounts": [tmp],
+    }
+
+
 def init_containers(
     provider: CloudProvider, model: Model, security: dict[str, Any], tmp_volume: str
 ) -> list[dict[str, Any]]:
@@ -122,6 +145,7 @@ def init_containers(
         "limits": {"cpu": "4", "memory": "2Gi"},
     }
     return [
+        wait_container(provider, uri, security, tmp),
         {
             "name": "fetch-weights",
             "image": sync.image,
