@@ -32,10 +32,11 @@ from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
 from llmgen.errors import LlmgenError
+from llmgen.gitops.syncstatus import SyncStatus, read_sync_objects, sync_statuses
 from llmgen.plan.build import ClusterPlan, Placement, build_plan
-from llmgen.render.concerns.flux import FLUX_NAMESPACE, layer_name
+from llmgen.render.concerns.flux import FLUX_NAMESPACE, layer_name, layers_of
 from llmgen.render.pipeline import checked_catalog, select_clusters
-from llmgen.render.types import LAYERS
+from llmgen.render.types import LAYERS, OPTIONAL_LAYERS
 
 MANAGED = "app.kubernetes.io/managed-by=llmgen"
 MODEL_LABEL = "llmgen.io/model"
@@ -99,6 +100,8 @@ class ClusterStatus:
     error: str | None = None
     flux: list[FluxObject] = field(default_factory=list)
     models: list[ModelStatus] = field(default_factory=list)
+    #: weights sync Jobs (a cloud's sync cluster only)
+    weights: list[SyncStatus] = field(default_factory=list)
     revision: str | None = None  # the commit the llmgen Kustomizations applied
     revision_state: str = "unknown"  # current | behind N commits | differs | mixed | unknown
 
@@ -112,6 +115,7 @@ class ClusterStatus:
             self.reachable
             and all(f.ready is True or f.suspended for f in self.flux)
             and all(m.ok for m in self.models)
+            and all(w.ok for w in self.weights)
         )
 
     @property
@@ -298,16 +302,21 @@ def query_cluster(cp: ClusterPlan, kubeconfig: str) -> ClusterStatus:
                 )
             )
             scaled = _list_custom(custom, "keda.sh", "v1alpha1", "scaledobjects", MANAGED)
+            if cp.mirror_items:
+                jobs, pods = read_sync_objects(api_client, TIMEOUT)
+                result.weights = sync_statuses(cp.mirror_items, jobs, pods)
     except (ApiException, HTTPError, OSError) as exc:
         result.error = _error_text(exc)
         return result
-    result.flux = flux_objects(kustomizations, releases)
+    result.flux = flux_objects(kustomizations, releases, layers_of(cp))
     result.models = model_statuses(cp.placements, _items(deployments), scaled or [], stopped)
     return result
 
 
 def flux_objects(
-    kustomizations: list[dict[str, Any]] | None, releases: list[dict[str, Any]] | None
+    kustomizations: list[dict[str, Any]] | None,
+    releases: list[dict[str, Any]] | None,
+    layers: tuple[str, ...] | None = None,
 ) -> list[FluxObject]:
     """Flux objects as found, plus a not-ready entry for each one llmgen renders but is absent.
 
@@ -327,7 +336,8 @@ def flux_objects(
             )
     have = {(f.namespace, f.name) for f in found if f.kind == "Kustomization"}
     if kustomizations is not None:
-        for layer in LAYERS:
+        fixed = tuple(x for x in LAYERS if x not in OPTIONAL_LAYERS)
+        for layer in fixed if layers is None else layers:
             key = (FLUX_NAMESPACE, layer_name(layer))
             if key not in have:
                 found.append(
