@@ -301,3 +301,32 @@ def test_status_reads_progress_from_jobs_and_pods(shipped: tuple[Plan, Docs]) ->
     assert "BackoffLimitExceeded" in got[names[2]].message
     assert got[names[3]].state == "missing" and not got[names[3]].ok
     assert current_step(pods[0]) == "download"
+
+
+# ------------------------------------------------------------------ plan
+
+
+def test_plan_prices_each_clouds_mirror_once_per_revision() -> None:
+    import json
+
+    from llmgen.catalog.cost import weights_disk_gib
+    from llmgen.cli.planview import plan_command
+
+    data = json.loads(plan_command(REPO, None, "json"))["weights_mirrors"]
+    assert [m["cloud"] for m in data] == ["aws", "gcp"]
+    aws = data[0]
+    assert aws["usd_per_gib_month"] == pytest.approx(0.023 * 1.073741824, abs=1e-5)
+    uris = [r["uri"] for r in aws["revisions"]]
+    assert len(uris) == len(set(uris))  # prod, staging and dev share one copy
+    mixtral = [r for r in aws["revisions"] if r["model"] == "mixtral-8x7b-instruct"]
+    assert sorted(r["canary"] for r in mixtral) == [False, True]  # staging's canary revision
+    catalog_gib = sum(r["gib"] for r in aws["revisions"])
+    assert aws["gib"] == pytest.approx(catalog_gib, abs=0.2)
+    assert aws["usd_per_month"] == pytest.approx(aws["gib"] * aws["usd_per_gib_month"], abs=0.05)
+    from llmgen.render.pipeline import checked_catalog
+
+    catalog, _ = checked_catalog(REPO)
+    llama = catalog.models["llama-3-3-70b-instruct"]
+    assert any(r["gib"] == round(weights_disk_gib(llama), 1) for r in aws["revisions"])
+    text = plan_command(REPO, ["dev"], "text")
+    assert "Weights mirrors" in text and "gcp " not in text.split("Weights mirrors")[1]
