@@ -50,6 +50,11 @@ def sync_clusters(ctx: Context) -> Iterator[Diagnostic]:
             )
             continue
         env = owners.get(name)
+        # An environment that failed its schema is not typed: it may own the
+        # cluster, and its own errors say what to fix first.
+        untyped = set(ctx.present.get("Environment", frozenset())) - set(cat.environments)
+        if env is None and untyped:
+            continue
         if env is None:
             yield mirror.where.error(
                 f"cluster {name!r} belongs to no environment, so it has no secret store "

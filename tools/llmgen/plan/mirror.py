@@ -143,3 +143,34 @@ def storage_costs(catalog: Catalog, items: Iterable[MirrorItem]) -> list[MirrorC
         buckets = sorted({i.bucket for i in mine})
         out.append(MirrorCost(cloud, ", ".join(buckets), tuple(mine), price))
     return out
+
+
+@dataclass(frozen=True)
+class MirrorNeed:
+    """A revision a change needs mirrored: the head reads it, the base did not."""
+
+    cloud: str
+    model: str
+    revision: str
+    uri: str
+    gib: float
+    pinned: bool
+    environments: tuple[str, ...]
+
+
+def needs_mirroring(before: Iterable[MirrorItem], after: Iterable[MirrorItem]) -> list[MirrorNeed]:
+    """Items of `after` whose (cloud, URI) `before` did not read, smallest first per cloud."""
+    had = {(i.cloud, i.uri) for i in before}
+    new = [i for i in after if (i.cloud, i.uri) not in had]
+    return [
+        MirrorNeed(
+            i.cloud,
+            i.model.name,
+            i.revision,
+            i.uri,
+            round(i.gib, 1),
+            bool(i.sha256),
+            i.environments,
+        )  # fmt: skip
+        for i in sorted(new, key=lambda i: (i.cloud, i.uri))
+    ]
