@@ -330,3 +330,37 @@ def test_plan_prices_each_clouds_mirror_once_per_revision() -> None:
     assert any(r["gib"] == round(weights_disk_gib(llama), 1) for r in aws["revisions"])
     text = plan_command(REPO, ["dev"], "text")
     assert "Weights mirrors" in text and "gcp " not in text.split("Weights mirrors")[1]
+
+
+def test_checkov_passes_on_the_weights_layer_or_each_finding_is_justified(
+    tmp_path: Path,
+) -> None:
+    import json
+
+    from llmgen.plan.build import build_plan
+    from llmgen.render.engine import render_plan
+    from llmgen.render.pipeline import checked_catalog
+
+    checkov = shutil.which("checkov")
+    if checkov is None:
+        pytest.skip("checkov is not installed (pip install checkov)")
+    plan = build_plan(checked_catalog(REPO)[0])
+    files = render_plan(plan, REPO / "templates", REPO).files
+    for cluster in ("prod-aws-use1", "prod-gcp-usc1"):
+        prefix = f"generated/clusters/{cluster}/weights/"
+        for path, body in files.items():
+            if path.startswith(prefix) and not path.endswith("kustomization.yaml"):
+                (tmp_path / f"{cluster}-{path.rsplit('/', 1)[1]}").write_bytes(body)
+    proc = subprocess.run(
+        [checkov, "-d", str(tmp_path), "--framework", "kubernetes", "-o", "json"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin:" + str(Path(checkov).parent), "BC_SKIP_MAPPING": "TRUE"},
+        check=False,
+    )
+    reports = json.loads(proc.stdout)
+    reports = reports if isinstance(reports, list) else [reports]
+    failed = [c for r in reports for c in r["results"]["failed_checks"]]
+    skipped = {c["check_id"] for r in reports for c in r["results"]["skipped_checks"]}
+    assert not failed, [(c["check_id"], c["resource"]) for c in failed]
+    assert skipped == {s.split("=", 1)[0] for s in weightsync.CHECKOV_SKIPS}

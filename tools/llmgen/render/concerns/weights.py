@@ -103,7 +103,7 @@ def wait_container(
     return {
         "name": "wait-for-mirror",
         "image": wait.image,
-        "imagePullPolicy": "IfNotPresent",
+        "imagePullPolicy": "Always",
         "command": list(wait.command),
         "env": [{"name": k, "value": v} for k, v in sorted(env.items())],
         "resources": {

@@ -106,6 +106,8 @@ CHECKOV_SKIPS = (
     "CKV_K8S_8=A run-to-completion copy: nothing for a liveness probe to observe; "
     "activeDeadlineSeconds bounds a stuck run",
     "CKV_K8S_9=Nothing connects to this pod; readiness gates no traffic",
+    "CKV_K8S_35=huggingface_hub reads HF_TOKEN from the environment only; the value "
+    "comes from an ExternalSecret-managed Secret",
     "CKV_K8S_43=The model's image is digest-pinned where the environment requires it; "
     "the cloud CLI image is pinned by version like the pods' fetch-weights",
 )
@@ -228,7 +230,7 @@ def job_context(cp: ClusterPlan, item: MirrorItem, mirror: WeightsMirror) -> dic
         return {
             "name": name_,
             "image": image,
-            "imagePullPolicy": "IfNotPresent",
+            "imagePullPolicy": "Always",
             "command": command,
             "env": env,
             "resources": RESOURCES,
