@@ -206,7 +206,7 @@ def test_stores_are_limited_to_model_namespaces_and_istio(shipped: dict[str, byt
     rx = re.compile(cond["namespaceRegexes"][0])
     assert rx.match(names.model_namespace(LLAMA))
     assert not rx.match("default") and not rx.match("kube-system") and not rx.match("llm-")
-    assert cond["namespaces"] == ["istio-system"]
+    assert cond["namespaces"] == ["istio-system", names.WEIGHTS_NAMESPACE]  # + the sync Jobs' token
 
 
 # ---------------------------------------------------------- ExternalSecrets
