@@ -434,3 +434,21 @@ def test_gcs_key_names_match_without_their_version() -> None:
     assert key_matches(GCS_KEY + "/cryptoKeyVersions/3", GCS_KEY)
     assert not key_matches(GCS_KEY.replace("weights", "other") + "/cryptoKeyVersions/1", GCS_KEY)
     assert not key_matches("", GCS_KEY)
+
+
+def test_without_a_named_key_encryption_is_reported_unchecked(
+    scratch_repo: Path, aws: dict[str, Any], tmp_path: Path
+) -> None:
+    folder, digest = make_weights(tmp_path)
+    point_catalog(scratch_repo, aws, digest)
+    for model in DEV_MODELS:
+        put_s3(aws, uri_prefix(model), folder, key=aws["other_key"])
+    yaml = YAML()
+    path = scratch_repo / "catalog/platform.yaml"
+    data = yaml.load(path.read_text())
+    del data["spec"]["weightsMirror"]["aws"]
+    with path.open("w") as f:
+        yaml.dump(data, f)
+    code, out = check(scratch_repo, "dev")
+    assert code == 0, out
+    assert "not checked: aws: no platform spec.weightsMirror.aws, encryption unchecked" in out

@@ -179,6 +179,9 @@ def check_weights(
             report.skipped.append(f"{item.cloud} {item.model.name}@{item.revision}: not pinned")
             continue
         mirror = mirrors.get(item.cloud)
+        unkeyed = f"{item.cloud}: no platform spec.weightsMirror.{item.cloud}, encryption unchecked"
+        if mirror is None and unkeyed not in report.skipped:
+            report.skipped.append(unkeyed)
         try:
             if item.cloud not in opened:
                 opened[item.cloud] = default_store(item.cloud)
