@@ -71,6 +71,18 @@ class FakeProvider(CloudProvider):
     def weights_sync(self, uri: str, dest: str, workers: int) -> WeightsSync:
         return WeightsSync("example.com/fake-copy:1.0", ("fake-copy", uri, dest), {})
 
+    def mirror_upload(self, uri: str, kms_key: str) -> WeightsSync:
+        return WeightsSync("example.com/fake-copy:1.0", ("fake-upload", uri), {"KEY": kms_key})
+
+    def mirror_wait(self, uri: str) -> WeightsSync:
+        return WeightsSync("example.com/fake-copy:1.0", ("fake-wait", uri), {})
+
+    def mirror_writer_annotations(self, cluster: Cluster, identity: str) -> dict[str, str]:
+        return {"fakecloud.example/identity": identity}
+
+    def mirror_writer_policy(self, bucket: str, prefix: str, kms_key: str) -> dict[str, Any]:
+        return {"write": f"{bucket}/{prefix}"}
+
     def load_balancer_annotations(
         self, cluster: Cluster, *, internal: bool = False, idle_timeout_seconds: int | None = None
     ) -> dict[str, str]:

@@ -190,3 +190,36 @@ def test_idle_nodes_count_in_the_budget_figures(gitrepo: Path) -> None:
     plan = _plan(gitrepo).environments["dev"]
     assert plan.allocation.idle_nodes == {"dev-aws-use2/a10g-x4": 2}
     assert plan.idle_monthly_usd == pytest.approx(idle, abs=0.01)
+def test_new_revision_lists_the_weights_the_pr_needs_mirrored(gitrepo: Path) -> None:
+    """A canary of a new revision in prod: that revision must reach both clouds' mirrors."""
+    new = "1a" * 20
+    env_file = gitrepo / "catalog/environments/prod.yaml"
+    original = env_file.read_text()
+    env_file.write_text(
+        original.replace(
+            "      replicas: {min: 1, max: 4}\n",
+            f"      replicas: {{min: 1, max: 4}}\n      canary: {{revision: {new}, "
+            f"weightsSha256: {'ab' * 32}}}\n",
+        )
+    )
+    s = pr_summary(gitrepo, "main")
+    assert [(w.cloud, w.model, w.revision, w.pinned) for w in s.weights] == [
+        ("aws", "mixtral-8x7b-instruct", new, True),
+        ("gcp", "mixtral-8x7b-instruct", new, True),
+    ]
+    mixtral = checked_catalog(gitrepo)[0].models["mixtral-8x7b-instruct"]
+    from llmgen.catalog.cost import weights_disk_gib
+
+    assert all(w.gib == round(weights_disk_gib(mixtral), 1) for w in s.weights)
+    assert all(new in w.uri and w.uri.endswith(f"/{new}/") for w in s.weights)
+    text = format_summary(s, "text")
+    assert "Weights to mirror (2 revision(s), 174.0 GiB):" in text
+    md = format_summary(s, "markdown")
+    assert "#### Weights to mirror" in md
+    data = json.loads(format_summary(s, "json"))
+    assert data["weights"][0]["gib"] == s.weights[0].gib
+    # Nothing new to mirror when only replicas change.
+    env_file.write_text(
+        original.replace("replicas: {min: 1, max: 4}", "replicas: {min: 1, max: 3}")
+    )
+    assert pr_summary(gitrepo, "main").weights == []

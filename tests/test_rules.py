@@ -497,7 +497,8 @@ CASES = [
             ),
         ],
         [
-            "catalog/environments/prod.yaml:51:26: spec.models[2].canary.revision: no path segment of weights.uris.gcp names the model's revision '41bd4c9e7e4fb318ca40e721131d4933966c2cc1', so the canary's mirror on prod-gcp-usc1 cannot be located; this environment requires pinned weights"
+            "catalog/environments/prod.yaml:51:26: spec.models[2].canary.revision: no path segment of weights.uris.gcp names the model's revision '41bd4c9e7e4fb318ca40e721131d4933966c2cc1', so the canary's mirror on prod-gcp-usc1 cannot be located; this environment requires pinned weights",
+            "catalog/models/mixtral-8x7b-instruct.yaml:15:12: spec.weights.uris.gcp: no path segment names the revision '41bd4c9e7e4fb318ca40e721131d4933966c2cc1'; the mirror is laid out by revision (<bucket>/<org>/<name>/<revision>/), so a synced prefix is never rewritten",
         ],
         id="pinned-canary-mirror",
     ),
@@ -646,6 +647,61 @@ def test_rule(
     assert result.ok == all(": warning: " in line for line in expected)
 
 
+WEIGHTS_CASES = [
+    pytest.param(
+        [("catalog/platform.yaml", "syncCluster: prod-aws-use1", "syncCluster: prod-aws-use9")],
+        ["catalog/platform.yaml:82:20: spec.weightsMirror.aws.syncCluster: unknown cluster 'prod-aws-use9'; did you mean 'prod-aws-use1'?"],
+        id="sync-cluster-unknown",
+    ),
+    pytest.param(
+        [("catalog/platform.yaml", "syncCluster: prod-gcp-usc1", "syncCluster: prod-aws-usw2")],
+        ["catalog/platform.yaml:86:20: spec.weightsMirror.gcp.syncCluster: cluster 'prod-aws-usw2' is on aws; the gcp mirror's sync Jobs need a gcp cluster (its workload identity writes the bucket)"],
+        id="sync-cluster-other-cloud",
+    ),
+    pytest.param(
+        [
+            (
+                "catalog/models/bge-m3.yaml",
+                "aws: s3://example-llm-weights/BAAI",
+                "aws: s3://other-weights/BAAI",
+            )
+        ],
+        ["catalog/models/bge-m3.yaml:15:12: spec.weights.uris.aws: bucket 'other-weights' is not the aws mirror 'example-llm-weights' (platform spec.weightsMirror); llmgen syncs and checks only that bucket"],
+        id="mirror-bucket",
+    ),
+]
+
+
+@pytest.mark.parametrize(("edits", "expected"), WEIGHTS_CASES)
+def test_weights_mirror_rule(
+    scratch_repo: Path, edits: list[Edit], expected: list[str]
+) -> None:
+    result = apply(scratch_repo, edits)
+    assert new_problems(result, warnings=True) == expected
+
+
+def test_unsynced_revision_is_a_warning(scratch_repo: Path) -> None:
+    """A branch on a mirrored cloud renders, with a warning that nothing syncs it."""
+    result = apply(
+        scratch_repo,
+        [
+            (
+                "catalog/models/bge-m3.yaml",
+                "revision: 5617a9f61b028005a4858fdac845db406aefb181",
+                "revision: main",
+            ),
+            (
+                "catalog/environments/prod.yaml",
+                "    - name: bge-m3\n      replicas: {min: 2, max: 8}\n",
+                "",
+            ),
+        ],
+    )
+    assert result.ok
+    mine = [p for p in new_problems(result, warnings=True) if "sync" in p]
+    assert mine == ["catalog/models/bge-m3.yaml:11:15: warning: spec.source.revision: revision 'main' is not a 40-hex commit, so no sync Job mirrors it (a branch or tag can move; a mirror prefix never changes); pin the commit, or fill the mirror yourself"]
+
+
 def test_every_rule_is_exercised() -> None:
     from llmgen.catalog.rules import _rules
 
@@ -684,6 +740,9 @@ def test_every_rule_is_exercised() -> None:
         "pinned_tool_images",  # tests/test_pinned_images.py
         "lbc_vpc",  # tests/test_network_rules.py
         "global_name_coverage",  # tests/test_network_rules.py
+        "sync_clusters",
+        "mirror_uris",
+        "unsynced_revisions",
     }
 
 

@@ -205,7 +205,7 @@ def test_cluster_stores_are_limited_to_istio(shipped: dict[str, bytes]) -> None:
     store = obj(shipped, "prod-gcp-usc1", "ClusterSecretStore", "llmgen-vault")
     (cond,) = store["spec"]["conditions"]
     assert not cond["namespaceRegexes"]
-    assert cond["namespaces"] == ["istio-system"]
+    assert cond["namespaces"] == ["istio-system", names.WEIGHTS_NAMESPACE]  # + the sync Jobs' token
 
 
 # ---------------------------------------------------------- ExternalSecrets

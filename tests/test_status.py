@@ -463,3 +463,67 @@ def test_stopped_environment_shows_stopped(
     (dev,) = report.clusters
     assert dev.stopped and dev.state == "stopped" and report.ok
     assert {m.state for m in dev.models} == {"stopped"}
+
+
+def test_sync_cluster_reports_its_weights_sync_jobs(
+    repo: tuple[Path, str, str], api_server: str, tmp_path: Path
+) -> None:
+    """prod-gcp-usc1 runs the GCP mirror's sync Jobs: status reads them and their pods."""
+    from llmgen.gitops.syncstatus import JOB_NAME_LABEL
+    from llmgen.render.concerns import weightsync
+
+    root, _previous, head = repo
+    sync = "prod-gcp-usc1"
+    layers = ("controllers", "configs", "mesh-identity")
+    names_ = [f"infrastructure-{x}" for x in layers] + ["models", "weights"]
+    ks = [kustomization(n, f"main@sha1:{head}") for n in names_]
+    FakeApi.routes[(sync, FLUX_KS)] = lst("KustomizationList", "kustomize.toolkit.fluxcd.io/v1", ks)
+    FakeApi.routes[(sync, FLUX_HR)] = lst("HelmReleaseList", "helm.toolkit.fluxcd.io/v2", [])
+    FakeApi.routes[(sync, DEPLOYMENTS)] = lst("DeploymentList", "apps/v1", [])
+    FakeApi.routes[(sync, SCALEDOBJECTS)] = lst("ScaledObjectList", "keda.sh/v1alpha1", [])
+    from llmgen.plan.build import build_plan
+    from llmgen.render.pipeline import checked_catalog
+
+    items = [i for i in build_plan(checked_catalog(root)[0]).clusters[sync].mirror_items]
+    names = [weightsync.job_name(i) for i in items]
+    done = {"type": "Complete", "status": "True", "lastTransitionTime": "2025-01-01T00:00:00Z"}
+    jobs = [
+        {"apiVersion": "batch/v1", "kind": "Job",
+         "metadata": {"name": n, "namespace": "llmgen-weights"},
+         "status": {"succeeded": 1, "conditions": [done]} if i else {"active": 1, "failed": 1}}
+        for i, n in enumerate(names)
+    ]  # fmt: skip
+    pod = {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": f"{names[0]}-abcde", "namespace": "llmgen-weights",
+                     "labels": {JOB_NAME_LABEL: names[0]},
+                     "creationTimestamp": "2025-01-01T00:00:00Z"},
+        "status": {"initContainerStatuses": [
+            {"name": "download", "ready": False, "restartCount": 0, "image": "i", "imageID": "",
+             "state": {"terminated": {"exitCode": 0, "startedAt": "2025-01-01T00:00:00Z",
+                                      "finishedAt": "2025-01-01T00:10:00Z"}}},
+            {"name": "manifest", "ready": False, "restartCount": 0, "image": "i", "imageID": "",
+             "state": {"running": {"startedAt": "2025-01-01T00:10:00Z"}}},
+        ]},
+    }  # fmt: skip
+    base = "/apis/batch/v1/namespaces/llmgen-weights/jobs"
+    FakeApi.routes[(sync, base)] = lst("JobList", "batch/v1", jobs)
+    FakeApi.routes[(sync, "/api/v1/namespaces/llmgen-weights/pods")] = lst("PodList", "v1", [pod])
+    kubeconfig = write_kubeconfig(
+        tmp_path / "kubeconfig", {_context(root, sync): f"{api_server}/{sync}"}
+    )
+    report = status(root, clusters=[sync], kubeconfig=kubeconfig)
+    (c,) = report.clusters
+    assert c.reachable, c.error
+    got = {w.job: (w.state, w.step, w.failed_pods) for w in c.weights}
+    assert got[names[0]] == ("running", "manifest", 1)
+    assert all(got[n] == ("complete", "", 0) for n in names[1:])
+    assert not any(f.name == "weights" and f.reason == "NotFound" for f in c.flux)
+    asked = [s for s in FakeApi.seen if s["path"] == base]
+    assert asked and asked[0]["query"]["labelSelector"] == [
+        "app.kubernetes.io/component=weights-sync"
+    ]
+    result = CliRunner().invoke(
+        app, ["status", "--root", str(root), "--cluster", sync, "--kubeconfig", str(kubeconfig)]
+    )
+    assert f"llmgen-weights/{names[0]}" in result.output and "sync running" in result.output

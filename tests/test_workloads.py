@@ -108,13 +108,18 @@ def test_pods_select_a_pool_that_has_their_gpu(plan: Plan, files: dict[str, byte
 def test_weights_are_fetched_then_verified_before_vllm(plan: Plan, files: dict[str, bytes]) -> None:
     for cp, p in placements(plan):
         spec = find(documents(files, cp.name), "Deployment", p.name)["spec"]["template"]["spec"]
-        # The base weights first; a model's LoRA adapters follow (test_adapters.py).
-        fetch, verify = spec["initContainers"][:2]
-        assert (fetch["name"], verify["name"]) == ("fetch-weights", "verify-weights")
-        rest = [c["name"] for c in spec["initContainers"][2:]]
+        # Wait for the mirror, copy, verify; a model's LoRA adapters follow (test_adapters.py).
+        wait, fetch, verify = spec["initContainers"][:3]
+        assert (wait["name"], fetch["name"], verify["name"]) == (
+            "wait-for-mirror",
+            "fetch-weights",
+            "verify-weights",
+        )
+        rest = [c["name"] for c in spec["initContainers"][3:]]
         steps = ("fetch", "verify")
         assert rest == [f"{s}-adapter-{i}" for i in range(len(p.model.adapters)) for s in steps]
         uri = p.model.weight_uris[cp.provider.name]
+        assert {"name": "MIRROR_URI", "value": uri} in wait["env"]
         assert uri.startswith(f"{cp.provider.storage_scheme}://")
         assert uri in copy_words(fetch)
         env = {e["name"]: e.get("value") for e in verify["env"]}
@@ -317,6 +322,10 @@ def test_track_labels_match_the_destination_rule_subsets(
     assert any(p.has_canary for _, p in placements(plan))
 
 
+def init_container(ctx: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(c for c in ctx["init_containers"] if c["name"] == name)
+
+
 def test_canary_of_only_an_image_keeps_the_pinned_weights(plan: Plan) -> None:
     cp, p = staging_mixtral(plan)[0]
     image = "vllm/vllm-openai:v0.11.1@sha256:" + "a" * 64
@@ -324,10 +333,11 @@ def test_canary_of_only_an_image_keeps_the_pinned_weights(plan: Plan) -> None:
     q = dataclasses.replace(p, deployment=dataclasses.replace(p.deployment, canary=canary))
     ctx = workloads.context(cp, q, "canary")
     assert ctx["name"] == names.canary_name(p.name) and ctx["image"] == image
-    verify = ctx["init_containers"][1]
+    verify = init_container(ctx, "verify-weights")
     assert {"name": "WEIGHTS_SHA256", "value": p.model.weights_sha256} in verify["env"]
     assert verify["image"] == image
-    assert p.model.weight_uris[cp.provider.name] in copy_words(ctx["init_containers"][0])
+    fetch = init_container(ctx, "fetch-weights")
+    assert p.model.weight_uris[cp.provider.name] in copy_words(fetch)
 
 
 def test_canary_revision_without_a_mirror_path_loads_from_the_hub(plan: Plan) -> None:
@@ -410,8 +420,8 @@ def test_canary_of_a_new_revision_pins_its_own_manifest(plan: Plan) -> None:
     pin = "8e2a1c0b" * 8
     canary = dataclasses.replace(p.deployment.canary, weights_sha256=pin)
     q = dataclasses.replace(p, deployment=dataclasses.replace(p.deployment, canary=canary))
-    stable = workloads.context(cp, q, "stable")["init_containers"][1]
-    verify = workloads.context(cp, q, "canary")["init_containers"][1]
+    stable = init_container(workloads.context(cp, q, "stable"), "verify-weights")
+    verify = init_container(workloads.context(cp, q, "canary"), "verify-weights")
     assert {"name": "WEIGHTS_SHA256", "value": pin} in verify["env"]
     assert {"name": "WEIGHTS_SHA256", "value": p.model.weights_sha256} in stable["env"]
     # the same checks as the stable track: the manifest's hash, then every file

@@ -160,7 +160,10 @@ metadata:
 spec:
   clusters: [{", ".join(clusters)}]
   domain: {name}.bench.example.com
-  dns: {{provider: route53, zoneID: Z0BENCH{name.upper().replace('-', '')}, accountID: "111122223333"}}
+  dns:
+    provider: route53
+    zoneID: Z0BENCH{name.upper().replace('-', '')}
+    accountID: "111122223333"
   requirePinned: {"true" if pinned else "false"}
   budget:
     monthlyUSD: 1000000000
@@ -197,6 +200,18 @@ def _weights(n: int) -> list[int]:
     return base
 
 
+def _point_weights_mirror(path: Path, clusters: int) -> None:
+    """The shipped weightsMirror, moved to the bench bucket and the first cluster per cloud."""
+    text = path.read_text().replace("bucket: example-llm-weights", "bucket: bench-weights")
+    text = text.replace("syncCluster: prod-aws-use1", "syncCluster: c00-aws")
+    if clusters >= 2:
+        text = text.replace("syncCluster: prod-gcp-usc1", "syncCluster: c01-gcp")
+    else:  # no GCP cluster: no GCP mirror to sync
+        head, sep, tail = text.partition("    gcp:\n      bucket: bench-weights\n")
+        text = head + "".join(line + "\n" for line in tail.splitlines()[2:]) if sep else text
+    path.write_text(text)
+
+
 def generate(out: Path, models: int, clusters: int, environments: int) -> None:
     """Write the catalog (and copies of templates/schemas/overlays) into `out`."""
     if out.exists():
@@ -206,6 +221,7 @@ def generate(out: Path, models: int, clusters: int, environments: int) -> None:
         (cat / sub).mkdir(parents=True)
     shutil.copy(REPO / "catalog" / "gpus.yaml", cat / "gpus.yaml")
     shutil.copy(REPO / "catalog" / "platform.yaml", cat / "platform.yaml")
+    _point_weights_mirror(cat / "platform.yaml", clusters)
     for folder in ("templates", "schemas"):
         shutil.copytree(REPO / folder, out / folder)
     names = []

@@ -59,6 +59,12 @@ def weights_need_gib(model: Model) -> float:
     return model.parameters_b * per_param * WEIGHT_OVERHEAD
 
 
+def weights_disk_gib(model: Model) -> float:
+    """On-disk size of the weights in GiB (mirror storage, sync volumes), without headroom."""
+    per_param, _ = bytes_per_param(model.dtype, model.quantization)
+    return model.parameters_b * 1e9 * per_param / 2**30
+
+
 def pool_gpu_hourly(pool: NodePool, gpu: Gpu, cloud: str) -> float | None:
     """Hourly USD of one GPU in `pool`, priced at its dearest listed shape.
 

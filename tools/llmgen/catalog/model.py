@@ -264,6 +264,20 @@ class Addon:
 
 
 @dataclass(frozen=True)
+class WeightsMirror:
+    """One cloud's weights mirror (`spec.weightsMirror.<cloud>`): bucket, key, sync cluster."""
+
+    cloud: str
+    bucket: str
+    #: AWS: the KMS key ARN; GCP: the Cloud KMS CryptoKey resource name
+    kms_key: str
+    sync_cluster: str
+    #: None: the cloud's list price (`CloudProvider.storage_usd_per_gib_month`)
+    storage_usd_per_gib_month: float | None
+    where: Where
+
+
+@dataclass(frozen=True)
 class Platform:
     git_url: str
     git_branch: str
@@ -277,6 +291,8 @@ class Platform:
     acme_email: str | None = None
     #: Tool image overrides (`spec.images`; catalog/images.py TOOL_IMAGES keys)
     images: dict[str, str] = field(default_factory=dict)
+    #: cloud -> the weights mirror llmgen fills there (`spec.weightsMirror`)
+    weights_mirrors: dict[str, WeightsMirror] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------ catalog
@@ -550,6 +566,19 @@ def _platform(cat: Catalog, doc: Document, spec: dict[str, Any]) -> None:
         where=_where(doc, "spec"),
         acme_email=spec.get("acme", {}).get("email"),
         images=dict(spec.get("images", {})),
+        weights_mirrors={
+            cloud: WeightsMirror(
+                cloud=cloud,
+                bucket=m["bucket"],
+                kms_key=m["kmsKey"],
+                sync_cluster=m["syncCluster"],
+                storage_usd_per_gib_month=(
+                    float(m["storageUSDPerGiBMonth"]) if "storageUSDPerGiBMonth" in m else None
+                ),
+                where=_where(doc, "spec", "weightsMirror", cloud),
+            )
+            for cloud, m in spec.get("weightsMirror", {}).items()
+        },
     )
 
 

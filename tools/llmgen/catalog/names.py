@@ -40,6 +40,10 @@ def remote_secret_name(cluster: str) -> str:
     return f"{REMOTE_SECRET_PREFIX}{cluster}"
 
 
+#: where the weights sync Jobs run, on each cloud's sync cluster (not `llm-*`, so
+#: no model name can collide with it)
+WEIGHTS_NAMESPACE = "llmgen-weights"
+
 #: the ConfigMap of non-secret environment settings in every model namespace
 ENV_CONFIGMAP = "llmgen-environment"
 

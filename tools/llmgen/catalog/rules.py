@@ -19,6 +19,7 @@ from llmgen.catalog.rules_names import NAME_RULES
 from llmgen.catalog.rules_network import NETWORK_RULES
 from llmgen.catalog.rules_policy import POLICY_RULES
 from llmgen.catalog.rules_versions import VERSION_RULES
+from llmgen.catalog.rules_weights import WEIGHTS_RULES
 from llmgen.errors import Diagnostic
 
 # --------------------------------------------------------------- references
@@ -194,6 +195,7 @@ def _rules() -> tuple[Rule, ...]:
         *VERSION_RULES,
         *NAME_RULES,
         *ADAPTER_RULES,
+        *WEIGHTS_RULES,
     )
 
 

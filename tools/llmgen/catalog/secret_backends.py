@@ -37,9 +37,10 @@ ESO_SERVICE_ACCOUNT = "external-secrets"
 # ServiceAccount of its own; llmgen renders it beside the store.
 AWS_SERVICE_ACCOUNT = "llmgen-aws-secrets"
 # Namespaces allowed to use llmgen's ClusterSecretStores: the model namespaces
-# (`llm-<model>`) and istio-system (remote-cluster secrets of the mesh).
+# (`llm-<model>`), istio-system (remote-cluster secrets of the mesh) and the
+# weights sync namespace (the hub token of the sync Jobs).
 STORE_NAMESPACE_REGEX = f"^{names.NAMESPACE_PREFIX}[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-STORE_NAMESPACES = ("istio-system",)
+STORE_NAMESPACES = ("istio-system", names.WEIGHTS_NAMESPACE)
 # GCP Secret Manager IDs allow only letters, digits, '_' and '-'.
 _GCP_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 #: the GCP key that means "the whole payload" rather than a JSON property

@@ -410,6 +410,28 @@ def bootstrap_cmd(
     done = bootstrap(find_root(root), cluster)
     echo(f"{'wrote' if done.written else 'unchanged:'} {done.path}")
     echo("next:\n" + "\n".join(f"  {c}" for c in done.commands))
+weights_app = typer.Typer(
+    help="Weights mirrors: check what they hold against the catalog.", no_args_is_help=True
+)
+app.add_typer(weights_app, name="weights")
+
+
+@weights_app.command("check")
+@handled
+def weights_check_cmd(
+    env: Annotated[str, typer.Option("--env", help="The environment whose mirrors to check.")],
+    root: RootOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="text | json | github")] = "text",
+) -> None:
+    """Each pinned model's mirror holds its manifest, every listed file, under the named key.
+
+    Reads S3 and Cloud Storage with the SDKs' standard credentials; prints
+    object names and hashes only.
+    """
+    from llmgen.weights.check import check_weights
+
+    result = check_weights(find_root(root), env)
+    finish(result.diagnostics, fmt, result.ok, result.summary())
 
 
 @app.command("status")

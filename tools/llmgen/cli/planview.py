@@ -368,4 +368,13 @@ def plan_command(root: Path, environments: list[str] | None, fmt: str) -> str:
             raise UsageError(
                 f"no environment named {name!r}; known: {', '.join(sorted(plan.environments))}"
             )
-    return render_report(plan_report(plan, environments, warnings), fmt)
+    report = render_report(plan_report(plan, environments, warnings), fmt)
+    from llmgen.cli import mirrorview
+
+    costs = mirrorview.mirror_costs(catalog, plan, environments)
+    if fmt == "json":
+        data = json.loads(report)
+        data["weights_mirrors"] = mirrorview.to_data(costs)
+        return json.dumps(data, indent=2)
+    lines = mirrorview.to_lines(costs, markdown=fmt == "markdown")
+    return "\n".join([report, "", *lines]) if lines else report

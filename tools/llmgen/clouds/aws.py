@@ -24,6 +24,46 @@ ROOT_VOLUME = "200Gi"
 COPY_GBPS = 10
 #: Pinned AWS CLI image for the weights copy (`aws s3 sync`).
 AWS_CLI_IMAGE = images.default("weightsFetchAws")  # spec.images.weightsFetchAws overrides it
+#: S3 Standard list price (us-east-1, first 50 TB: USD 0.023 per GB-month), per GiB.
+STORAGE_USD_PER_GIB_MONTH = round(0.023 * 1.073741824, 5)
+#: Seconds between a model pod's looks for the mirror's manifest.
+MIRROR_POLL_SECONDS = 30
+
+# The sync Job's upload. Inputs come from the environment, never pasted into
+# the script. A file already in the prefix with its SHA-256 tag is skipped
+# (a retried pod resumes); one without the tag, or with another, is refused:
+# a revision's objects are never overwritten. The manifest goes last, so its
+# presence means every file it lists is there.
+MIRROR_UPLOAD_SCRIPT = r"""cd "$WEIGHTS_DIR"
+rest=${MIRROR_URI#s3://}
+bucket=${rest%%/*}
+prefix=${rest#"$bucket"/}
+sync_one() {
+  key="$prefix$1"
+  if have=$(aws s3api head-object --bucket "$bucket" --key "$key" \
+      --query Metadata.sha256 --output text 2>/dev/null </dev/null); then
+    [ "$have" = "$2" ] && return 0
+    echo "refusing to overwrite s3://$bucket/$key: tagged sha256=$have, manifest: $2" >&2
+    exit 1
+  fi
+  aws s3 cp --only-show-errors --no-progress --sse aws:kms --sse-kms-key-id "$MIRROR_KMS_KEY" \
+    --metadata "sha256=$2" "$1" "s3://$bucket/$key" </dev/null
+}
+while read -r sum path; do
+  sync_one "$path" "$sum"
+done < "$WEIGHTS_MANIFEST"
+sync_one "$WEIGHTS_MANIFEST" "$(sha256sum < "$WEIGHTS_MANIFEST" | cut -d' ' -f1)"
+echo "$MIRROR_URI holds $(wc -l < "$WEIGHTS_MANIFEST") files and the manifest"
+"""
+MIRROR_WAIT_SCRIPT = r"""rest=${MIRROR_URI#s3://}
+bucket=${rest%%/*}
+prefix=${rest#"$bucket"/}
+key="$prefix$WEIGHTS_MANIFEST"
+until aws s3api head-object --bucket "$bucket" --key "$key" >/dev/null 2>&1; do
+  echo "waiting for s3://$bucket/$key (the weights sync writes it last)"
+  sleep "$POLL_SECONDS"
+done
+"""
 
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
 #: Applied at launch and expected to be lifted once the NVIDIA device plugin
@@ -49,6 +89,7 @@ def role_name(cluster: str, service_account: str) -> str:
 class AwsProvider(CloudProvider):
     name: ClassVar[str] = "aws"
     storage_scheme: ClassVar[str] = "s3"
+    storage_usd_per_gib_month: ClassVar[float] = STORAGE_USD_PER_GIB_MONTH
     secret_store_backend: ClassVar[str] = "aws"
     cloud_addons: ClassVar[frozenset[str]] = frozenset(
         {"karpenter", "aws-load-balancer-controller"}
@@ -177,6 +218,57 @@ class AwsProvider(CloudProvider):
                 "WEIGHTS_DEST": dest,
             },
         )
+
+    def mirror_upload(self, uri: str, kms_key: str) -> WeightsSync:
+        return WeightsSync(
+            image=AWS_CLI_IMAGE,
+            command=("/bin/sh", "-ec", MIRROR_UPLOAD_SCRIPT),
+            env={
+                "MIRROR_URI": uri,
+                "MIRROR_KMS_KEY": kms_key,
+                "AWS_RETRY_MODE": "adaptive",
+                "AWS_MAX_ATTEMPTS": "10",
+            },
+        )
+
+    def mirror_wait(self, uri: str) -> WeightsSync:
+        return WeightsSync(
+            image=AWS_CLI_IMAGE,
+            command=("/bin/sh", "-ec", MIRROR_WAIT_SCRIPT),
+            env={"HOME": "/tmp", "MIRROR_URI": uri, "POLL_SECONDS": str(MIRROR_POLL_SECONDS)},
+        )
+
+    def mirror_writer_annotations(self, cluster: Cluster, identity: str) -> dict[str, str]:
+        account = cluster.cloud_settings.get("accountID", "")
+        return {"eks.amazonaws.com/role-arn": f"arn:aws:iam::{account}:role/{identity}"}
+
+    def mirror_writer_policy(self, bucket: str, prefix: str, kms_key: str) -> dict[str, Any]:
+        """IAM policy of one revision's sync role.
+
+        PutObject and GetObject (HeadObject needs it) on the prefix only; no
+        ListBucket, DeleteObject or version permissions. SSE-KMS uploads need
+        kms:GenerateDataKey, and multipart uploads kms:Decrypt, on the key,
+        only through S3 (kms:ViaService).
+        """
+        region = kms_key.split(":")[3] if kms_key.count(":") >= 5 else "*"
+        return {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "WriteThisRevision",
+                    "Effect": "Allow",
+                    "Action": ["s3:PutObject", "s3:GetObject"],
+                    "Resource": f"arn:aws:s3:::{bucket}/{prefix}*",
+                },
+                {
+                    "Sid": "EncryptWithTheMirrorKey",
+                    "Effect": "Allow",
+                    "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+                    "Resource": kms_key,
+                    "Condition": {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}},
+                },
+            ],
+        }
 
     def load_balancer_annotations(
         self, cluster: Cluster, *, internal: bool = False, idle_timeout_seconds: int | None = None

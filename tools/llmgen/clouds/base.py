@@ -139,6 +139,33 @@ class CloudProvider(ABC):
         """Throughput of a node's root volume (aws: gp3's 125 MiB/s baseline)."""
         return 125.0
 
+    # ---------------------------------------------------------------- weights mirror
+
+    #: list price of the object store's standard class, USD per GiB-month
+    #: (`llmgen plan`; the catalog's `weightsMirror.<cloud>.storageUSDPerGiBMonth` wins)
+    storage_usd_per_gib_month: ClassVar[float] = 0.0
+
+    @abstractmethod
+    def mirror_upload(self, uri: str, kms_key: str) -> WeightsSync:
+        """The sync Job's upload container: every manifest file into `uri`, encrypted
+        with `kms_key`, tagged with its SHA-256, never overwriting; the manifest last.
+
+        It reads WEIGHTS_DIR and WEIGHTS_MANIFEST from its environment.
+        """
+
+    @abstractmethod
+    def mirror_wait(self, uri: str) -> WeightsSync:
+        """A model pod's first init container: poll until `uri` holds the manifest
+        (WEIGHTS_MANIFEST in its environment), the sync Job's last write."""
+
+    @abstractmethod
+    def mirror_writer_annotations(self, cluster: Cluster, identity: str) -> dict[str, str]:
+        """ServiceAccount annotations giving a sync Job the cloud identity `identity`."""
+
+    @abstractmethod
+    def mirror_writer_policy(self, bucket: str, prefix: str, kms_key: str) -> dict[str, Any]:
+        """What the sync identity of one revision may do: write that prefix, nothing else."""
+
     # ---------------------------------------------------------------- network
 
     @abstractmethod

@@ -25,6 +25,38 @@ CNRM_SERVICE_ACCOUNT = "llmgen-node-pools"
 COPY_THREADS = 8
 #: Pinned Google Cloud CLI image for the weights copy (`gcloud storage rsync`).
 GCLOUD_IMAGE = images.default("weightsFetchGcp")  # spec.images.weightsFetchGcp overrides it
+#: Cloud Storage Standard list price (regional, us-central1: USD 0.020 per GB-month), per GiB.
+STORAGE_USD_PER_GIB_MONTH = round(0.020 * 1.073741824, 5)
+#: Seconds between a model pod's looks for the mirror's manifest.
+MIRROR_POLL_SECONDS = 30
+
+# The sync Job's upload (see clouds/aws.py for the rules). `--if-generation-match=0`
+# makes Cloud Storage itself refuse to replace an object, and the writer's role
+# (objectCreator) lacks the delete permission an overwrite needs.
+MIRROR_UPLOAD_SCRIPT = r"""cd "$WEIGHTS_DIR"
+sync_one() {
+  url="$MIRROR_URI$1"
+  if have=$(gcloud storage objects describe "$url" --raw \
+      --format='value(metadata.sha256)' 2>/dev/null </dev/null); then
+    [ "$have" = "$2" ] && return 0
+    echo "refusing to overwrite $url: tagged sha256=$have, manifest: $2" >&2
+    exit 1
+  fi
+  gcloud storage cp --encryption-key="$MIRROR_KMS_KEY" --custom-metadata="sha256=$2" \
+    --if-generation-match=0 "$1" "$url" </dev/null
+}
+while read -r sum path; do
+  sync_one "$path" "$sum"
+done < "$WEIGHTS_MANIFEST"
+sync_one "$WEIGHTS_MANIFEST" "$(sha256sum < "$WEIGHTS_MANIFEST" | cut -d' ' -f1)"
+echo "$MIRROR_URI holds $(wc -l < "$WEIGHTS_MANIFEST") files and the manifest"
+"""
+MIRROR_WAIT_SCRIPT = r"""url="$MIRROR_URI$WEIGHTS_MANIFEST"
+until gcloud storage objects describe "$url" >/dev/null 2>&1; do
+  echo "waiting for $url (the weights sync writes it last)"
+  sleep "$POLL_SECONDS"
+done
+"""
 #: Where GKE's driver installer puts the NVIDIA driver (NVIDIA's GKE guidance).
 GKE_NVIDIA_DIR = "/home/kubernetes/bin/nvidia"
 #: OS and container images; the weights cache (emptyDir) comes on top of this.
@@ -113,6 +145,7 @@ def disk_size_gb(pool: NodePool, gpu: Gpu) -> int:
 class GcpProvider(CloudProvider):
     name: ClassVar[str] = "gcp"
     storage_scheme: ClassVar[str] = "gs"
+    storage_usd_per_gib_month: ClassVar[float] = STORAGE_USD_PER_GIB_MONTH
     secret_store_backend: ClassVar[str] = "gcp"
     critical_pods_need_quota: ClassVar[bool] = True
     #: Local SSD (NVMe), per 375 GB device, MiB/s read
@@ -296,6 +329,50 @@ class GcpProvider(CloudProvider):
                 "CLOUDSDK_STORAGE_THREAD_COUNT": str(COPY_THREADS),
             },
         )
+
+    def mirror_upload(self, uri: str, kms_key: str) -> WeightsSync:
+        return WeightsSync(
+            image=GCLOUD_IMAGE,
+            command=("/bin/sh", "-ec", MIRROR_UPLOAD_SCRIPT),
+            env={"CLOUDSDK_CONFIG": "/tmp/gcloud", "MIRROR_URI": uri, "MIRROR_KMS_KEY": kms_key},
+        )
+
+    def mirror_wait(self, uri: str) -> WeightsSync:
+        return WeightsSync(
+            image=GCLOUD_IMAGE,
+            command=("/bin/sh", "-ec", MIRROR_WAIT_SCRIPT),
+            env={
+                "HOME": "/tmp",
+                "CLOUDSDK_CONFIG": "/tmp/gcloud",
+                "MIRROR_URI": uri,
+                "POLL_SECONDS": str(MIRROR_POLL_SECONDS),
+            },
+        )
+
+    def mirror_writer_annotations(self, cluster: Cluster, identity: str) -> dict[str, str]:
+        return {"iam.gke.io/gcp-service-account": gsa_email(cluster, identity)}
+
+    def mirror_writer_policy(self, bucket: str, prefix: str, kms_key: str) -> dict[str, Any]:
+        """IAM bindings of one revision's sync service account, on the bucket.
+
+        objectCreator can create objects but not replace them (replacing needs
+        storage.objects.delete); objectViewer lets the Job read its own tags
+        back. Both are conditioned on the object name, so other revisions stay
+        out of reach. Neither role lists the bucket. CMEK needs no grant here:
+        the Cloud Storage service agent encrypts with the key.
+        """
+        condition = {
+            "title": "this revision only",
+            "expression": (
+                f'resource.name.startsWith("projects/_/buckets/{bucket}/objects/{prefix}")'
+            ),
+        }
+        return {
+            "bindings": [
+                {"role": "roles/storage.objectCreator", "condition": condition},
+                {"role": "roles/storage.objectViewer", "condition": condition},
+            ]
+        }
 
     def root_disk_mibps(self, pool: NodePool, gpu: Gpu) -> float:
         """pd-balanced: 0.28 MiB/s per GB with a 140 MiB/s baseline (Persistent Disk limits)."""

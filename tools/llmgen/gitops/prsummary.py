@@ -24,6 +24,7 @@ from llmgen.catalog.model import Catalog
 from llmgen.errors import CatalogError, LlmgenError, UsageError
 from llmgen.gitops.changes import ResourceChange, document_changes
 from llmgen.plan.build import Placement, Plan, build_plan
+from llmgen.plan.mirror import MirrorItem, MirrorNeed, items_of, needs_mirroring
 from llmgen.render.engine import render_plan
 from llmgen.render.pipeline import checked_catalog
 from llmgen.render.write import GENERATED
@@ -99,6 +100,8 @@ class PrSummary:
     resources: list[ResourceChange] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     catalog_compared: bool = True
+    #: revisions the head reads from a cloud's mirror that the base did not
+    weights: list[MirrorNeed] = field(default_factory=list)
 
 
 # ------------------------------------------------------------ base revision
@@ -339,7 +342,15 @@ def pr_summary(
     summary.resources = [
         r for r in document_changes(old_files, new_files) if chosen is None or r.cluster in chosen
     ]
+    if summary.catalog_compared:
+        summary.weights = needs_mirroring(_mirror_items(before), _mirror_items(after))
     return summary
+
+
+def _mirror_items(plan: Plan | None) -> list[MirrorItem]:
+    if plan is None:
+        return []
+    return items_of(p for ep in plan.environments.values() for p in ep.placements)
 
 
 def touches(env: str, models: list[ModelChange]) -> bool:

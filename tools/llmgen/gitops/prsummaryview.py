@@ -76,6 +76,16 @@ def format_summary(s: PrSummary, fmt: str = "markdown") -> str:
         out += [f"#### {env}" if md else f"{env}:", ""]
         out += _table(["cluster", "model", "change", "details"], rows, md)
         out.append("")
+    if s.weights:
+        total = sum(w.gib for w in s.weights)
+        title = f"Weights to mirror ({len(s.weights)} revision(s), {total:,.1f} GiB)"
+        out += [f"#### {title}" if md else f"{title}:", ""]
+        rows = [
+            [w.cloud, w.model, w.revision[:12], f"{w.gib:,.1f}", w.uri, "yes" if w.pinned else "no"]
+            for w in s.weights
+        ]
+        out += _table(["cloud", "model", "revision", "GiB", "mirror", "pinned"], rows, md)
+        out.append("")
     out += ["#### Resources" if md else "resources:", ""]
     if not s.resources:
         out.append("No resource changes.")

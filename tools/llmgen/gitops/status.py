@@ -35,8 +35,9 @@ from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
 from llmgen.errors import LlmgenError
+from llmgen.gitops.syncstatus import SyncStatus, read_sync_objects, sync_statuses
 from llmgen.plan.build import ClusterPlan, Placement, build_plan
-from llmgen.render.concerns.flux import FLUX_NAMESPACE, layer_name
+from llmgen.render.concerns.flux import FLUX_NAMESPACE, layer_name, layers_of
 from llmgen.render.pipeline import checked_catalog, select_clusters
 from llmgen.render.types import INFRA_LAYERS, model_layer
 
@@ -107,6 +108,8 @@ class ClusterStatus:
     error: str | None = None
     flux: list[FluxObject] = field(default_factory=list)
     models: list[ModelStatus] = field(default_factory=list)
+    #: weights sync Jobs (a cloud's sync cluster only)
+    weights: list[SyncStatus] = field(default_factory=list)
     revision: str | None = None  # the commit the llmgen Kustomizations applied
     revision_state: str = "unknown"  # current | behind N commits | differs | mixed | unknown
 
@@ -120,6 +123,7 @@ class ClusterStatus:
             self.reachable
             and all(f.ready is True or f.suspended for f in self.flux)
             and all(m.ok for m in self.models)
+            and all(w.ok for w in self.weights)
         )
 
     @property
@@ -320,10 +324,13 @@ def query_cluster(cp: ClusterPlan, kubeconfig: str) -> ClusterStatus:
                 )
             )
             scaled = _list_custom(custom, "keda.sh", "v1alpha1", "scaledobjects", MANAGED)
+            if cp.mirror_items:
+                jobs, pods = read_sync_objects(api_client, TIMEOUT)
+                result.weights = sync_statuses(cp.mirror_items, jobs, pods)
     except (ApiException, HTTPError, OSError) as exc:
         result.error = _error_text(exc)
         return result
-    expected = [*INFRA_LAYERS, *(model_layer(p.model.name) for p in cp.placements)]
+    expected = [*layers_of(cp), *(model_layer(p.model.name) for p in cp.placements)]
     result.flux = flux_objects(kustomizations, releases, expected)
     result.models = model_statuses(
         cp.placements, _items(deployments), scaled or [], stopped, result.flux

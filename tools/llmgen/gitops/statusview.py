@@ -7,6 +7,7 @@ import json
 import shutil
 from typing import Any
 
+from llmgen.catalog.names import WEIGHTS_NAMESPACE
 from llmgen.gitops.status import MODEL_LABEL, ClusterStatus, StatusReport
 
 
@@ -14,6 +15,7 @@ def _cluster(c: ClusterStatus) -> dict[str, Any]:
     data = dataclasses.asdict(c)
     data["flux"] = [{**dataclasses.asdict(f), "state": f.state} for f in c.flux]
     data["models"] = [{**dataclasses.asdict(m), "ok": m.ok} for m in c.models]
+    data["weights"] = [{**dataclasses.asdict(w), "ok": w.ok} for w in c.weights]
     return {**data, "reachable": c.reachable, "state": c.state, "ok": c.ok}
 
 
@@ -55,6 +57,15 @@ def to_table(report: StatusReport, width: int | None = None) -> str:
                 if m.kustomization_detail and m.kustomization_state != "ready":
                     detail += f" ({m.kustomization_detail})"
             table.add_row("Deployment", f"{m.namespace}/{m.deployment}", m.state, detail)
+        for w in c.weights:
+            detail = w.uri
+            if w.step:
+                detail += f"; step {w.step}"
+            if w.failed_pods:
+                detail += f"; {w.failed_pods} failed pod(s)"
+            if w.message:
+                detail += f"; {w.message}"
+            table.add_row("Job", f"{WEIGHTS_NAMESPACE}/{w.job}", f"sync {w.state}", detail)
         console.print(table)
         rev = (c.revision or "none")[:12] if c.revision_state != "mixed" else c.revision
         head = (report.head or "none")[:12]

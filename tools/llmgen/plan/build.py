@@ -13,7 +13,8 @@ import hashlib
 import json
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from llmgen import __version__
 from llmgen.catalog import cost, names
@@ -31,6 +32,9 @@ from llmgen.catalog.model import (
 from llmgen.clouds import CloudProvider, get_provider
 from llmgen.plan import fit
 from llmgen.plan.allocate import Allocation, Demand, PoolSpec, Site, allocate, split_canary
+
+if TYPE_CHECKING:
+    from llmgen.plan.mirror import MirrorItem
 
 HOURS_PER_MONTH = float(cost.HOURS_PER_MONTH)
 
@@ -162,6 +166,9 @@ class ClusterPlan:
     #: gateway routes every model of its environment (DNS may send a request
     #: for any model to any gateway; the mesh fails over to where it runs)
     environment_placements: tuple[Placement, ...] = ()
+    #: on a cloud's weights sync cluster: every revision any environment reads
+    #: from that cloud's mirror (plan/mirror.py); empty elsewhere
+    mirror_items: tuple[MirrorItem, ...] = ()
 
     @property
     def name(self) -> str:
@@ -433,7 +440,22 @@ def build_plan(catalog: Catalog) -> Plan:
             monthly_budget_usd=_cluster_budget(name, owner, env_plans, placements),
             environment_placements=env_plans[owner.name].placements if owner else (),
         )
+    _attach_mirror_items(platform, clusters, env_plans)
     return Plan(clusters=clusters, environments=env_plans)
+
+
+def _attach_mirror_items(
+    platform: Platform, clusters: dict[str, ClusterPlan], env_plans: dict[str, EnvironmentPlan]
+) -> None:
+    """Give each cloud's sync cluster the revisions its mirror must hold."""
+    from llmgen.plan.mirror import items_of
+
+    items = items_of(p for ep in env_plans.values() for p in ep.placements)
+    for cloud, mirror in platform.weights_mirrors.items():
+        cp = clusters.get(mirror.sync_cluster)
+        if cp is not None and cp.cluster.cloud == cloud:
+            mine = tuple(i for i in items if i.cloud == cloud)
+            clusters[cp.name] = replace(cp, mirror_items=mine)
 
 
 def _node_caps(cluster: Cluster, placements: tuple[Placement, ...]) -> dict[str, int]:

@@ -23,7 +23,11 @@ INFRA_LAYERS = (
     "infrastructure/node-pools",
     "infrastructure/configs",
     "infrastructure/mesh-identity",
+    # The weights sync Jobs, on a cloud's sync cluster only (OPTIONAL_LAYERS).
+    "weights",
 )
+#: Layers only some clusters render.
+OPTIONAL_LAYERS = frozenset({"weights"})
 MODELS = "models"
 #: Every layer folder a rendered path may start with (`models` holds one
 #: folder, and one Flux Kustomization, per model).
@@ -44,7 +48,15 @@ LAYER_DEPENDS: dict[str, tuple[str, ...]] = {
     "infrastructure/configs": ("infrastructure/controllers", "infrastructure/istio"),
     "infrastructure/mesh-identity": ("infrastructure/controllers", "infrastructure/istio"),
     MODELS: ("infrastructure/controllers", "infrastructure/istio"),
+    # Weights sync Jobs (render/concerns/weightsync.py) need the secret stores
+    # of configs. Nothing depends on this layer: kstatus calls a started Job
+    # Current, so a dependency would not wait for the copy; model pods wait
+    # for the mirror's manifest instead.
+    "weights": ("infrastructure/configs",),
 }
+#: Layers only some clusters render (folder and Flux Kustomization only where
+#: a concern puts something in them): `weights` on each cloud's sync cluster.
+OPTIONAL_LAYERS = frozenset({"weights"})
 
 
 def model_layer(model: str) -> str:

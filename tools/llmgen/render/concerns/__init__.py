@@ -19,6 +19,7 @@ from llmgen.render.concerns import (
     monitoring,
     nodepools,
     secrets,
+    weightsync,
     workloads,
 )
 
@@ -37,6 +38,7 @@ CONCERNS: list[tuple[str, ConcernFn]] = [
     ("addons", addons.outputs),
     ("secrets", secrets.outputs),
     ("mesh", mesh.outputs),
+    ("weightsync", weightsync.outputs),
 ]
 
 

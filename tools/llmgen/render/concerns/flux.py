@@ -37,7 +37,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from llmgen.render.types import INFRA_LAYERS, LAYER_DEPENDS, MODELS, Output, model_layer
+from llmgen.render.types import (
+    INFRA_LAYERS,
+    LAYER_DEPENDS,
+    MODELS,
+    OPTIONAL_LAYERS,
+    Output,
+    model_layer,
+)
 
 if TYPE_CHECKING:
     from llmgen.plan.build import ClusterPlan
@@ -86,6 +93,8 @@ _TIMEOUTS = {
     "infrastructure/configs": "10m",
     "infrastructure/mesh-identity": "15m",
     MODELS: "30m",
+    # Health here is the Jobs having started (kstatus), not the copy finishing.
+    "weights": "10m",
 }
 #: Layers others depend on: health = what dependents consume, not `wait`.
 _PROVIDERS = frozenset(d for deps in LAYER_DEPENDS.values() for d in deps)
@@ -151,6 +160,14 @@ def crd_name(kind: str, group: str) -> str:
     else:
         plural = lower + "s"
     return f"{plural}.{group}"
+
+
+def layers_of(cp: ClusterPlan) -> tuple[str, ...]:
+    """The infrastructure layers this cluster renders: every fixed one, and
+    `weights` on a cloud's sync cluster."""
+    return tuple(
+        layer for layer in INFRA_LAYERS if layer not in OPTIONAL_LAYERS or bool(cp.mirror_items)
+    )
 
 
 def layer_name(layer: str) -> str:

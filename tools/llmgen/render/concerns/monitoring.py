@@ -114,6 +114,10 @@ def _alert(
     }
 
 
+#: the alert builder, for concerns with alerts of their own (weightsync)
+alert_rule = _alert
+
+
 def _record(name: str, expr: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
     rule: dict[str, Any] = {"record": name, "expr": require(expr, f"recording rule {name}")}
     if labels:

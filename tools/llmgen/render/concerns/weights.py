@@ -158,6 +158,29 @@ def fetch_image(cp: ClusterPlan) -> str | None:
     return images.tool_image(cp.platform, key) if key else None
 
 
+def wait_container(
+    provider: CloudProvider, uri: str, security: dict[str, Any], tmp: dict[str, Any]
+) -> dict[str, Any]:
+    """wait-for-mirror: poll until the mirror holds its manifest, which the weights
+    sync Job writes last (render/concerns/weightsync.py), so no pod ever copies
+    a half-written prefix of a new revision; a mirror filled by hand has it too."""
+    wait = provider.mirror_wait(uri)
+    env = {**wait.env, "WEIGHTS_MANIFEST": MANIFEST}
+    return {
+        "name": "wait-for-mirror",
+        "image": wait.image,
+        "imagePullPolicy": "Always",
+        "command": list(wait.command),
+        "env": [{"name": k, "value": v} for k, v in sorted(env.items())],
+        "resources": {
+            "requests": {"cpu": "50m", "memory": "128Mi"},
+            "limits": {"cpu": "500m", "memory": "512Mi"},
+        },
+        "securityContext": security,
+        "volumeMounts": [tmp],
+    }
+
+
 def init_containers(
     provider: CloudProvider,
     model: Model,
@@ -195,6 +218,7 @@ def init_containers(
         "limits": {"cpu": str(COPY_CPUS), "memory": "4Gi"},
     }
     return [
+        wait_container(provider, uri, security, tmp),
         {
             "name": "fetch-weights",
             "image": image or sync.image,

@@ -1,0 +1,1 @@
+"""`llmgen weights`: what the weights mirrors hold, read from the object stores."""
