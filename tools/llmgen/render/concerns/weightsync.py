@@ -174,6 +174,7 @@ def hf_token_secret(cp: ClusterPlan, item: MirrorItem) -> dict[str, Any] | None:
         "labels": _labels(cp, item),
         "refresh_interval": sb.refresh_interval(secret, env),
         "store": sb.store_name(backend),
+        "store_kind": "ClusterSecretStore",
         "deletion_policy": "Retain",
         "secret_key": secret.key,
         "remote_key": ref.key,
