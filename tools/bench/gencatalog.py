@@ -152,7 +152,7 @@ metadata:
 spec:
   clusters: [{", ".join(clusters)}]
   domain: {name}.bench.example.com
-  dns: {{provider: route53, zoneID: Z0BENCH{name.upper().replace('-', '')}, accountID: "111122223333"}}
+  dns: {{provider: route53, zoneID: Z0BENCH{name.upper().replace("-", "")}, accountID: "111122223333"}}
   requirePinned: {"true" if pinned else "false"}
   budget:
     monthlyUSD: 1000000000
