@@ -143,6 +143,11 @@ spec:{task_line}
 """
 
 
+def _zone(env: str) -> str:
+    """A Route 53 hosted zone ID for the environment (any well-formed one)."""
+    return "Z0BENCH" + env.upper().replace("-", "")
+
+
 def environment_yaml(name: str, clusters: list[str], models: list[str], pinned: bool) -> str:
     weights = "\n".join(
         f"      {c}: {w}" for c, w in zip(clusters, _weights(len(clusters)), strict=True)
@@ -160,10 +165,7 @@ metadata:
 spec:
   clusters: [{", ".join(clusters)}]
   domain: {name}.bench.example.com
-  dns:
-    provider: route53
-    zoneID: Z0BENCH{name.upper().replace('-', '')}
-    accountID: "111122223333"
+  dns: {{provider: route53, zoneID: {_zone(name)}, accountID: "111122223333"}}
   requirePinned: {"true" if pinned else "false"}
   budget:
     monthlyUSD: 1000000000
