@@ -68,7 +68,7 @@ class FakeProvider(CloudProvider):
     ) -> dict[str, str]:
         return {"fakecloud.example/identity": f"{namespace}.{service_account}"}
 
-    def weights_sync(self, uri: str, dest: str) -> WeightsSync:
+    def weights_sync(self, uri: str, dest: str, workers: int) -> WeightsSync:
         return WeightsSync("example.com/fake-copy:1.0", ("fake-copy", uri, dest), {})
 
     def load_balancer_annotations(self, cluster: Cluster) -> dict[str, str]:
@@ -171,8 +171,9 @@ def test_builtin_clouds_answer_the_whole_interface() -> None:
         for model in cat.models.values():
             uri = provider.weights_uri(model)
             assert uri.startswith(f"{provider.storage_scheme}://")
-            sync = provider.weights_sync(uri, "/models/weights")
-            assert uri in sync.command and sync.command[-1] == "/models/weights"
+            sync = provider.weights_sync(uri, "/models/weights", 4)
+            where = (*sync.command, *sync.env.values())
+            assert uri in where and "/models/weights" in where
             assert ":" in sync.image.rsplit("/", 1)[-1]  # a pinned tag, never implicit latest
         if cluster.cloud == "aws":
             account = cluster.cloud_settings["accountID"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
 import pytest
 
@@ -75,3 +76,60 @@ def test_packing_takes_cpu_and_memory_into_account() -> None:
     room = fit.allocatable("gcp", node)
     assert room.memory_gib < 2 * (104 + 0.125)
     assert math.floor(room.memory_gib / (104 + 0.125)) == 1
+
+
+def _quantity_gib(text: str) -> float:
+    assert text.endswith("Gi"), text
+    return float(text[:-2])
+
+
+def test_rendered_requests_are_what_fit_packs(plan: Plan, files: dict[str, bytes]) -> None:
+    """The Deployment asks exactly fit's request; init containers ask less (no larger peak)."""
+    import yaml
+
+    for cp in plan.clusters.values():
+        prefix = f"generated/clusters/{cp.name}/models/"
+        deps = {
+            d["metadata"]["name"]: d
+            for path, body in files.items()
+            if path.startswith(prefix)
+            for d in yaml.safe_load_all(body)
+            if d and d["kind"] == "Deployment"
+        }
+        for p in cp.placements:
+            spec = deps[p.name]["spec"]["template"]["spec"]
+            (vllm,) = spec["containers"]
+            req = vllm["resources"]["requests"]
+            need = fit.pod_request(p.model) - fit.SIDECAR
+            assert _quantity_gib(req["memory"]) == need.memory_gib
+            assert float(req["cpu"]) == pytest.approx(need.cpu)
+            for init in spec.get("initContainers", []):
+                r = init["resources"]["requests"]
+                assert _quantity_gib(r["memory"]) <= need.memory_gib
+                assert float(r["cpu"]) <= need.cpu
+
+
+def test_node_counts_and_gpu_limits_follow_packing(scratch_repo: Path) -> None:
+    """qwen at 96 GiB fits once per 4-GPU L4 node: nodes, GPU limits and price double."""
+    from llmgen.plan.build import build_plan
+    from llmgen.render.pipeline import checked_catalog
+
+    def qwen_plan() -> tuple[int, int, int, float]:
+        cat, _ = checked_catalog(scratch_repo)
+        cp = build_plan(cat).clusters["prod-gcp-usc1"]
+        (p,) = [p for p in cp.placements if p.model.name == "qwen2-5-32b-instruct-awq"]
+        return (
+            p.replicas_per_node,
+            cp.node_caps["l4-x4"],
+            cp.gpu_caps["l4-x4"],
+            p.replica_hourly_usd,
+        )
+
+    per, nodes, gpus, price = qwen_plan()
+    assert per == 2
+    path = scratch_repo / "catalog" / "models" / "qwen2-5-32b-instruct-awq.yaml"
+    path.write_text(path.read_text().replace("memoryGiB: 64", "memoryGiB: 96"))
+    per96, nodes96, gpus96, price96 = qwen_plan()
+    assert per96 == 1
+    assert price96 == pytest.approx(2 * price)  # the replica strands two L4s and pays for them
+    assert nodes96 >= nodes and gpus96 == nodes96 * 4

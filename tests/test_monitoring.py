@@ -323,14 +323,22 @@ def _labels(labels: dict[str, str]) -> str:
 
 def test_scrapes_go_through_istio_merged_metrics_past_strict_mtls(shipped: Any) -> None:
     # STRICT mTLS would refuse a plain-text scrape of the serving port; every
-    # PodMonitor must use the sidecar's merged endpoint, which the model
+    # model PodMonitor selects the declared vLLM port and rewrites the address
+    # to the sidecar's merged endpoint (15020, undeclared), which the model
     # namespaces' NetworkPolicies admit from the monitoring namespace.
     monitors = of_kind(shipped[1], "PodMonitor")
     assert monitors
     for _cluster, doc in monitors:
         (endpoint,) = doc["spec"]["podMetricsEndpoints"]
-        assert endpoint["portNumber"] == 15020 and endpoint["path"] == "/stats/prometheus"
-        assert "port" not in endpoint
+        assert endpoint["path"] == "/stats/prometheus" and "portNumber" not in endpoint
+        if doc["metadata"]["namespace"] == "istio-ingress":
+            assert endpoint["port"] == "http-envoy-prom"
+            continue
+        assert endpoint["port"] == "http"
+        assert {r["replacement"] for r in endpoint["relabelings"]} == {
+            "${1}:15020",
+            "[${1}]:15020",
+        }
     policies = of_kind(shipped[1], "NetworkPolicy")
     allow_scrape = [
         d

@@ -52,7 +52,9 @@ def test_karpenter_pool_per_catalog_pool(plan: Plan, files: dict[str, bytes]) ->
             assert limit <= pool.max_nodes * pool.gpus_per_node
             assert limit % pool.gpus_per_node == 0
             reqs = {r["key"]: r["values"] for r in np["template"]["spec"]["requirements"]}
-            assert reqs["karpenter.sh/capacity-type"] == [pool.capacity_type]
+            # spot pools fall back to on-demand (Karpenter prefers spot)
+            kinds = ["on-demand", "spot"] if pool.capacity_type == "spot" else ["on-demand"]
+            assert reqs["karpenter.sh/capacity-type"] == kinds
             assert reqs["node.kubernetes.io/instance-type"] == sorted(pool.instance_types)
             assert reqs["topology.kubernetes.io/zone"] == sorted(pool.zones)
             taints = np["template"]["spec"]["taints"]

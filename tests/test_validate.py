@@ -216,11 +216,11 @@ def test_references_to_a_file_that_failed_to_load_are_not_reported(scratch_repo:
             id="minimum",
         ),
         pytest.param(
-            "catalog/models/bge-m3.yaml",
-            "gpuUtilization: 80",
-            "gpuUtilization: 180",
-            "catalog/models/bge-m3.yaml:33:23: spec.scaling.targets.gpuUtilization: must be at "
-            "most 100, got 180",
+            "catalog/models/llama-3-1-8b-instruct.yaml",
+            "kvCacheUsage: 0.85",
+            "kvCacheUsage: 1.85",
+            "catalog/models/llama-3-1-8b-instruct.yaml:34:21: spec.scaling.targets.kvCacheUsage: "
+            "must be at most 1, got 1.85",
             id="maximum",
         ),
         pytest.param(

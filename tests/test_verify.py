@@ -112,7 +112,11 @@ def test_wrong_type_is_located_at_the_value(tree: Path, crd_schemas: Path) -> No
     edit(tree, MODEL, "containerPort: 8000", 'containerPort: "8000"')
     assert schemas_only(tree, crd_schemas) == [
         f"{MODEL}:26:30: Deployment/llm-llama/llama: "
-        'spec.template.spec.containers[0].ports[0].containerPort: "8000" is not of type integer'
+        'spec.template.spec.containers[0].ports[0].containerPort: "8000" is not of type integer',
+        # ... and so the Service's named target port resolves to no declared port.
+        f"{MODEL}:63:19: Service/llm-llama/llama: spec.ports[0].targetPort: "
+        'port "http" is not declared by Deployment/llm-llama/llama '
+        "(15090 http-envoy-prom (istio-proxy)); its pods get no endpoint on this port",
     ]
 
 
@@ -132,8 +136,12 @@ def test_kind_without_schema_is_an_error_not_a_pass(tree: Path, crd_schemas: Pat
         "apiVersion: networking.istio.io/v1\nkind: Foo\nmetadata:\n  name: llama\n",
     )
     assert schemas_only(tree, crd_schemas) == [
+        f"{MODELS}/foo.yaml:2:1: Foo/llama: Foo (networking.istio.io/v1): no earlier layer "
+        "installs networking.istio.io and the cluster does not declare it in "
+        'spec.prerequisites; the layer\'s dry-run fails with no matches for kind "Foo" '
+        "and nothing of it is applied",
         f"{MODELS}/foo.yaml:2:1: Foo/llama: "
-        "no schema for networking.istio.io/v1 Foo; add it to --crd-schemas"
+        "no schema for networking.istio.io/v1 Foo; add it to --crd-schemas",
     ]
 
 
@@ -175,6 +183,8 @@ def test_names_namespaces_and_labels_are_validated(tree: Path, crd_schemas: Path
         f"{MODEL}:69:14: ScaledObject/LLM/llama: metadata.namespace: "
         "\"LLM\" is not a valid namespace: lower-case letters, digits and '-', starting and "
         "ending with a letter or digit, at most 63 characters",
+        f"{MODEL}:72:11: ScaledObject/LLM/llama: spec.scaleTargetRef.name: "
+        'no Deployment "llama" in namespace LLM; KEDA has nothing to scale',
     ]
 
 
@@ -301,7 +311,12 @@ def test_depends_on_a_missing_kustomization(tree: Path, crd_schemas: Path) -> No
     assert schemas_only(tree, crd_schemas) == [
         f"{CLUSTER}/kustomization-models.yaml:9:13: Kustomization/flux-system/models: "
         'spec.dependsOn[0].name: no Kustomization "flux-system/infra-configs" in '
-        "generated/clusters/c1"
+        "generated/clusters/c1",
+        # ... so nothing orders the models layer after the one installing KEDA.
+        f"{MODEL}:65:1: ScaledObject/llm-llama/llama: ScaledObject (keda.sh/v1alpha1): "
+        "the HelmRelease installing keda.sh is in layer infrastructure-controllers, not "
+        "before layer models; the layer's dry-run fails with no matches for kind "
+        '"ScaledObject" and nothing of it is applied',
     ]
 
 

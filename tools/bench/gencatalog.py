@@ -59,7 +59,11 @@ def cluster_yaml(name: str, cloud: str, region: str) -> str:
             ("a100-x2", "A100-80GB", 2, "machineType: a2-ultragpu-2g", "on-demand", 200),
             ("h100-x8", "H100-80GB", 8, "machineType: a3-highgpu-8g", "on-demand", 120),
         ]
-        extra = "  gcp:\n    projectID: llm-bench-1234\n"
+        extra = (
+            "  gcp:\n    projectID: llm-bench-1234\n"
+            # Config Connector is a GKE add-on, enabled with the cluster (verify checks it).
+            "  prerequisites: [container.cnrm.cloud.google.com, core.cnrm.cloud.google.com]\n"
+        )
     lines = [
         "apiVersion: llmgen.io/v1alpha1",
         "kind: Cluster",
@@ -122,7 +126,6 @@ spec:{task_line}
     maxReplicas: 4
     targets:
       queueLength: 8
-      gpuUtilization: 85
       p95LatencySeconds: 2
       kvCacheUsage: 0.85
     scaleToZero: false

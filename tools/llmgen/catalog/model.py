@@ -104,6 +104,8 @@ class Cluster:
     node_pools: tuple[NodePool, ...]
     cloud_settings: dict[str, Any]  # spec.aws or spec.gcp, as written
     where: Where
+    # API groups or group/Kind served before Flux runs (installed out of band).
+    prerequisites: tuple[str, ...] = ()
 
     def pool(self, name: str) -> NodePool | None:
         return next((p for p in self.node_pools if p.name == name), None)
@@ -348,6 +350,7 @@ def _cluster(cat: Catalog, doc: Document, spec: dict[str, Any]) -> None:
         node_pools=tuple(pools),
         cloud_settings=dict(spec.get(spec["cloud"], {})),
         where=_where(doc, "spec"),
+        prerequisites=tuple(spec.get("prerequisites", ())),
     )
 
 

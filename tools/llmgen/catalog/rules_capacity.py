@@ -46,6 +46,21 @@ def engine_quantization(ctx: Context) -> Iterator[Diagnostic]:
             )
 
 
+def scaling_targets(ctx: Context) -> Iterator[Diagnostic]:
+    """gpuUtilization no longer drives scaling: say so where it is set (warning)."""
+    for model in ctx.catalog.models.values():
+        if model.targets.gpu_utilization is not None:
+            yield model.where.warning(
+                "GPU duty cycle no longer drives scaling: it reads ~100 % while a replica "
+                "decodes a single stream, so replicas would ratchet to the maximum; scaling "
+                "follows queueLength, running requests against --max-num-seqs, kvCacheUsage "
+                "and p95LatencySeconds (remove this target)",
+                "scaling",
+                "targets",
+                "gpuUtilization",
+            )
+
+
 def weights_fit(ctx: Context) -> Iterator[Diagnostic]:
     """The weights (with headroom) fit in the memory of the replica's GPUs."""
     for model in ctx.catalog.models.values():
@@ -144,6 +159,7 @@ def replica_bounds(ctx: Context) -> Iterator[Diagnostic]:
 CAPACITY_RULES: tuple[Rule, ...] = (
     parallelism,
     engine_quantization,
+    scaling_targets,
     weights_fit,
     placement,
     node_fit,

@@ -122,8 +122,9 @@ def verify_cmd(
     ] = None,
     fmt: Annotated[str, typer.Option("--format", help="text | json | github")] = "text",
 ) -> None:
-    """Check generated/: strict schemas, kustomize build, Flux references."""
-    from llmgen.verify.runner import verify_tree
+    """Check generated/: schemas, CRD rules, API server rules, kustomize builds, Flux
+    references, wiring across resources and layers."""
+    from llmgen.verify.runner import catalog_facts, verify_tree
 
     base = find_root(root)
     if crd_schemas is None:
@@ -140,12 +141,19 @@ def verify_cmd(
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--kubernetes-version") from exc
     result = verify_tree(
-        base, crd_schemas, kubernetes_version=kubernetes_version, kustomize=kustomize
+        base,
+        crd_schemas,
+        kubernetes_version=kubernetes_version,
+        kustomize=kustomize,
+        clusters=catalog_facts(base),
     )
-    summary = (
-        f"{'OK' if result.ok else 'FAILED'}: {result.documents} documents "
-        f"(Kubernetes {result.kubernetes_schemas} schemas), "
-        f"{result.folders} kustomize folders; " + report.summary(result.diagnostics)
+    summary = "\n".join(
+        [
+            *result.stats.lines(),
+            f"{'OK' if result.ok else 'FAILED'}: {result.documents} documents "
+            f"(Kubernetes {result.kubernetes_schemas} schemas), "
+            f"{result.folders} kustomize folders; " + report.summary(result.diagnostics),
+        ]
     )
     finish(result.diagnostics, fmt, result.ok, summary)
 

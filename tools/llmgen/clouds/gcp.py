@@ -15,6 +15,12 @@ if TYPE_CHECKING:
 COMPUTE_CLASS_LABEL = "cloud.google.com/compute-class"
 #: Namespace holding the Config Connector node pools (annotated with the project).
 NODEPOOL_NAMESPACE = "gke-node-pools"
+#: Config Connector in namespaced mode reads this one object per namespace
+#: (its name is fixed by Config Connector).
+CONFIG_CONNECTOR_CONTEXT = "configconnectorcontext.core.cnrm.cloud.google.com"
+#: The Google service account Config Connector acts as for the node pools
+#: (a README prerequisite: roles/container.clusterAdmin on the project).
+CNRM_SERVICE_ACCOUNT = "llmgen-node-pools"
 #: Threads per gcloud storage process for the weights copy.
 COPY_THREADS = 8
 #: Pinned Google Cloud CLI image for the weights copy (`gcloud storage rsync`).
@@ -118,6 +124,21 @@ class GcpProvider(CloudProvider):
                     NODEPOOL_NAMESPACE,
                     "nodepools/gcp/namespace.yaml.j2",
                     {"name": NODEPOOL_NAMESPACE, "labels": cp.labels, "project": project},
+                )
+            )
+            # Without it Config Connector (namespaced mode) ignores the
+            # namespace: the ContainerNodePools would never be created.
+            out.append(
+                NodePoolResource(
+                    "ConfigConnectorContext",
+                    NODEPOOL_NAMESPACE,  # names the file; the object's name is fixed
+                    "nodepools/gcp/configconnectorcontext.yaml.j2",
+                    {
+                        "name": CONFIG_CONNECTOR_CONTEXT,
+                        "namespace": NODEPOOL_NAMESPACE,
+                        "labels": cp.labels,
+                        "service_account": gsa_email(cluster, CNRM_SERVICE_ACCOUNT),
+                    },
                 )
             )
         for pool in cluster.node_pools:

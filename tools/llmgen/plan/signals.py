@@ -75,6 +75,26 @@ def queue_waiting(ns: str, deployment: str) -> str:
     return f"sum(vllm:num_requests_waiting{selector(ns, deployment)})"
 
 
+def running_requests(ns: str, deployment: str) -> str:
+    """Sequences the replicas decode right now (the batch), summed."""
+    return f"sum(vllm:num_requests_running{selector(ns, deployment)})"
+
+
+def deployed_replicas(ns: str, deployment: str) -> str:
+    """Replicas the Deployment has (kube-state-metrics), ready or still warming up."""
+    sel = f"namespace={label(ns)}, deployment={label(deployment)}"
+    return f"sum(kube_deployment_status_replicas{{{sel}}})"
+
+
+def idle_when_scraped(expr: str, ns: str, deployment: str) -> str:
+    """`expr`, or 0 while the replicas' series exist; no data when they do not.
+
+    For a query that is legitimately empty on an idle model (a latency
+    quantile over no requests): idle reads 0, a lost scrape stays an error.
+    """
+    return f"({expr}) or (0 * {ready_replicas(ns, deployment)})"
+
+
 def ready_replicas(ns: str, deployment: str) -> str:
     """Replicas Prometheus sees serving: one `num_requests_running` series per pod."""
     return f"count(vllm:num_requests_running{selector(ns, deployment)})"

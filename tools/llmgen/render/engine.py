@@ -64,6 +64,7 @@ ALLOWED_KINDS: frozenset[tuple[str, str]] = frozenset(
         ("karpenter.k8s.aws/v1", "EC2NodeClass"),
         ("cloud.google.com/v1", "ComputeClass"),
         ("container.cnrm.cloud.google.com/v1beta1", "ContainerNodePool"),
+        ("core.cnrm.cloud.google.com/v1beta1", "ConfigConnectorContext"),
         ("networking.istio.io/v1", "Gateway"),
         ("networking.istio.io/v1", "VirtualService"),
         ("networking.istio.io/v1", "DestinationRule"),

@@ -19,7 +19,7 @@ import stat
 import subprocess
 import sysconfig
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,13 +217,15 @@ def find_kubectl() -> Path:
 class _Outcome:
     returncode: int
     stderr: str
+    stdout: str = ""
 
 
-def _build(kubectl: Path, folder: Path) -> _Outcome:
+def _build(kubectl: Path, folder: Path, keep: bool) -> _Outcome:
     try:
         done = subprocess.run(
             [str(kubectl), "kustomize", str(folder)],
-            stdout=subprocess.DEVNULL,  # only success matters; output can be large
+            # Kept only for the folders Flux applies: verify checks what they build.
+            stdout=subprocess.PIPE if keep else subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
             timeout=BUILD_TIMEOUT_SECONDS,
@@ -231,14 +233,19 @@ def _build(kubectl: Path, folder: Path) -> _Outcome:
         )
     except subprocess.TimeoutExpired:
         return _Outcome(-1, f"kustomize build timed out after {BUILD_TIMEOUT_SECONDS} s")
-    return _Outcome(done.returncode, done.stderr)
+    return _Outcome(done.returncode, done.stderr, done.stdout or "")
 
 
 class KustomizeBuilds:
     """Builds running in the background while the caller does other work."""
 
     def __init__(
-        self, kubectl: Path, root: Path, folders: Iterable[Manifest], jobs: int | None
+        self,
+        kubectl: Path,
+        root: Path,
+        folders: Iterable[Manifest],
+        jobs: int | None,
+        keep: Callable[[str], bool] = lambda folder: False,
     ) -> None:
         # kustomize prints real paths; build from the resolved root so that
         # stripping it from messages leaves repo-relative paths.
@@ -250,7 +257,8 @@ class KustomizeBuilds:
         # long builds should not be the last to start.
         for m in sorted(folders, key=lambda m: (m.file.count("/"), m.file)):
             folder = self.root / Path(m.file).parent
-            self._futures[str(folder)] = (m, self._pool.submit(_build, kubectl, folder))
+            rel = m.file.rsplit("/", 1)[0]
+            self._futures[str(folder)] = (m, self._pool.submit(_build, kubectl, folder, keep(rel)))
 
     def results(self, already_broken: Iterable[str]) -> list[Diagnostic]:
         """Wait for every build; failures, and kustomize's warnings, as diagnostics.
@@ -287,6 +295,15 @@ class KustomizeBuilds:
                 continue
             message = " ".join(errors) or f"kubectl kustomize exited {outcome.returncode}"
             out.append(Diagnostic(self._locate(m, message), "", f"kustomize build: {message}"))
+        return out
+
+    def outputs(self) -> dict[str, str]:
+        """The built YAML of every kept folder that built, by repo-relative folder."""
+        out: dict[str, str] = {}
+        for m, future in self._futures.values():
+            outcome = future.result()
+            if not outcome.returncode and outcome.stdout:
+                out[m.file.rsplit("/", 1)[0]] = outcome.stdout
         return out
 
     def close(self) -> None:

@@ -2,77 +2,65 @@
 
 `verify_tree` checks everything under `<root>/generated/`:
 
-- every YAML document against the strict schema of its kind (`kube_schemas`):
-  core kinds from kubernetes-validate, custom resources from `--crd-schemas`;
-  a kind with no schema is an error, never a silent pass;
-- object names, namespaces and label keys/values as the API server validates them;
-- PromQL in KEDA Prometheus triggers and PrometheusRules parses;
+- every document on its own (`document`): strict schema, CRD validation
+  rules (CEL), the API server's own validation, names and labels, PromQL;
 - every `kustomization.yaml` structurally, then every folder holding one
-  through a real `kubectl kustomize` (`kustomize_build`), in parallel;
-- Flux references resolve within each cluster's folder (`flux_refs`).
+  through a real `kubectl kustomize` (`kustomize`), in parallel; the build
+  of each folder Flux applies is kept, and objects an overlay changed are
+  checked again as Flux will apply them (`built`);
+- Flux references resolve within each cluster's folder (`flux_refs`);
+- wiring across resources and Flux layers, on what Flux applies (`wiring`,
+  `refs`): selectors and ports, KEDA targets, mesh routes and principals,
+  Secrets and custom kinds present before they are needed, egress, deadlines;
+- no credential-looking value anywhere in the tree (the catalog's guard).
 
-Nothing prints: the result is a `VerifyReport` of located diagnostics.
+Nothing prints: the result is a `VerifyReport` of located diagnostics and
+counters of the checks run, skipped, failed and not evaluable per family.
 """
 
 from __future__ import annotations
 
-import functools
+import importlib
 import os
-import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import promql_parser
-
 from llmgen.catalog import guard
-from llmgen.catalog.load import PathKey
+from llmgen.catalog.names import nodepool_name
 from llmgen.errors import Diagnostic, SourceLocation
+from llmgen.verify.built import flux_paths, map_built, overlays
+from llmgen.verify.cluster import ClusterFacts, PoolFit
+from llmgen.verify.document import DocumentChecks, check_document
 from llmgen.verify.flux_refs import check_flux_refs
 from llmgen.verify.kustomize import (
     KUSTOMIZE_FILES,
     KustomizeBuilds,
     check_kustomization,
     find_kubectl,
-    is_kustomize_config,
 )
 from llmgen.verify.manifests import Manifest, ParseProblem, split_documents
 from llmgen.verify.schemas import (
-    SchemaProblem,
     SchemaStore,
     VersionedSchemas,
     cluster_versions,
-    schema_errors,
     split_api_version,
 )
+from llmgen.verify.stats import CheckStats
+from llmgen.verify.wiring import check_wiring
 
-__all__ = ["SchemaStore", "VerifyReport", "verify_documents", "verify_tree"]
+__all__ = [
+    "ClusterFacts",
+    "catalog_facts",
+    "SchemaStore",
+    "VerifyReport",
+    "check_document",
+    "verify_documents",
+    "verify_tree",
+]
 
 _FLUX_SUFFIX = ".toolkit.fluxcd.io"
-_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-_DNS_1035 = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
-_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-_LABEL_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
-_SUBDOMAIN_RULE = (
-    "lower-case letters, digits, '-' and '.', starting and ending with a letter or digit, "
-    "at most 253 characters"
-)
-_LABEL_RULE = (
-    "lower-case letters, digits and '-', starting and ending with a letter or digit, "
-    "at most 63 characters"
-)
-# How the API server validates `metadata.name`, for the kinds that differ
-# from the default (DNS-1123 subdomain).
-_NAME_RULES: dict[str, tuple[re.Pattern[str] | None, int, str]] = {
-    "Namespace": (_DNS_LABEL, 63, _LABEL_RULE),
-    "Service": (_DNS_1035, 63, _LABEL_RULE.replace("a letter or digit, at", "a letter, at")),
-    # RBAC names are path segments (`system:metrics-reader` is valid).
-    "Role": (None, 253, "any characters except '/' and '%', and not '.' or '..'"),
-    "ClusterRole": (None, 253, "any characters except '/' and '%', and not '.' or '..'"),
-    "RoleBinding": (None, 253, "any characters except '/' and '%', and not '.' or '..'"),
-    "ClusterRoleBinding": (None, 253, "any characters except '/' and '%', and not '.' or '..'"),
-}
 
 
 @dataclass
@@ -83,6 +71,7 @@ class VerifyReport:
     folders: int = 0  # folders holding a kustomization.yaml
     diagnostics: list[Diagnostic] = field(default_factory=list)
     kubernetes_schemas: str = ""  # the kubernetes-validate version used, e.g. "1.33"
+    stats: CheckStats = field(default_factory=CheckStats)
 
     @property
     def ok(self) -> bool:
@@ -96,18 +85,31 @@ def verify_tree(
     kubernetes_version: str | None = None,
     kustomize: bool = True,
     jobs: int | None = None,
+    clusters: Mapping[str, ClusterFacts] | None = None,
 ) -> VerifyReport:
     """Verify `root / "generated"`; diagnostics are located relative to `root`.
 
-    Raises `ToolMissingError` when kubectl (with `kustomize=True`) or the
-    kubernetes-validate schemas cannot be found.
+    `clusters` holds what the catalog says of each cluster, by name (its
+    Kubernetes version, cloud, prerequisites). Raises `ToolMissingError` when
+    kubectl (with `kustomize=True`) or the kubernetes-validate schemas cannot
+    be found.
     """
     root = root.resolve()
-    # Each cluster's folder is checked against the schemas of its catalog
-    # `kubernetesVersion`; `kubernetes_version` overrides them all.
-    stores = VersionedSchemas(crd_schemas, cluster_versions(root), override=kubernetes_version)
+    # Each cluster's folder is checked against the strict schemas of its
+    # catalog `kubernetesVersion`; `kubernetes_version` overrides them all.
+    versions = (
+        {n: f"{f.kubernetes_version[0]}.{f.kubernetes_version[1]}" for n, f in clusters.items()}
+        if clusters
+        else cluster_versions(root)
+    )
+    stores = VersionedSchemas(crd_schemas, versions, override=kubernetes_version)
+    store = stores.store(stores.default)
     kubectl = find_kubectl() if kustomize else None
-    report = VerifyReport()
+    report = VerifyReport(kubernetes_schemas=stores.used)
+    checks = DocumentChecks.for_store(store)
+    checks.stats = report.stats
+    facts = {f"generated/clusters/{name}": f for name, f in (clusters or {}).items()}
+    checks.versions = {folder: f.kubernetes_version for folder, f in facts.items()}
     tree = root / "generated"
     if not tree.is_dir():
         report.diagnostics.append(
@@ -119,18 +121,17 @@ def verify_tree(
     configs = [f for f in files if f.rsplit("/", 1)[-1] in KUSTOMIZE_FILES]
     others = [f for f in files if f.rsplit("/", 1)[-1] not in KUSTOMIZE_FILES]
 
-    # Kustomizations first, so the (slow, parallel) builds run while this
-    # thread validates every other document.
     to_build: list[Manifest] = []
     broken: set[str] = set()
     namespaces: dict[str, str] = {}
+    folder_configs: dict[str, Manifest] = {}
     for rel in configs:
         before = len(report.diagnostics)
-        docs = _read(root, rel, report, contents)
+        found = _read(root, rel, report, contents)
         # An empty file still gets built: kustomize says what it thinks of it.
-        first = docs[0] if docs else Manifest(rel, 1, {})
-        problems = check_kustomization(first, root)
-        report.diagnostics += problems
+        first = found[0] if found else Manifest(rel, 1, {})
+        folder_configs[rel.rsplit("/", 1)[0]] = first
+        report.diagnostics += check_kustomization(first, root)
         report.folders += 1
         if isinstance(first.data, dict) and isinstance(first.data.get("namespace"), str):
             namespaces[rel.rsplit("/", 1)[0]] = first.data["namespace"]
@@ -139,26 +140,168 @@ def verify_tree(
         else:
             to_build.append(first)
 
-    builds = KustomizeBuilds(kubectl, root, to_build, jobs) if kubectl else None
+    # The Flux objects of each cluster folder first: they say which folders
+    # Flux applies, whose builds are kept. The (slow, parallel) builds then
+    # run while this thread checks every other document.
+    top = [f for f in others if f.count("/") == 3]
+    docs: list[Manifest] = []
+    for rel in top:
+        docs += _read(root, rel, report, contents)
+    flux = [m for m in docs if split_api_version(m.api_version)[0].endswith(_FLUX_SUFFIX)]
+    paths = flux_paths(flux)
+    builds = (
+        KustomizeBuilds(kubectl, root, to_build, jobs, keep=paths.__contains__) if kubectl else None
+    )
     try:
-        flux: list[Manifest] = []
         for rel in others:
-            for m in _read(root, rel, report, contents):
-                report.diagnostics += check_document(m, stores.for_file(rel))
-                if split_api_version(m.api_version)[0].endswith(_FLUX_SUFFIX):
-                    flux.append(m)
+            if rel.count("/") != 3:
+                docs += _read(root, rel, report, contents)
+        for m in docs:
+            report.diagnostics += check_document(m, stores.for_file(m.file), checks)
+            if m.file.count("/") != 3 and split_api_version(m.api_version)[0].endswith(
+                _FLUX_SUFFIX
+            ):
+                flux.append(m)
         report.diagnostics += check_flux_refs(root, flux, namespaces)
         # No value that looks like a credential may sit in the tree, however
         # it got there (a hand edit, a template, an overlay-less patch).
         report.diagnostics += guard.scan(_with_other_files(root, tree, contents))
+        outputs: dict[str, str] = {}
         if builds:
             report.diagnostics += builds.results(broken)
+            outputs = builds.outputs()
     finally:
         if builds:
             builds.close()
-    report.diagnostics.sort()
+    applied = _applied(docs, outputs, paths, namespaces, folder_configs, store, checks, report)
+    report.diagnostics += check_wiring(applied, report.stats["wiring"], facts, namespaces)
+    report.diagnostics = sorted({_traced(root, d, facts) for d in report.diagnostics})
     report.kubernetes_schemas = stores.used
     return report
+
+
+def _traced(root: Path, d: Diagnostic, facts: Mapping[str, ClusterFacts]) -> Diagnostic:
+    """`d`, naming the catalog file its generated file comes from where that is one file:
+    a model's file from `catalog/models/<model>.yaml`, a node pool's from its cluster's."""
+    parts = d.location.file.split("/")
+    if len(parts) < 5 or parts[:2] != ["generated", "clusters"]:
+        return d
+    source = ""
+    if parts[3] == "models":
+        source = f"catalog/models/{parts[4].removesuffix('.yaml')}.yaml"
+    elif parts[-1].startswith("nodepool-"):
+        source = facts.get("/".join(parts[:3]), ClusterFacts()).catalog_file
+    if not source or not (root / source).is_file():
+        return d
+    return Diagnostic(d.location, d.path, f"{d.message} (from {source})", d.severity)
+
+
+def catalog_facts(root: Path) -> dict[str, ClusterFacts]:
+    """What the catalog under `root` says of each cluster; empty if it does not load.
+
+    Verify checks a tree whatever state the catalog is in: an invalid catalog
+    only loses the per-cluster facts (versions, cloud, prerequisites).
+    """
+    from llmgen.catalog.validate import validate
+
+    catalog = validate(root).catalog
+    if catalog is None:
+        return {}
+    out: dict[str, ClusterFacts] = {}
+    for name, cluster in catalog.clusters.items():
+        try:
+            major, minor = (int(p) for p in cluster.kubernetes_version.split(".")[:2])
+        except ValueError:
+            major, minor = 1, 33
+        out[name] = ClusterFacts(
+            cloud=cluster.cloud,
+            kubernetes_version=(major, minor),
+            prerequisites=tuple(cluster.prerequisites),
+            catalog_file=cluster.where.doc.file,
+            pools=_pool_fits(catalog, cluster),
+        )
+    return out
+
+
+def _pool_fits(catalog: Any, cluster: Any) -> tuple[PoolFit, ...]:
+    """Each pool's shapes and what they give pods, from the catalog's node-fit arithmetic
+    (`llmgen.catalog.fit`, issue 13). Without it (or a shape's size), no pool is
+    known and the fit check is skipped and counted, not passed."""
+    try:
+        fit = importlib.import_module("llmgen.catalog.fit")
+    except ImportError:
+        return ()
+    out = []
+    for pool in cluster.node_pools:
+        gpu = catalog.gpus.get(pool.gpu)
+        if gpu is None:
+            continue
+        try:
+            sizes = tuple(
+                (shape.name, *_cpu_memory(fit.allocatable(cluster.cloud, shape)))
+                for shape in fit.shapes(pool, gpu, cluster.cloud)
+            )
+        except (AttributeError, TypeError, ValueError):
+            continue
+        out.append(PoolFit(nodepool_name(pool.name), sizes))
+    return tuple(out)
+
+
+def _cpu_memory(resources: Any) -> tuple[float, float]:
+    return float(resources.cpu), float(resources.memory_gib)
+
+
+def _applied(
+    docs: list[Manifest],
+    outputs: Mapping[str, str],
+    paths: set[str],
+    namespaces: Mapping[str, str],
+    folder_configs: Mapping[str, Manifest],
+    store: SchemaStore,
+    checks: DocumentChecks,
+    report: VerifyReport,
+) -> list[Manifest]:
+    """The objects Flux applies: each built Flux path in place of its files.
+
+    An object an overlay changed is checked again as built; only the problems
+    its generated document does not already have are reported.
+    """
+    built = {p: outputs[p] for p in paths if p in outputs}
+    if not built:
+        return docs
+    out: list[Manifest] = []
+    sources: dict[str, dict[tuple[str, str, str], Manifest]] = {p: {} for p in built}
+    for m in docs:
+        folder = next((p for p in built if m.file.startswith(p + "/")), None)
+        if folder is None:
+            out.append(m)
+            continue
+        ns = namespaces.get(m.file.rsplit("/", 1)[0]) or m.namespace
+        sources[folder][(m.kind, ns, m.name)] = m
+        sources[folder].setdefault((m.kind, "", m.name), m)
+    scratch = DocumentChecks(checks.cel, CheckStats(), checks.versions, checks.default_version)
+    for folder, text in sorted(built.items()):
+        changed_by = overlays(folder, folder_configs.get(folder))
+        for b in map_built(folder, text, sources[folder], changed_by):
+            out.append(b.manifest)
+            if not b.changed_by:
+                continue
+            source = sources[folder].get((b.manifest.kind, b.manifest.namespace, b.manifest.name))
+            suffix = f" (as built with {b.changed_by})"
+            known = (
+                {
+                    (d.location, d.path, d.message + suffix)
+                    for d in check_document(source, store, scratch)
+                }
+                if source is not None
+                else set()
+            )
+            report.diagnostics += [
+                d
+                for d in check_document(b.manifest, store, checks)
+                if (d.location, d.path, d.message) not in known
+            ]
+    return out
 
 
 def _yaml_files(tree: Path, root: Path) -> list[str]:
@@ -216,7 +359,8 @@ def verify_documents(
     *,
     kubernetes_version: str = "1.33",
 ) -> list[Diagnostic]:
-    """Per-document checks (schema, names, labels, PromQL) on in-memory documents.
+    """Per-document checks (schema, CRD rules, API server rules, names, labels,
+    PromQL) on in-memory documents.
 
     Each document is a `Manifest` or `(file, line, data)`; the latter are
     located at `line`, since there is no source text to find nodes in.
@@ -234,140 +378,3 @@ def verify_documents(
         m = doc if isinstance(doc, Manifest) else Manifest(doc[0], doc[1], doc[2])
         out += check_document(m, store)
     return out
-
-
-def check_document(m: Manifest, store: SchemaStore) -> list[Diagnostic]:
-    """Every problem of one document."""
-    if is_kustomize_config(m):
-        return check_kustomization(m, None)
-    if not isinstance(m.data, dict):
-        return [m.diagnostic((), "a Kubernetes document must be a mapping")]
-    api_version, kind = m.data.get("apiVersion"), m.data.get("kind")
-    missing = [k for k, v in (("apiVersion", api_version), ("kind", kind)) if not v]
-    if missing or not isinstance(api_version, str) or not isinstance(kind, str):
-        what = " and ".join(missing) or "apiVersion and kind"
-        return [m.diagnostic((), f"{what} must be set (as strings)")]
-    out = _metadata(m)
-    try:
-        validator = store.validator(api_version, kind)
-    except SchemaProblem as exc:
-        return [*out, m.diagnostic((), str(exc))]
-    if validator is None:
-        return [*out, m.diagnostic((), store.missing_message(api_version, kind))]
-    out += [m.diagnostic(e.path, e.message, at=e.key) for e in schema_errors(validator, m.data)]
-    out += _promql(m)
-    return out
-
-
-def _metadata(m: Manifest) -> list[Diagnostic]:
-    out: list[Diagnostic] = []
-    meta = m.metadata
-    name = meta.get("name")
-    if not isinstance(name, str) or not name:
-        out.append(
-            m.diagnostic(("metadata", "name") if meta else ("metadata",), "name is required")
-        )
-    else:
-        pattern, limit, rule = _NAME_RULES.get(m.kind, (_DNS_SUBDOMAIN, 253, _SUBDOMAIN_RULE))
-        valid = (
-            pattern.fullmatch(name)
-            if pattern
-            else not ("/" in name or "%" in name or name in (".", ".."))
-        )
-        if not valid or len(name) > limit:
-            out.append(m.diagnostic(("metadata", "name"), f'"{name}" is not a valid name: {rule}'))
-    namespace = meta.get("namespace")
-    if isinstance(namespace, str) and not (
-        _DNS_LABEL.fullmatch(namespace) and len(namespace) <= 63
-    ):
-        out.append(
-            m.diagnostic(
-                ("metadata", "namespace"),
-                f'"{namespace}" is not a valid namespace: {_LABEL_RULE}',
-            )
-        )
-    out += _labels(m, ("metadata",), meta)
-    spec = m.data.get("spec")
-    template = spec.get("template") if isinstance(spec, dict) else None
-    if isinstance(template, dict) and isinstance(template.get("metadata"), dict):
-        out += _labels(m, ("spec", "template", "metadata"), template["metadata"])
-    return out
-
-
-def _labels(m: Manifest, base: PathKey, meta: dict[str, Any]) -> list[Diagnostic]:
-    out: list[Diagnostic] = []
-    for field_name in ("labels", "annotations"):
-        entries = meta.get(field_name)
-        if not isinstance(entries, dict):
-            continue
-        for key, value in entries.items():
-            path = (*base, field_name, key)
-            problem = _key_problem(str(key))
-            if problem:
-                out.append(m.diagnostic(path, problem, at=path))
-            if field_name == "labels" and isinstance(value, str) and not _label_value_ok(value):
-                out.append(
-                    m.diagnostic(
-                        path,
-                        f'"{value}" is not a valid label value: at most 63 letters, digits, '
-                        "'-', '_' or '.', starting and ending with a letter or digit",
-                    )
-                )
-    return out
-
-
-# Cached: the same few dozen label keys and values recur on every document.
-@functools.lru_cache(maxsize=65536)
-def _label_value_ok(value: str) -> bool:
-    return not value or (len(value) <= 63 and _LABEL_NAME.fullmatch(value) is not None)
-
-
-@functools.lru_cache(maxsize=65536)
-def _key_problem(key: str) -> str | None:
-    prefix, _, name = key.rpartition("/")
-    if prefix and not (_DNS_SUBDOMAIN.fullmatch(prefix) and len(prefix) <= 253):
-        return f'"{key}": the prefix must be a DNS subdomain ({_SUBDOMAIN_RULE})'
-    if not name or len(name) > 63 or not _LABEL_NAME.fullmatch(name):
-        return (
-            f'"{key}": the name part must be at most 63 letters, digits, '
-            "'-', '_' or '.', starting and ending with a letter or digit"
-        )
-    return None
-
-
-def _promql(m: Manifest) -> list[Diagnostic]:
-    """Queries KEDA and Prometheus would reject at run time, caught now."""
-    spec = m.data.get("spec")
-    if not isinstance(spec, dict):
-        return []
-    group, _ = split_api_version(m.api_version)
-    queries: list[tuple[PathKey, Any]] = []
-    if group == "keda.sh" and m.kind in ("ScaledObject", "ScaledJob"):
-        for i, trigger in enumerate(spec.get("triggers") or []):
-            if isinstance(trigger, dict) and trigger.get("type") == "prometheus":
-                meta = trigger.get("metadata")
-                if isinstance(meta, dict) and "query" in meta:
-                    queries.append((("spec", "triggers", i, "metadata", "query"), meta["query"]))
-    elif group == "monitoring.coreos.com" and m.kind == "PrometheusRule":
-        for g, rule_group in enumerate(spec.get("groups") or []):
-            rules = rule_group.get("rules") if isinstance(rule_group, dict) else None
-            for r, rule in enumerate(rules or []):
-                if isinstance(rule, dict) and "expr" in rule:
-                    queries.append((("spec", "groups", g, "rules", r, "expr"), rule["expr"]))
-    out: list[Diagnostic] = []
-    for path, query in queries:
-        problem = _promql_problem(str(query))
-        if problem:
-            out.append(m.diagnostic(path, f"PromQL does not parse: {problem}"))
-    return out
-
-
-# Cached: the same query recurs in every cluster a model runs in (on the
-# benchmark tree, 14,400 queries are 1,006 distinct ones).
-@functools.lru_cache(maxsize=65536)
-def _promql_problem(query: str) -> str | None:
-    try:
-        promql_parser.parse(query)
-    except (ValueError, TypeError) as exc:  # the parser raises both
-        return str(exc) or type(exc).__name__
-    return None

@@ -150,7 +150,7 @@ def model_document(spec: ModelSpec, docs: Sequence[Document]) -> CommentedMap:
     engine["dtype"] = spec.dtype
     if spec.quantization:
         engine["quantization"] = spec.quantization
-    targets = CommentedMap(queueLength=32 if embed else 8, gpuUtilization=80 if embed else 85)
+    targets = CommentedMap(queueLength=32 if embed else 8)
     if not embed:
         targets["kvCacheUsage"] = 0.85
     served = spec.repo.rsplit("/", 1)[-1].lower()

@@ -73,6 +73,13 @@ SPECS: dict[str, AddonSpec] = {
 }
 
 
+#: kube-prometheus-stack's Prometheus: replicas, how long it keeps data, and the
+#: volume each replica gets (the cluster's default StorageClass; a README prerequisite).
+PROMETHEUS_REPLICAS = 2
+PROMETHEUS_RETENTION = "15d"
+PROMETHEUS_STORAGE = "100Gi"
+
+
 def spec_of(name: str) -> AddonSpec:
     """Known add-ons have a spec; any other runs in a namespace of its own name."""
     return SPECS.get(name, AddonSpec(name))
@@ -109,6 +116,20 @@ def generic_values(name: str, cp: ClusterPlan) -> dict[str, Any]:
                     "podMonitorSelectorNilUsesHelmValues": False,
                     "ruleSelectorNilUsesHelmValues": False,
                     "externalLabels": {"cluster": cluster.name},
+                    # Autoscaling and the budget brake read this Prometheus:
+                    # two replicas (KEDA falls back only while both are down)
+                    # and a volume each, so a restart keeps the [1d] and [6h]
+                    # windows of the budget rules and projections.
+                    "replicas": PROMETHEUS_REPLICAS,
+                    "retention": PROMETHEUS_RETENTION,
+                    "storageSpec": {
+                        "volumeClaimTemplate": {
+                            "spec": {
+                                "accessModes": ["ReadWriteOnce"],
+                                "resources": {"requests": {"storage": PROMETHEUS_STORAGE}},
+                            }
+                        }
+                    },
                 }
             }
         }

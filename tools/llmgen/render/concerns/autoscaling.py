@@ -5,15 +5,36 @@ wanted" by `advanced.scalingModifiers.formula` (metricType AverageValue,
 target 1, so the HPA asks for ceil(formula) replicas):
 
 - queue:   waiting requests / the model's queueLength target per replica
-- GPU:     summed per-replica GPU utilisation / gpuUtilization target
+- batch:   running requests / (BATCH_TARGET x --max-num-seqs) per replica
 - KV:      summed per-replica KV-cache usage / kvCacheUsage target
 - latency: ready replicas x p95 latency / p95LatencySeconds target
 - wake:    1 while the gateway sends the model traffic (scale-to-zero only)
 
+GPU duty cycle (DCGM_FI_DEV_GPU_UTIL) does not drive scaling: it reads near
+100 % while a replica decodes a single stream (GKE's autoscaling best
+practices for LLM inference), so it would ratchet every model to its maximum.
+
 The formula takes the largest. Budget: when the cluster's spend, run for a
-month, would pass its budget allotment, the formula holds the replicas
-where they are (scale-down still works), and maxReplicaCount is the
-allocator's budget-capped maximum, so the cap holds even without metrics.
+month, would pass its budget allotment, the formula holds the replicas the
+Deployment has (kube-state-metrics, ready or warming up; scale-down still
+works), and maxReplicaCount is the allocator's budget-capped maximum, so the
+cap holds even without metrics.
+
+A lost scrape is an error, not "no load" (for ScaledObjects with a minimum
+of at least one): pod-derived queries carry no `or vector(0)` and set
+`ignoreNullValues: "false"`, so the Prometheus scaler fails on an empty
+result (pkg/scalers/prometheus_scaler.go at KEDA v2.18.1). After
+FALLBACK_FAILURES failures KEDA's fallback takes over, and with
+scalingModifiers it replaces the whole composite metric, not one term:
+pkg/scaling/scale_handler.go passes the fallback metrics to
+modifiers.HandleScalingModifiers, which returns fallbackMetrics[0]: the
+modifiers' target x max(current replicas, fallback.replicas) for
+`currentReplicasIfHigher` (pkg/fallback/fallback.go doFallback). Before the
+threshold the HPA gets an error and keeps the current count. Fallback is
+only honoured when scalingModifiers.target parses as an integer > 0
+(HasValidFallback), hence target "1". Where absent really means zero (a
+model at zero replicas waking on gateway traffic, the budget) `or vector(0)`
+stays.
 """
 
 from __future__ import annotations
@@ -22,7 +43,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from llmgen.catalog import names
-from llmgen.plan import signals
+from llmgen.plan import routing, signals
 from llmgen.plan.build import HOURS_PER_MONTH
 from llmgen.plan.promql import require
 from llmgen.render.types import Output, file_name
@@ -32,9 +53,12 @@ if TYPE_CHECKING:
 
 POLLING_SECONDS = 15
 FALLBACK_FAILURES = 3
-# Below half a replica of demand a scale-to-zero model counts as idle: an
-# idle vLLM pod still reports a little GPU utilisation.
+# Below half a replica of demand a scale-to-zero model counts as idle.
 ACTIVATION_TARGET = "0.5"
+#: Share of `--max-num-seqs` one replica should decode at once before another is wanted.
+BATCH_TARGET = 0.75
+#: Demand must persist this long before the HPA adds replicas.
+SCALE_UP_WINDOW_SECONDS = 120
 # HPA limits (autoscaling/v2): stabilisation <= 3600 s, policy period <= 1800 s.
 _MAX_STABILIZATION = 3600
 _MAX_PERIOD = 1800
@@ -44,20 +68,6 @@ def _number(value: float) -> str:
     """A target as KEDA reads it: a plain decimal string."""
     text = f"{value:.6f}".rstrip("0").rstrip(".")
     return text or "0"
-
-
-def _trigger(name: str, query: str, threshold: float, where: str) -> dict[str, Any]:
-    return {
-        "type": "prometheus",
-        "name": name,
-        # Explicit: KEDA's fallback needs AverageValue triggers.
-        "metricType": "AverageValue",
-        "metadata": {
-            "serverAddress": signals.PROMETHEUS_URL,
-            "query": require(query, f"{where} trigger {name}"),
-            "threshold": _number(threshold),
-        },
-    }
 
 
 def _max(terms: list[str]) -> str:
@@ -70,43 +80,66 @@ def _max(terms: list[str]) -> str:
     return terms[0]
 
 
+def _trigger(
+    name: str, query: str, threshold: float, where: str, strict: bool = False
+) -> dict[str, Any]:
+    metadata = {
+        "serverAddress": signals.PROMETHEUS_URL,
+        "query": require(query, f"{where} trigger {name}"),
+        "threshold": _number(threshold),
+    }
+    if strict:
+        # An empty result is an error (a lost target), which KEDA's fallback handles.
+        metadata["ignoreNullValues"] = "false"
+    return {
+        "type": "prometheus",
+        "name": name,
+        # Explicit: KEDA's fallback needs AverageValue triggers.
+        "metricType": "AverageValue",
+        "metadata": metadata,
+    }
+
+
 def scaling(
-    cp: ClusterPlan, p: Placement, deployment: str, wake: bool, high: int
+    cp: ClusterPlan, p: Placement, deployment: str, wake: bool, high: int, low: int
 ) -> dict[str, Any]:
     """Triggers and formula for one Deployment of a placement."""
     m, ns, t = p.model, p.namespace, p.model.targets
     where = f"ScaledObject {ns}/{deployment}"
+    # Pod-derived series are missing only when scraping fails, unless the
+    # Deployment may sit at zero replicas (then "none" is a real zero).
+    strict = low >= 1
+
+    def pod_query(expr: str) -> str:
+        return expr if strict else signals.one(expr)
+
     triggers: list[dict[str, Any]] = []
     terms: list[str] = []
-    if t.queue_length:
-        q = signals.one(signals.queue_waiting(ns, deployment))
-        triggers.append(_trigger("queue_length", q, t.queue_length, where))
-        terms.append(f"queue_length / {_number(t.queue_length)}")
-    if t.gpu_utilization:
-        q = signals.one(signals.gpu_utilization_sum(ns, deployment))
-        triggers.append(_trigger("gpu_utilization", q, t.gpu_utilization, where))
-        terms.append(f"gpu_utilization / {_number(t.gpu_utilization)}")
+    queue = t.queue_length or 1
+    q = pod_query(signals.queue_waiting(ns, deployment))
+    triggers.append(_trigger("queue_length", q, queue, where, strict))
+    terms.append(f"queue_length / {_number(queue)}")
+    batch = BATCH_TARGET * routing.max_num_seqs(m)
+    q = pod_query(signals.running_requests(ns, deployment))
+    triggers.append(_trigger("running_requests", q, batch, where, strict))
+    terms.append(f"running_requests / {_number(batch)}")
     if t.kv_cache_usage:
-        q = signals.one(signals.kv_cache_sum(ns, deployment))
-        triggers.append(_trigger("kv_cache_usage", q, t.kv_cache_usage, where))
+        q = pod_query(signals.kv_cache_sum(ns, deployment))
+        triggers.append(_trigger("kv_cache_usage", q, t.kv_cache_usage, where, strict))
         terms.append(f"kv_cache_usage / {_number(t.kv_cache_usage)}")
-    needs_replicas = bool(t.p95_latency_seconds) or cp.monthly_budget_usd > 0
-    if needs_replicas:
-        q = signals.one(signals.ready_replicas(ns, deployment))
-        triggers.append(_trigger("ready_replicas", q, 1, where))
     if t.p95_latency_seconds:
-        q = signals.one(signals.latency_p95(ns, deployment, m.task))
-        triggers.append(_trigger("latency_p95", q, t.p95_latency_seconds, where))
+        q = pod_query(signals.ready_replicas(ns, deployment))
+        triggers.append(_trigger("ready_replicas", q, 1, where, strict))
+        p95 = signals.latency_p95(ns, deployment, m.task)
+        # No request in the window is NaN, dropped by `>= 0`: that reads 0
+        # while the replicas are scraped, and stays an error when they are not.
+        q = signals.idle_when_scraped(p95, ns, deployment) if strict else signals.one(p95)
+        triggers.append(_trigger("latency_p95", q, t.p95_latency_seconds, where, strict))
         terms.append(f"ready_replicas * latency_p95 / {_number(t.p95_latency_seconds)}")
     if wake:
         q = signals.one(signals.gateway_requests(m.name))
         triggers.append(_trigger("gateway_requests", q, 1, where))
         terms.append("(gateway_requests > 0 ? 1 : 0)")
-    if not terms:
-        # No target in the catalog: keep the queue as the one signal.
-        q = signals.one(signals.queue_waiting(ns, deployment))
-        triggers.append(_trigger("queue_length", q, 1, where))
-        terms.append("queue_length")
     demand = _max(terms)
     formula = demand
     if cp.monthly_budget_usd > 0 and cp.environment is not None:
@@ -114,8 +147,13 @@ def scaling(
         budget = _number(cp.monthly_budget_usd)
         q = signals.one(f"{per_month} * {_number(HOURS_PER_MONTH)} / {budget}")
         triggers.append(_trigger("budget_used", q, 1, where))
-        # Over the allotment the ceiling drops to the replicas already serving.
-        formula = f"min({demand}, budget_used >= 1 ? ready_replicas : {high})"
+        # The Deployment's own count (kube-state-metrics), not the replicas
+        # Prometheus scrapes: warming pods count, and a scrape outage does not
+        # shrink the hold. It exists while the Deployment does: never empty.
+        q = signals.deployed_replicas(ns, deployment)
+        triggers.append(_trigger("deployed_replicas", q, 1, where, strict=True))
+        # Over the allotment the ceiling drops to the replicas already deployed.
+        formula = f"min({demand}, budget_used >= 1 ? deployed_replicas : {high})"
     modifiers: dict[str, Any] = {"formula": formula, "target": "1", "metricType": "AverageValue"}
     if wake:
         modifiers["activationTarget"] = ACTIVATION_TARGET
@@ -123,10 +161,16 @@ def scaling(
 
 
 def behavior(cooldown: int) -> dict[str, Any]:
-    """Fast up (double or +2 pods a minute, no wait), slow down (one pod per cooldown)."""
+    """Up after a short wait (double or +2 pods a minute), down slowly (one pod per cooldown).
+
+    A replica takes 10-30 minutes to serve (node, image, weights, load), so
+    chasing a burst of a few seconds buys nodes that idle until
+    consolidation; SCALE_UP_WINDOW_SECONDS makes the HPA act on the lowest
+    recommendation of that window, i.e. on demand that persisted.
+    """
     return {
         "scaleUp": {
-            "stabilizationWindowSeconds": 0,
+            "stabilizationWindowSeconds": SCALE_UP_WINDOW_SECONDS,
             "selectPolicy": "Max",
             "policies": [
                 {"type": "Percent", "value": 100, "periodSeconds": 60},
@@ -148,7 +192,7 @@ def scaled_object(
 ) -> dict[str, Any]:
     """The template context of one ScaledObject."""
     wake = low == 0 and p.model.scale_to_zero
-    sig = scaling(cp, p, deployment, wake, high)
+    sig = scaling(cp, p, deployment, wake, high, low)
     annotations: dict[str, str] = {}
     if p.suspended:
         # `llmgen stop`: KEDA scales to zero and holds there until the annotation goes.

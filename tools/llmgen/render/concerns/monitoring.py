@@ -26,9 +26,17 @@ from llmgen.plan.signals import label
 from llmgen.render.concerns.istio import INGRESS_LABELS, INGRESS_NAMESPACE
 from llmgen.render.types import Output, file_name
 
-# Istio's merged Prometheus endpoint on every sidecar and gateway pod.
+# Istio's merged Prometheus endpoint on every sidecar (pilot-agent: the app's
+# /metrics plus Envoy's), served outside mTLS. No container declares 15020,
+# and Kubernetes pod discovery only emits declared ports, so the PodMonitor
+# selects the pod's declared `http` port (exactly one target per pod) and
+# rewrites the address to 15020: the CRD's own advice for an undeclared port
+# (monitoring.coreos.com PodMonitor podMetricsEndpoints[].portNumber).
 ISTIO_MERGED_METRICS_PORT = 15020
 ISTIO_MERGED_METRICS_PATH = "/stats/prometheus"
+#: The port every Istio proxy declares (injection template, gateway chart):
+#: Envoy's own stats, which on a gateway are the whole story.
+ENVOY_PROM_PORT_NAME = "http-envoy-prom"
 GATEWAY_MONITOR = "istio-ingressgateway"
 
 if TYPE_CHECKING:
@@ -40,12 +48,30 @@ RULE_INTERVAL = "1m"
 COST_RULE_NAME = "llmgen-cost"
 # Serving alerts: how far past the model's own targets counts as trouble.
 QUEUE_BACKLOG_FACTOR = 2
-GPU_SATURATION_PERCENT = 95
 KV_CACHE_PRESSURE = 0.95
 ERROR_RATIO = 0.05
 # The budget forecast looks this far ahead along the last hours' spend trend.
 FORECAST_HOURS = 72
 FORECAST_WINDOW = "6h"
+
+
+def merged_metrics_relabelings() -> list[dict[str, Any]]:
+    """Point the target at the pod IP's merged-metrics port (IPv4, or bracketed IPv6)."""
+    port = ISTIO_MERGED_METRICS_PORT
+    return [
+        {
+            "sourceLabels": ["__meta_kubernetes_pod_ip"],
+            "regex": "([0-9.]+)",
+            "targetLabel": "__address__",
+            "replacement": f"${{1}}:{port}",
+        },
+        {
+            "sourceLabels": ["__meta_kubernetes_pod_ip"],
+            "regex": "([0-9a-fA-F:]+:[0-9a-fA-F:]*)",
+            "targetLabel": "__address__",
+            "replacement": f"[${{1}}]:{port}",
+        },
+    ]
 
 
 def runbook_base(platform: Platform) -> str:
@@ -164,13 +190,14 @@ def model_groups(cp: ClusterPlan, p: Placement) -> list[dict[str, Any]]:
     alerts += [
         _alert(
             base,
-            "LlmgenGPUSaturated",
-            f"avg(DCGM_FI_DEV_GPU_UTIL{ns_sel}) > {GPU_SATURATION_PERCENT}",
-            "15m",
-            "warning",
-            f"GPUs of {who} are saturated",
-            f"Average GPU utilisation is {{{{ $value | humanize }}}}% "
-            f"(over {GPU_SATURATION_PERCENT}% for 15 minutes).",
+            "LlmgenMetricsAbsent",
+            _absent(ns, m.name),
+            "10m",
+            "critical",
+            f"Prometheus has no vLLM metrics from {who}",
+            "Replicas are available but none of their vLLM series is scraped (PodMonitor, "
+            "sidecar or NetworkPolicy): autoscaling runs on KEDA's fallback and the "
+            "serving alerts are blind.",
         ),
         _alert(
             base,
@@ -207,6 +234,15 @@ def model_groups(cp: ClusterPlan, p: Placement) -> list[dict[str, Any]]:
         {"name": f"llmgen-{m.name}-cost", "interval": RULE_INTERVAL, "rules": records},
         {"name": f"llmgen-{m.name}-serving", "rules": alerts},
     ]
+
+
+def _absent(ns: str, deployment: str) -> str:
+    """No vLLM series while the Deployment has available replicas."""
+    running = f"vllm:num_requests_running{{namespace={label(ns)}}}"
+    sel = f"namespace={label(ns)}, deployment={label(deployment)}"
+    return (
+        f"absent({running}) and on() (sum(kube_deployment_status_replicas_available{{{sel}}}) > 0)"
+    )
 
 
 def _pinned(ns: str, deployment: str) -> str:
@@ -292,7 +328,8 @@ def outputs(cp: ClusterPlan) -> Iterator[Output]:
                 # STRICT mTLS refuses Prometheus' plain-text scrape of the
                 # serving port; the sidecar merges vLLM's /metrics with its own
                 # (istio_requests_total) on 15020, outside mTLS.
-                "port_number": ISTIO_MERGED_METRICS_PORT,
+                "port": "http",
+                "relabelings": merged_metrics_relabelings(),
                 "path": ISTIO_MERGED_METRICS_PATH,
                 "interval": SCRAPE_INTERVAL,
             },
@@ -320,7 +357,8 @@ def outputs(cp: ClusterPlan) -> Iterator[Output]:
                 "namespace": INGRESS_NAMESPACE,
                 "labels": cp.labels,
                 "selector": INGRESS_LABELS,
-                "port_number": ISTIO_MERGED_METRICS_PORT,
+                "port": ENVOY_PROM_PORT_NAME,
+                "relabelings": [],
                 "path": ISTIO_MERGED_METRICS_PATH,
                 "interval": SCRAPE_INTERVAL,
             },

@@ -1,0 +1,325 @@
+"""One cluster's rendered objects, indexed for the wiring checks.
+
+Flux on a cluster applies the root folder (from `flux bootstrap`), then each
+Flux Kustomization's path in `dependsOn` order: a *layer*. An object belongs
+to the Kustomization whose path holds its file; `before(a, b)` says layer `a`
+is applied, and healthy, before layer `b` starts.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmgen.verify import charts
+from llmgen.verify.apiserver import containers, pod_spec
+from llmgen.verify.flux_refs import cluster_folder
+from llmgen.verify.manifests import Manifest
+from llmgen.verify.schemas import split_api_version
+
+BOOTSTRAP = "flux-system"  # the layer `flux bootstrap` applies: the cluster folder itself
+_CLUSTER_SCOPED = {
+    "Namespace",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "ClusterSecretStore",
+    "ClusterIssuer",
+    "NodePool",
+    "EC2NodeClass",
+    "ComputeClass",
+    "CustomResourceDefinition",
+    "PriorityClass",
+    "StorageClass",
+    "ClusterExternalSecret",
+    "ValidatingAdmissionPolicy",
+    "ClusterPolicy",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+    "NodeClaim",
+}
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+@dataclass(frozen=True, slots=True)
+class PoolFit:
+    """A node pool as pods select it, and what each of its machine shapes can give pods."""
+
+    name: str  # the rendered pool name (`gpu-l4-x1`), the value of the pods' nodeSelector
+    shapes: tuple[tuple[str, float, float], ...]  # (shape, allocatable CPU, allocatable GiB)
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterFacts:
+    """What the catalog says about a cluster that the tree does not."""
+
+    cloud: str = ""
+    kubernetes_version: tuple[int, int] = (1, 33)
+    # API groups (`group`) or kinds (`group/Kind`) present before Flux runs.
+    prerequisites: tuple[str, ...] = ()
+    catalog_file: str = ""
+    pools: tuple[PoolFit, ...] = ()
+
+
+@dataclass
+class Pods:
+    """The pods of one workload (or one chart), as selectors see them."""
+
+    namespace: str
+    labels: dict[str, str]
+    ports: list[tuple[str, int, str]]  # (name, number, container)
+    service_account: str
+    layer: str
+    owner: Manifest | None  # None for a chart's pods
+    label: str  # "Deployment/ns/name" or "HelmRelease/ns/name (chart gateway)"
+    sidecar: bool = False
+    spec: dict[str, Any] = field(default_factory=dict)
+
+    def declares(self, *, name: str | None = None, number: int | None = None) -> bool:
+        return any(
+            (name is None or p[0] == name) and (number is None or p[1] == number)
+            for p in self.ports
+        )
+
+    def port_list(self) -> str:
+        shown = [
+            f"{num} {nm}" + (" (istio-proxy)" if c == "istio-proxy" else "")
+            for nm, num, c in self.ports
+        ]
+        return ", ".join(shown) or "no ports"
+
+
+class Cluster:
+    """Objects of one cluster folder by kind and name, their layers and pods."""
+
+    def __init__(
+        self,
+        name: str,
+        manifests: Iterable[Manifest],
+        facts: ClusterFacts | None = None,
+        folder_namespaces: Mapping[str, str] | None = None,
+    ) -> None:
+        self.name = name
+        self.facts = facts or ClusterFacts()
+        self.folder_namespaces = folder_namespaces or {}
+        self.docs: list[Manifest] = [m for m in manifests if isinstance(m.data, dict) and m.kind]
+        self._namespaces: dict[int, str] = {}  # id(manifest) -> namespace; docs outlive it
+        self.objects: dict[tuple[str, str, str], Manifest] = {}
+        self.by_kind: dict[str, list[Manifest]] = defaultdict(list)
+        for m in self.docs:
+            self.objects[(m.kind, self.namespace_of(m), m.name)] = m
+            self.by_kind[m.kind].append(m)
+        self.layer_paths: dict[str, str] = {}
+        self.depends: dict[str, set[str]] = {}
+        # layer -> (kind, namespace, name) its Flux Kustomization health-checks
+        self.health_checks: dict[str, set[tuple[str, str, str]]] = {}
+        self._layer_cache: dict[str, str] = {}
+        self._layers()
+        self.releases_in: dict[str, list[Manifest]] = defaultdict(list)
+        self.pods: list[Pods] = []
+        self._pods()
+        self.peers: set[str] = self._peers()
+        self.remote: list[Cluster] = []  # the peers' views, set by the caller
+        self._accounts: set[tuple[str, str]] | None = None
+
+    def _peers(self) -> set[str]:
+        """Clusters whose API servers this cluster's istiod reads (remote secrets):
+        their Services and pods are part of this cluster's mesh."""
+        found: set[str] = set()
+        for m in [*self.by_kind.get("Secret", []), *self.by_kind.get("ExternalSecret", [])]:
+            meta = m.metadata
+            if m.kind == "ExternalSecret":
+                target = _dict(_dict(m.data.get("spec")).get("target"))
+                meta = _dict(_dict(target.get("template")).get("metadata"))
+            if str(_dict(meta.get("labels")).get("istio/multiCluster")) == "true":
+                peer = _dict(meta.get("annotations")).get("networking.istio.io/cluster")
+                if isinstance(peer, str):
+                    found.add(peer)
+        return found
+
+    def service(self, namespace: str, name: str) -> tuple[Manifest, Cluster] | None:
+        """A Service by name, here or in a peer of the mesh (multi-cluster discovery)."""
+        for cluster in (self, *self.remote):
+            found = cluster.get("Service", namespace, name)
+            if found is not None:
+                return found, cluster
+        return None
+
+    def service_accounts(self) -> set[tuple[str, str]]:
+        """(namespace, name) of every ServiceAccount rendered or made by a modelled chart."""
+        if self._accounts is None:
+            self._accounts = {
+                (self.namespace_of(s), s.name) for s in self.by_kind.get("ServiceAccount", [])
+            } | {(p.namespace, p.service_account) for p in self.pods if p.owner is None}
+        return self._accounts
+
+    def mesh_pods(self, namespace: str) -> list[Pods]:
+        return [p for c in (self, *self.remote) for p in c.pods_in({namespace})]
+
+    # -- placement --------------------------------------------------------
+
+    def namespace_of(self, m: Manifest) -> str:
+        found = self._namespaces.get(id(m))
+        if found is None:
+            if m.kind in _CLUSTER_SCOPED:
+                found = ""
+            else:
+                folder = m.file.rsplit("/", 1)[0]
+                found = self.folder_namespaces.get(folder) or m.namespace or "default"
+            self._namespaces[id(m)] = found
+        return found
+
+    def _layers(self) -> None:
+        direct: dict[str, set[str]] = {}
+        for m in self.by_kind.get("Kustomization", []):
+            if split_api_version(m.api_version)[0] != "kustomize.toolkit.fluxcd.io":
+                continue
+            spec = _dict(m.data.get("spec"))
+            path = spec.get("path")
+            if isinstance(path, str):
+                self.layer_paths[m.name] = posixpath.normpath(path.lstrip("/"))
+            direct[m.name] = {str(_dict(d).get("name")) for d in _list(spec.get("dependsOn"))}
+            self.health_checks[m.name] = {
+                (str(h.get("kind")), str(h.get("namespace") or ""), str(h.get("name")))
+                for h in map(_dict, _list(spec.get("healthChecks")))
+            }
+        for name in direct:
+            seen: set[str] = set()
+            stack = list(direct[name])
+            while stack:
+                dep = stack.pop()
+                if dep not in seen:
+                    seen.add(dep)
+                    stack += direct.get(dep, set())
+            self.depends[name] = seen | {BOOTSTRAP}
+        self.depends[BOOTSTRAP] = set()
+
+    def layer_of(self, m: Manifest) -> str:
+        found = self._layer_cache.get(m.file)
+        if found is None:
+            found = self._layer_cache[m.file] = self._layer_of(m)
+        return found
+
+    def _layer_of(self, m: Manifest) -> str:
+        best, length = BOOTSTRAP, -1
+        for name, path in self.layer_paths.items():
+            if (m.file == path or m.file.startswith(path + "/")) and len(path) > length:
+                best, length = name, len(path)
+        if length < 0 and self.layer_paths and "/" in m.file[len(self.name) + 1 :]:
+            return ""  # in the cluster folder but in no Flux path: applied by nobody
+        return best
+
+    def before(self, a: str, b: str) -> bool:
+        """Layer `a` is applied and Ready before layer `b` starts."""
+        return a in self.depends.get(b, set())
+
+    def same_or_before(self, a: str, b: str) -> bool:
+        return a == b or self.before(a, b)
+
+    def get(self, kind: str, namespace: str, name: str) -> Manifest | None:
+        return self.objects.get((kind, namespace, name))
+
+    # -- pods -------------------------------------------------------------
+
+    def _injected(
+        self, namespace: str, labels: dict[str, str], annotations: dict[str, Any]
+    ) -> bool:
+        choice = labels.get("sidecar.istio.io/inject", annotations.get("sidecar.istio.io/inject"))
+        if choice is not None:
+            return str(choice) == "true"
+        ns = self.get("Namespace", "", namespace)
+        ns_labels = _dict(ns.metadata.get("labels")) if ns else {}
+        return ns_labels.get("istio-injection") == "enabled" or "istio.io/rev" in ns_labels
+
+    def _pods(self) -> None:
+        oci: dict[tuple[str, str], str] = {}
+        for m in self.by_kind.get("OCIRepository", []):
+            oci[(self.namespace_of(m), m.name)] = str(_dict(m.data.get("spec")).get("url", ""))
+        for m in self.docs:
+            found = pod_spec(m)
+            if found is not None:
+                self._workload(m, found[1])
+            elif m.kind == "HelmRelease":
+                spec = _dict(m.data.get("spec"))
+                namespace = str(spec.get("targetNamespace") or self.namespace_of(m))
+                self.releases_in[namespace].append(m)
+                chart = charts.chart_name(spec, oci, self.namespace_of(m))
+                release = str(spec.get("releaseName") or m.name)
+                made = charts.chart_pods(chart, release, namespace, _dict(spec.get("values")))
+                if made is not None:
+                    self.pods.append(
+                        Pods(
+                            made.namespace,
+                            made.labels,
+                            [(n, p, "istio-proxy") for n, p in made.ports],
+                            made.service_account,
+                            self.layer_of(m),
+                            None,
+                            f"{m.identity} (chart {chart})",
+                        )
+                    )
+        self.oci_urls = oci
+
+    def _workload(self, m: Manifest, spec: dict[str, Any]) -> None:
+        template = _dict(_dict(m.data.get("spec")).get("template"))
+        meta = _dict(template.get("metadata"))
+        if m.kind == "Pod":
+            meta = m.metadata
+        labels = {str(k): str(v) for k, v in _dict(meta.get("labels")).items()}
+        namespace = self.namespace_of(m)
+        ports: list[tuple[str, int, str]] = []
+        for _, _, container in containers(spec):
+            for port in _list(container.get("ports")):
+                port = _dict(port)
+                if isinstance(port.get("containerPort"), int):
+                    ports.append(
+                        (
+                            str(port.get("name", "")),
+                            port["containerPort"],
+                            str(container.get("name")),
+                        )
+                    )
+        sidecar = self._injected(namespace, labels, _dict(meta.get("annotations")))
+        if sidecar:
+            ports += [(n, p, "istio-proxy") for n, p in charts.SIDECAR_PORTS]
+        account = str(spec.get("serviceAccountName") or "default")
+        label = m.identity
+        changed_by = getattr(m, "changed_by", "")  # an overlay changed it (built.Overlaid)
+        if changed_by:
+            label += f" (as built with {changed_by})"
+        self.pods.append(
+            Pods(namespace, labels, ports, account, self.layer_of(m), m, label, sidecar, spec)
+        )
+
+    def pods_in(self, namespaces: set[str] | None) -> list[Pods]:
+        return [p for p in self.pods if namespaces is None or p.namespace in namespaces]
+
+    def opaque(self, namespace: str) -> bool:
+        """Whether a chart we do not model may run pods or make objects in `namespace`."""
+        return any(
+            charts.chart_pods(
+                charts.chart_name(_dict(r.data.get("spec")), self.oci_urls, self.namespace_of(r)),
+                "",
+                namespace,
+                {},
+            )
+            is None
+            for r in self.releases_in.get(namespace, [])
+        )
+
+
+def group_clusters(manifests: Iterable[Manifest]) -> dict[str, list[Manifest]]:
+    """Manifests by cluster folder (`generated/clusters/<c>`); other files by their top folder."""
+    out: dict[str, list[Manifest]] = defaultdict(list)
+    for m in manifests:
+        out[cluster_folder(m.file)].append(m)
+    return out
