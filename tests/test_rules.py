@@ -54,7 +54,7 @@ def new_problems(result: ValidationResult, *, warnings: bool) -> list[str]:
 
 
 # These cases are about a warning, so warnings are compared too.
-WARNING_CASES = {"budget-warning"}
+WARNING_CASES = {"budget-warning", "gpu-utilization-target"}
 
 CASES = [
     pytest.param(
@@ -159,7 +159,7 @@ CASES = [
     pytest.param(
         [("catalog/clusters/staging-gcp-usc1.yaml", "gpu: L4", "gpu: A10G")],
         [
-            "catalog/clusters/staging-gcp-usc1.yaml:16:12: spec.nodePools[0].gpu: GPU 'A10G' is not offered on gcp in the GpuCatalog (gcp offers: A100-80GB, H100-80GB, H200, L4)",
+            "catalog/clusters/staging-gcp-usc1.yaml:19:12: spec.nodePools[0].gpu: GPU 'A10G' is not offered on gcp in the GpuCatalog (gcp offers: A100-80GB, H100-80GB, H200, L4)",
             "catalog/environments/staging.yaml:42:7: spec.models[0]: cluster 'staging-gcp-usc1' has no node pool with 1 × L4 on one node for model 'llama-3-1-8b-instruct' (its pools: l4-x1 (1 × A10G), a100-x2 (2 × A100-80GB))",
             "catalog/environments/staging.yaml:49:7: spec.models[2]: cluster 'staging-gcp-usc1' has no node pool with 1 × L4 on one node for model 'bge-m3' (its pools: l4-x1 (1 × A10G), a100-x2 (2 × A100-80GB))",
         ],
@@ -177,6 +177,20 @@ CASES = [
             "catalog/clusters/dev-aws-use2.yaml:18:35: spec.nodePools[0].instanceTypes[1]: instance type 'g5.2xlarge' is not listed for GPU 'L4' on aws (listed: g6.xlarge, g6.2xlarge, g6.4xlarge, g6.12xlarge, g6.48xlarge); did you mean 'g6.2xlarge'?"
         ],
         id="instance-not-listed",
+    ),
+    pytest.param(
+        # GPU duty cycle reads ~100 % with one stream: it no longer drives scaling.
+        [
+            (
+                "catalog/models/bge-m3.yaml",
+                "queueLength: 32\n",
+                "queueLength: 32\n      gpuUtilization: 80\n",
+            )
+        ],
+        [
+            "catalog/models/bge-m3.yaml:33:23: warning: spec.scaling.targets.gpuUtilization: GPU duty cycle no longer drives scaling: it reads ~100 % while a replica decodes a single stream, so replicas would ratchet to the maximum; scaling follows queueLength, running requests against --max-num-seqs, kvCacheUsage and p95LatencySeconds (remove this target)"
+        ],
+        id="gpu-utilization-target",
     ),
     pytest.param(
         # vLLM has no `--quantization int4` (catalog/engines.py): it would crash-loop at start.
@@ -210,7 +224,7 @@ CASES = [
             )
         ],
         [
-            "catalog/clusters/staging-gcp-usc1.yaml:18:20: spec.nodePools[0].machineType: machine type 'g2-standard-4' is not listed for GPU 'L4' on gcp (listed: g2-standard-8, g2-standard-48, g2-standard-96); did you mean 'g2-standard-48'?"
+            "catalog/clusters/staging-gcp-usc1.yaml:21:20: spec.nodePools[0].machineType: machine type 'g2-standard-4' is not listed for GPU 'L4' on gcp (listed: g2-standard-8, g2-standard-48, g2-standard-96); did you mean 'g2-standard-48'?"
         ],
         id="machine-not-listed",
     ),
@@ -586,10 +600,10 @@ CASES = [
             )
         ],
         [
-            "catalog/models/llama-3-1-8b-instruct.yaml:45:14: spec.secrets[0].store: secret 'llm-serving/hf-token' reads from store 'aws', which environment 'dev' does not configure (it configures: vault)",
-            "catalog/models/llama-3-1-8b-instruct.yaml:45:14: spec.secrets[0].store: secret 'llm-serving/hf-token' reads from the aws store, which cluster 'prod-gcp-euw4' (gcp, environment 'prod') cannot use; use 'vault' or 'gcp'",
-            "catalog/models/llama-3-1-8b-instruct.yaml:45:14: spec.secrets[0].store: secret 'llm-serving/hf-token' reads from the aws store, which cluster 'prod-gcp-usc1' (gcp, environment 'prod') cannot use; use 'vault' or 'gcp'",
-            "catalog/models/llama-3-1-8b-instruct.yaml:45:14: spec.secrets[0].store: secret 'llm-serving/hf-token' reads from the aws store, which cluster 'staging-gcp-usc1' (gcp, environment 'staging') cannot use; use 'vault' or 'gcp'",
+            "catalog/models/llama-3-1-8b-instruct.yaml:44:14: spec.secrets[0].store: secret 'llm-serving/hf-token' reads from store 'aws', which environment 'dev' does not configure (it configures: vault)",
+            "catalog/models/llama-3-1-8b-instruct.yaml:44:14: spec.secrets[0].store: secret 'llm-serving/hf-token' reads from the aws store, which cluster 'prod-gcp-euw4' (gcp, environment 'prod') cannot use; use 'vault' or 'gcp'",
+            "catalog/models/llama-3-1-8b-instruct.yaml:44:14: spec.secrets[0].store: secret 'llm-serving/hf-token' reads from the aws store, which cluster 'prod-gcp-usc1' (gcp, environment 'prod') cannot use; use 'vault' or 'gcp'",
+            "catalog/models/llama-3-1-8b-instruct.yaml:44:14: spec.secrets[0].store: secret 'llm-serving/hf-token' reads from the aws store, which cluster 'staging-gcp-usc1' (gcp, environment 'staging') cannot use; use 'vault' or 'gcp'",
         ],
         id="secret-store",
     ),
@@ -602,7 +616,7 @@ CASES = [
             )
         ],
         [
-            "catalog/models/llama-3-1-8b-instruct.yaml:45:7: spec.secrets[1]: env 'hf_token' maps to Secret 'llama-3-1-8b-instruct-hf-token', like spec.secrets[0]; each secret needs its own environment variable"
+            "catalog/models/llama-3-1-8b-instruct.yaml:44:7: spec.secrets[1]: env 'hf_token' maps to Secret 'llama-3-1-8b-instruct-hf-token', like spec.secrets[0]; each secret needs its own environment variable"
         ],
         id="secret-names",
     ),
@@ -646,6 +660,7 @@ def test_every_rule_is_exercised() -> None:
         "pool_shapes",
         "parallelism",
         "engine_quantization",
+        "scaling_targets",
         "weights_fit",
         "placement",
         "node_fit",

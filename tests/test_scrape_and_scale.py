@@ -390,3 +390,62 @@ def test_gke_weights_land_on_local_ssds(plan: Plan, files: dict[str, bytes]) -> 
             assert cfg["ephemeralStorageLocalSsdConfig"]["localSsdCount"] == want[machine]
             seen.add(machine)
     assert seen == set(want)
+
+
+@needs_promtool
+def test_gateway_side_503s_alert(plan: Plan, files: dict[str, bytes], tmp_path: Path) -> None:
+    """No healthy endpoint: the gateway answers 503 and no replica ever reports the request."""
+    rule_doc = next(
+        d
+        for d in of_kind(cluster_docs(files, "prod-aws-use1"), "PrometheusRule")
+        if d["metadata"]["name"] == "llama-3-3-70b-instruct"
+    )
+    names = {"LlmgenGatewayErrorRate", "LlmgenHighErrorRate"}
+
+    def static(r: dict[str, Any]) -> dict[str, Any]:
+        # descriptions quote $value; summary and runbook are compared exactly
+        notes = {k: v for k, v in r["annotations"].items() if k != "description"}
+        return {**r, "annotations": notes}
+
+    groups = [
+        {"name": g["name"], "rules": [static(r) for r in g["rules"] if r.get("alert") in names]}
+        for g in rule_doc["spec"]["groups"]
+    ]
+    rules = {"groups": [g for g in groups if g["rules"]]}
+    alert = next(
+        r for g in rules["groups"] for r in g["rules"] if r["alert"] == "LlmgenGatewayErrorRate"
+    )
+    host = "llama-3-3-70b-instruct.llm-llama-3-3-70b-instruct.svc.cluster.local"
+    series = [
+        {
+            "series": f'istio_requests_total{{reporter="source", destination_service="{host}", '
+            'response_code="503"}',
+            "values": "0+60x30",
+        },
+        {
+            "series": f'istio_requests_total{{reporter="source", destination_service="{host}", '
+            'response_code="200"}',
+            "values": "0+60x30",
+        },
+    ]
+    _promtool(
+        tmp_path,
+        [
+            {
+                "interval": "1m",
+                "input_series": series,
+                "alert_rule_test": [
+                    {
+                        "eval_time": "25m",
+                        "alertname": "LlmgenGatewayErrorRate",
+                        "exp_alerts": [
+                            {"exp_labels": alert["labels"], "exp_annotations": alert["annotations"]}
+                        ],
+                    },
+                    # the replicas never saw these requests: the server-side alert stays silent
+                    {"eval_time": "25m", "alertname": "LlmgenHighErrorRate", "exp_alerts": []},
+                ],
+            }
+        ],
+        rules,
+    )

@@ -166,8 +166,8 @@ def test_references_to_a_file_that_failed_to_load_are_not_reported(scratch_repo:
     path.write_text(path.read_text() + "  owner: {}\n")  # a duplicate key
     result = validate(scratch_repo)
     assert new_lines(result) == [
-        "catalog/models/bge-m3.yaml:43:3: spec.owner: duplicate key 'owner' "
-        "(first defined at line 40)"
+        "catalog/models/bge-m3.yaml:42:3: spec.owner: duplicate key 'owner' "
+        "(first defined at line 39)"
     ]
 
 

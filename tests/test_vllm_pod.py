@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -172,14 +171,13 @@ def metrics_server() -> Iterator[tuple[int, type[_Metrics]]]:
     server.server_close()
 
 
-def _drain(port: int, bound: int) -> float:
-    start = time.monotonic()
+def _drain(port: int, bound: int) -> None:
+    """Run the drain; the subprocess timeout only guards against a hang (no timing asserted)."""
     subprocess.run(
         [sys.executable, "-c", vllm.DRAIN_SCRIPT, str(port), "0", str(bound), "0"],
         check=True,
-        timeout=60,
+        timeout=120,
     )
-    return time.monotonic() - start
 
 
 def test_drain_script_returns_once_vllm_is_idle(metrics_server: tuple[int, type[_Metrics]]) -> None:
@@ -191,12 +189,13 @@ def test_drain_script_returns_once_vllm_is_idle(metrics_server: tuple[int, type[
 
 def test_drain_script_gives_up_at_its_bound(metrics_server: tuple[int, type[_Metrics]]) -> None:
     port, handler = metrics_server
-    handler.running = [1.0]  # a stream that never ends
-    assert _drain(port, bound=1) < 30
+    handler.running = [1.0]  # a stream that never ends: only the bound stops the drain
+    _drain(port, bound=1)
+    assert handler.running == [1.0]
 
 
 def test_drain_script_returns_when_vllm_is_gone() -> None:
-    assert _drain(1, bound=30) < 30  # nothing listens on port 1
+    _drain(1, bound=3600)  # nothing listens on port 1: it returns instead of waiting an hour
 
 
 # ---------------------------------------------------------------- point 8

@@ -136,9 +136,15 @@ def gateway_requests(model: str, window: str = "2m") -> str:
     return f"sum(rate(istio_requests_total{{{sel}}}[{window}]))"
 
 
-def error_ratio(model: str, window: str = "5m") -> str:
+def error_ratio(model: str, window: str = "5m", reporter: str = "destination") -> str:
+    """Share of the model's requests answered 5xx, as the server (destination)
+    or its callers, the gateway included (source), report them.
+
+    Only the source side sees what never reached a replica: the gateway's
+    503 with no healthy endpoint, or after outlier ejection.
+    """
     host = label(service_host(model))
-    sel = f'reporter="destination", destination_service={host}'
+    sel = f"reporter={label(reporter)}, destination_service={host}"
     return (
         f'sum(rate(istio_requests_total{{{sel}, response_code=~"5.."}}[{window}]))'
         f" / sum(rate(istio_requests_total{{{sel}}}[{window}]))"

@@ -221,6 +221,17 @@ def model_groups(cp: ClusterPlan, p: Placement) -> list[dict[str, Any]]:
         ),
         _alert(
             base,
+            "LlmgenGatewayErrorRate",
+            f"{signals.error_ratio(m.name, reporter='source')} > {_num(ERROR_RATIO)}",
+            "10m",
+            "critical",
+            f"Callers of {who} get 5xx errors",
+            "{{ $value | humanizePercentage }} of requests fail as the gateway and other "
+            "callers see them, including those no replica answered (no healthy endpoint), "
+            f"threshold {_num(ERROR_RATIO * 100)}%.",
+        ),
+        _alert(
+            base,
             "LlmgenReplicasPinnedAtMax",
             _pinned(ns, m.name),
             "30m",
