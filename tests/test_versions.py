@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from llmgen.catalog.rules_versions import RENDERED_FEATURES, Feature
 from llmgen.catalog.validate import validate
 from llmgen.cli import app
-from llmgen.verify.runner import verify_tree
+from llmgen.verify.runner import catalog_facts, verify_tree
 from llmgen.verify.schemas import SchemaStore, schema_errors
 
 REPO = Path(__file__).resolve().parents[1]
@@ -136,9 +136,12 @@ def test_verify_checks_each_cluster_against_its_own_version(
         path.read_text().replace('kubernetesVersion: "1.33"', 'kubernetesVersion: "1.25"')
     )
     # --kubernetes-version overrides every cluster's: the baseline at 1.33.
-    forced = verify_tree(scratch_repo, crd_schemas, kubernetes_version="1.33", kustomize=False)
+    facts = catalog_facts(scratch_repo)
+    forced = verify_tree(
+        scratch_repo, crd_schemas, kubernetes_version="1.33", kustomize=False, clusters=facts
+    )
     assert forced.kubernetes_schemas == "1.33"
-    report = verify_tree(scratch_repo, crd_schemas, kustomize=False)
+    report = verify_tree(scratch_repo, crd_schemas, kustomize=False, clusters=facts)
     assert report.kubernetes_schemas == "1.25, 1.33"
     extra = {str(d) for d in report.diagnostics if d.is_error} - {
         str(d) for d in forced.diagnostics if d.is_error

@@ -41,12 +41,7 @@ from llmgen.verify.kustomize import (
     find_kubectl,
 )
 from llmgen.verify.manifests import Manifest, ParseProblem, split_documents
-from llmgen.verify.schemas import (
-    SchemaStore,
-    VersionedSchemas,
-    cluster_versions,
-    split_api_version,
-)
+from llmgen.verify.schemas import DEFAULT_KUBERNETES_VERSION, SchemaStore, split_api_version
 from llmgen.verify.stats import CheckStats
 from llmgen.verify.wiring import check_wiring
 
@@ -95,21 +90,16 @@ def verify_tree(
     be found.
     """
     root = root.resolve()
-    # Each cluster's folder is checked against the strict schemas of its
-    # catalog `kubernetesVersion`; `kubernetes_version` overrides them all.
-    versions = (
-        {n: f"{f.kubernetes_version[0]}.{f.kubernetes_version[1]}" for n, f in clusters.items()}
-        if clusters
-        else cluster_versions(root)
-    )
-    stores = VersionedSchemas(crd_schemas, versions, override=kubernetes_version)
-    store = stores.store(stores.default)
+    store = SchemaStore(crd_schemas, kubernetes_version or DEFAULT_KUBERNETES_VERSION)
     kubectl = find_kubectl() if kustomize else None
-    report = VerifyReport(kubernetes_schemas=stores.used)
+    report = VerifyReport(kubernetes_schemas=store.version)
     checks = DocumentChecks.for_store(store)
     checks.stats = report.stats
     facts = {f"generated/clusters/{name}": f for name, f in (clusters or {}).items()}
-    checks.versions = {folder: f.kubernetes_version for folder, f in facts.items()}
+    # Each cluster's folder is checked against the schemas of its catalog
+    # `kubernetesVersion`; `kubernetes_version` (--kubernetes-version) overrides them all.
+    if kubernetes_version is None:
+        checks.versions = {folder: f.kubernetes_version for folder, f in facts.items()}
     tree = root / "generated"
     if not tree.is_dir():
         report.diagnostics.append(
@@ -157,7 +147,7 @@ def verify_tree(
             if rel.count("/") != 3:
                 docs += _read(root, rel, report, contents)
         for m in docs:
-            report.diagnostics += check_document(m, stores.for_file(m.file), checks)
+            report.diagnostics += check_document(m, store, checks)
             if m.file.count("/") != 3 and split_api_version(m.api_version)[0].endswith(
                 _FLUX_SUFFIX
             ):
@@ -176,7 +166,8 @@ def verify_tree(
     applied = _applied(docs, outputs, paths, namespaces, folder_configs, store, checks, report)
     report.diagnostics += check_wiring(applied, report.stats["wiring"], facts, namespaces)
     report.diagnostics = sorted({_traced(root, d, facts) for d in report.diagnostics})
-    report.kubernetes_schemas = stores.used
+    used = {store.version, *(f"{v[0]}.{v[1]}" for v in checks.stores)}
+    report.kubernetes_schemas = ", ".join(sorted(used, key=lambda v: tuple(map(int, v.split(".")))))
     return report
 
 
