@@ -127,13 +127,13 @@ def test_stopping_clusters_one_by_one_edits_one_flow_list(scratch_repo: Path) ->
 def test_deploy_appends_an_entry_before_the_trailing_comment(odd_repo: Path) -> None:
     spec = lifecycle.ModelSpec("qwen2-5-7b", "Qwen/Qwen2.5-7B-Instruct", "a" * 40, "L4")
     lifecycle.new_model(odd_repo, spec)
-    lifecycle.deploy(odd_repo, "qwen2-5-7b", "dev", min_replicas=0, max_replicas=1)
+    lifecycle.deploy(odd_repo, "qwen2-5-7b", "dev", min_replicas=1, max_replicas=1)
     after = dev(odd_repo)
     # The new entry is indented like its siblings (dash flush under `models:`).
     assert hunks(ODD_ENV, after) == [
-        ([], ["    - name: qwen2-5-7b\n", "      replicas: {min: 0, max: 1}\n"])
+        ([], ["    - name: qwen2-5-7b\n", "      replicas: {min: 1, max: 1}\n"])
     ]
-    assert after.endswith("replicas: {min: 0, max: 1}\n# end of environment\n")
+    assert after.endswith("replicas: {min: 1, max: 1}\n# end of environment\n")
 
 
 def test_deploy_updates_a_spaced_flow_map_on_its_own_line(odd_repo: Path) -> None:
