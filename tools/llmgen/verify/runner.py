@@ -239,8 +239,7 @@ def _pool_fits(catalog: Any, cluster: Any) -> tuple[PoolFit, ...]:
             if any(not shape.vcpus or not shape.memory_gib for shape in found):
                 found = []
             sizes = tuple(
-                (shape.name, *_cpu_memory(fit.allocatable(cluster.cloud, shape)))
-                for shape in found
+                (shape.name, *_cpu_memory(fit.allocatable(cluster.cloud, shape))) for shape in found
             )
         except (AttributeError, TypeError, ValueError):
             continue
