@@ -249,9 +249,13 @@ def _pool_fits(catalog: Any, cluster: Any) -> tuple[PoolFit, ...]:
         if gpu is None:
             continue
         try:
+            found = list(fit.shapes(pool, gpu, cluster.cloud))
+            # A shape of unknown size (0 vCPUs or GiB in the GpuCatalog) might fit
+            # anything: the pool's fit is then unknown and the check skipped.
+            if any(not shape.vcpus or not shape.memory_gib for shape in found):
+                found = []
             sizes = tuple(
-                (shape.name, *_cpu_memory(fit.allocatable(cluster.cloud, shape)))
-                for shape in fit.shapes(pool, gpu, cluster.cloud)
+                (shape.name, *_cpu_memory(fit.allocatable(cluster.cloud, shape))) for shape in found
             )
         except (AttributeError, TypeError, ValueError):
             continue
