@@ -45,7 +45,7 @@ def test_the_shipped_adapters_validate(repo_root: Path) -> None:
 def test_an_adapter_listed_twice_is_refused_at_its_line(scratch_repo: Path) -> None:
     edit(scratch_repo, MODEL, f"- name: {SUPPORT}", f"- name: {SQL}")
     assert errors(scratch_repo) == [
-        f"{MODEL}:61:13: spec.adapters[1].name: adapter '{SQL}' is listed twice (first at adapters[0])"
+        f"{MODEL}:60:13: spec.adapters[1].name: adapter '{SQL}' is listed twice (first at adapters[0])"
     ]
 
 
@@ -53,7 +53,7 @@ def test_an_adapter_named_like_another_model_is_refused(scratch_repo: Path) -> N
     edit(scratch_repo, MODEL, f"- name: {SUPPORT}", "- name: bge-m3")
     found = errors(scratch_repo)
     assert (
-        f"{MODEL}:61:13: spec.adapters[1].name: adapter name 'bge-m3' is already served by model 'bge-m3' in environment 'dev'; a request naming it would be ambiguous"
+        f"{MODEL}:60:13: spec.adapters[1].name: adapter name 'bge-m3' is already served by model 'bge-m3' in environment 'dev'; a request naming it would be ambiguous"
         in found
     )
     assert len(found) == 1  # once, at the first environment that has both
@@ -66,7 +66,7 @@ def test_an_adapter_without_a_mirror_for_a_cloud_its_model_runs_on_is_refused(
     gcp = next(line for line in text.splitlines() if "gs://" in line and "support-lora" in line)
     edit(scratch_repo, MODEL, gcp + "\n", "")
     assert errors(scratch_repo) == [
-        f"{MODEL}:66:9: spec.adapters[1].weights: no gcp mirror for adapter '{SUPPORT}': model 'llama-3-1-8b-instruct' runs on gcp, and adapters load only from the cloud-local mirror (add weights.uris.gcp)"
+        f"{MODEL}:65:9: spec.adapters[1].weights: no gcp mirror for adapter '{SUPPORT}': model 'llama-3-1-8b-instruct' runs on gcp, and adapters load only from the cloud-local mirror (add weights.uris.gcp)"
     ]
 
 
@@ -81,15 +81,15 @@ def test_a_pinned_environment_needs_pinned_adapters(scratch_repo: Path) -> None:
         "",
     )
     assert errors(scratch_repo) == [
-        f"{MODEL}:54:19: spec.adapters[0].source.revision: adapter revision 'main' is not a 40-hex commit; environment 'prod' requires pinned revisions",
-        f"{MODEL}:56:9: spec.adapters[0].weights: adapter '{SQL}' has no manifest hash; environment 'prod' requires pinned weights",
+        f"{MODEL}:53:19: spec.adapters[0].source.revision: adapter revision 'main' is not a 40-hex commit; environment 'prod' requires pinned revisions",
+        f"{MODEL}:55:9: spec.adapters[0].weights: adapter '{SQL}' has no manifest hash; environment 'prod' requires pinned weights",
     ]
 
 
 def test_an_unknown_adapter_field_is_refused(scratch_repo: Path) -> None:
     edit(scratch_repo, MODEL, "      rank: 32\n", "      rnak: 32\n")
     found = errors(scratch_repo)
-    assert len(found) == 1 and found[0].startswith(f"{MODEL}:70:7: spec.adapters[1]")
+    assert len(found) == 1 and found[0].startswith(f"{MODEL}:69:7: spec.adapters[1]")
     assert "rnak" in found[0] and "rank" in found[0]
 
 
@@ -97,7 +97,7 @@ def test_an_unknown_adapter_field_is_refused(scratch_repo: Path) -> None:
 
 
 def deployment(files: dict[str, bytes], cluster: str, model: str) -> dict[str, Any]:
-    text = files[f"generated/clusters/{cluster}/models/{model}.yaml"].decode()
+    text = files[f"generated/clusters/{cluster}/models/{model}/{model}.yaml"].decode()
     return next(d for d in yaml.safe_load_all(text) if d and d["kind"] == "Deployment")
 
 
@@ -121,13 +121,16 @@ def test_vllm_loads_every_adapter_from_its_verified_folder(
          (SUPPORT, "2e4f6a8c0b1d3f5e7a9c2b4d6f8e0a1c3e5b7d9f2a4c6e8b0d1f3a5c7e9b2d4f")]
     ):  # fmt: skip
         fetch, verify = init[f"fetch-adapter-{n}"], init[f"verify-adapter-{n}"]
-        assert f"/models/adapters/{n}" in fetch["command"]
-        assert any(("gs://" if model.name == "gcp" else "s3://") in a for a in fetch["command"])
+        # The copy reads its source and destination from the command or its env.
+        words = [*fetch["command"], *(e["value"] for e in fetch["env"])]
+        assert f"/models/adapters/{n}" in words
+        assert any(("gs://" if model.name == "gcp" else "s3://") in a for a in words)
         env = {e["name"]: e["value"] for e in verify["env"]}
         assert env == {
             "WEIGHTS_DIR": f"/models/adapters/{n}",
             "WEIGHTS_MANIFEST": weights.MANIFEST,
             "WEIGHTS_SHA256": sha,
+            "VERIFY_PARALLELISM": str(adapters.ADAPTER_COPY_CPUS),
         }, name
         assert verify["command"][-1] == weights.VERIFY_SCRIPT
     # Verification runs before vLLM: init containers run in order, adapters after the weights.

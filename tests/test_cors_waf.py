@@ -33,13 +33,20 @@ def virtual_service(files: dict[str, bytes], cluster: str = CLUSTER) -> dict[str
 
 def _holds(match: dict[str, Any], method: str, path: str, headers: dict[str, str]) -> bool:
     for key, cond in match.items():
-        if key == "uri" and not path.startswith(cond["prefix"]):
+        if key == "uri" and not (
+            path.startswith(cond["prefix"]) if "prefix" in cond else path == cond["exact"]
+        ):
             return False
         if key == "method" and cond["exact"] != method:
             return False
         if key == "headers":
             for name, want in cond.items():
-                if headers.get(name) != want["exact"]:
+                got = headers.get(name)
+                if got is None:
+                    return False
+                if "exact" in want and got != want["exact"]:
+                    return False
+                if "regex" in want and not re.fullmatch(want["regex"], got):
                     return False
     return True
 
@@ -96,15 +103,20 @@ def test_a_preflight_for_a_header_routed_request_gets_cors_headers(
 
 
 def test_the_preflight_route_is_last_and_only_for_options(files: dict[str, bytes]) -> None:
+    # The last forwarding route: only the gateway's own answers (directResponse,
+    # for an unknown or missing model: test_bodyrouting.py) follow it.
     routes = virtual_service(files)["spec"]["http"]
-    last = routes[-1]
+    forwarding = [r for r in routes if "directResponse" not in r]
+    last = forwarding[-1]
     assert last["name"] == "cors-preflight"
+    assert all("directResponse" in r for r in routes[routes.index(last) + 1 :])
     assert last["match"] == [{"method": {"exact": "OPTIONS"}, "uri": {"prefix": "/v1/"}}]
     assert "directResponse" not in last  # Envoy's CORS filter needs a route entry
     assert last["corsPolicy"] == routes[0]["corsPolicy"]
-    # A POST without the model header still matches nothing (404), as before.
+    # A POST naming no model reaches no model: the gateway answers it (400).
     vs = virtual_service(files)
-    assert matched_route(vs, "POST", "/v1/chat/completions", {}) is None
+    got = matched_route(vs, "POST", "/v1/chat/completions", {})
+    assert got is not None and got["directResponse"]["status"] == 400
 
 
 # ------------------------------------------------------------------ WAF

@@ -25,6 +25,13 @@ TOOL_IMAGES: dict[str, tuple[str, str, str]] = {
     ),
     # Shell plus kubectl for the gpu-readiness DaemonSet (EKS with GPU pools).
     "gpuReadiness": ("alpine/k8s:1.33.5", "the gpu-readiness DaemonSet", "aws"),
+    # The Gateway API Inference Extension's body-based router beside every
+    # ingress gateway (render/concerns/bodyrouting.py).
+    "bodyRouter": (
+        "registry.k8s.io/gateway-api-inference-extension/bbr:v1.3.0",
+        "the body-based router",
+        "any",
+    ),
 }
 
 

@@ -145,12 +145,13 @@ def pinned_tool_images(ctx: Context) -> Iterator[Diagnostic]:
             if c in cat.clusters
         )
         for key, (_default, what, cloud) in images.TOOL_IMAGES.items():
-            if cloud not in clouds or (key == "gpuReadiness" and not gpu_aws):
+            if (cloud != "any" and cloud not in clouds) or (key == "gpuReadiness" and not gpu_aws):
                 continue
+            where = "on every cluster" if cloud == "any" else f"on {cloud}"
             image = images.tool_image(cat.platform, key)
             if not _DIGEST.search(image):
                 yield env.where.error(
-                    f"this environment requires pinned images, but {what} on {cloud} runs "
+                    f"this environment requires pinned images, but {what} {where} runs "
                     f"{image!r} without a digest: set the Platform's spec.images.{key} to "
                     "that image with its @sha256:<digest> (crane digest IMAGE)",
                     "requirePinned",

@@ -44,6 +44,7 @@ import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from llmgen.catalog import images
 from llmgen.render.concerns import istio
 from llmgen.render.types import Output, file_name
 
@@ -52,7 +53,8 @@ if TYPE_CHECKING:
 
 FOLDER = "infrastructure/configs/body-router"
 NAME = "body-based-router"
-IMAGE = "registry.k8s.io/gateway-api-inference-extension/bbr:v1.3.0"
+#: The Platform's `spec.images.bodyRouter` overrides it (catalog/images.py).
+IMAGE_KEY = "bodyRouter"
 GRPC_PORT = 9004
 HEALTH_PORT = 9005
 #: distroless/static:nonroot, the router image's base (bbr.Dockerfile): UID
@@ -167,8 +169,9 @@ def outputs(mv: MeshView) -> Iterator[Output]:
             **base,
             "annotations": {
                 "checkov.io/skip1": (
-                    "CKV_K8S_43=Pinned by release tag, as the upstream chart pins it; "
-                    "pin a digest through an overlay where the registry is mirrored"
+                    "CKV_K8S_43=Pinned by release tag unless the Platform's "
+                    "spec.images.bodyRouter adds a digest (environments with "
+                    "requirePinned require one)"
                 ),
                 "checkov.io/skip3": (
                     "CKV_K8S_11=No CPU limit: every gateway request waits on the router, "
@@ -201,7 +204,7 @@ def outputs(mv: MeshView) -> Iterator[Output]:
                     "labelSelector": {"matchLabels": selector},
                 },
             ],
-            "image": IMAGE,
+            "image": images.tool_image(cp.platform, IMAGE_KEY),
             "args": [
                 "--streaming",
                 f"--grpc-port={GRPC_PORT}",

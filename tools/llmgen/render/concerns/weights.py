@@ -159,7 +159,11 @@ def fetch_image(cp: ClusterPlan) -> str | None:
 
 
 def wait_container(
-    provider: CloudProvider, uri: str, security: dict[str, Any], tmp: dict[str, Any]
+    provider: CloudProvider,
+    uri: str,
+    security: dict[str, Any],
+    tmp: dict[str, Any],
+    image: str | None = None,
 ) -> dict[str, Any]:
     """wait-for-mirror: poll until the mirror holds its manifest, which the weights
     sync Job writes last (render/concerns/weightsync.py), so no pod ever copies
@@ -168,8 +172,8 @@ def wait_container(
     env = {**wait.env, "WEIGHTS_MANIFEST": MANIFEST}
     return {
         "name": "wait-for-mirror",
-        "image": wait.image,
-        "imagePullPolicy": "Always",
+        "image": image or wait.image,
+        "imagePullPolicy": pull_policy(image or wait.image),
         "command": list(wait.command),
         "env": [{"name": k, "value": v} for k, v in sorted(env.items())],
         "resources": {
@@ -218,7 +222,7 @@ def init_containers(
         "limits": {"cpu": str(COPY_CPUS), "memory": "4Gi"},
     }
     return [
-        wait_container(provider, uri, security, tmp),
+        wait_container(provider, uri, security, tmp, image),
         {
             "name": "fetch-weights",
             "image": image or sync.image,

@@ -228,7 +228,7 @@ def job_context(cp: ClusterPlan, item: MirrorItem, mirror: WeightsMirror) -> dic
         return {
             "name": name_,
             "image": image,
-            "imagePullPolicy": "Always",
+            "imagePullPolicy": weights.pull_policy(image),
             "command": command,
             "env": env,
             "resources": RESOURCES,
@@ -261,7 +261,11 @@ def job_context(cp: ClusterPlan, item: MirrorItem, mirror: WeightsMirror) -> dic
                 "manifest", item.model.image, ["/bin/sh", "-ec", MANIFEST_SCRIPT], manifest_env
             ),
         ],
-        "containers": [container("upload", upload.image, list(upload.command), upload_env)],
+        "containers": [
+            container(
+                "upload", weights.fetch_image(cp) or upload.image, list(upload.command), upload_env
+            )
+        ],
         "claim": name,
     }
 
