@@ -101,9 +101,11 @@ def test_render_check_and_commit_leave_the_bootstrap_files_alone(scratch_repo: P
     assert check.exit_code == 0, check.output
     # A catalog change, rendered and committed by llmgen.
     env = root / "catalog/environments/dev.yaml"
-    old = "- name: bge-m3\n      replicas: {min: 0, max: 1}"
+    old = "- name: bge-m3\n      replicas: {min: 1, max: 1}"
     assert old in env.read_text()
-    env.write_text(env.read_text().replace(old, "- name: bge-m3\n      replicas: {min: 0, max: 2}"))
+    env.write_text(env.read_text().replace(old, "- name: bge-m3\n      replicas: {min: 1, max: 2}"))
+    # llmgen commits generated/ only once its inputs are committed (StaleInputsError).
+    _git(root, "commit", "-q", "-am", "bge-m3 in dev: up to 2 replicas")
     pipeline.render(root)
     done = commit(root)
     assert done.committed

@@ -33,12 +33,19 @@ def grow(root: Path, copies: int, low: int, high: int) -> list[str]:
             text.replace("name: llama-3-1-8b-instruct", f"name: {name}")
             .replace("servedModelName: llama-3.1-8b-instruct", f"servedModelName: {name}")
             .replace("routePrefix: /v1/llama-3.1-8b", f"routePrefix: /v1/{name}")
+            # its LoRA adapters' names are requested as `model`: unique per copy too
+            .replace("- name: llama-3.1-8b-", f"- name: {name}-")
         )
         (root / f"catalog/models/{name}.yaml").write_text(copy)
         entries.append(f"    - name: {name}\n      replicas: {{min: {low}, max: {high}}}\n")
         names.append(name)
+    # At the end of spec.models (blocks such as `dns:` may follow it).
     env = root / PROD
-    env.write_text(env.read_text() + "".join(entries))
+    lines = env.read_text().splitlines(keepends=True)
+    end = lines.index("  models:\n") + 1
+    while end < len(lines) and lines[end].startswith("    "):
+        end += 1
+    env.write_text("".join(lines[:end] + entries + lines[end:]))
     return names
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -78,15 +79,47 @@ def test_packing_takes_cpu_and_memory_into_account() -> None:
     assert math.floor(room.memory_gib / (104 + 0.125)) == 1
 
 
+_MEMORY_UNITS = {"Ki": 2**-20, "Mi": 2**-10, "Gi": 1.0, "Ti": 2**10}
+
+
 def _quantity_gib(text: str) -> float:
-    assert text.endswith("Gi"), text
-    return float(text[:-2])
+    """A Kubernetes memory quantity (binary suffixes, as llmgen renders them) in GiB."""
+    for suffix, gib in _MEMORY_UNITS.items():
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * gib
+    raise AssertionError(f"not a binary memory quantity: {text}")
+
+
+def _quantity_cpu(text: str) -> float:
+    """A Kubernetes CPU quantity (cores, or millicores with `m`) in cores."""
+    return float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+
+
+def _request(container: dict[str, Any]) -> fit.Resources:
+    r = container["resources"]["requests"]
+    return fit.Resources(_quantity_cpu(r["cpu"]), _quantity_gib(r["memory"]))
+
+
+def test_quantities_parse_as_kubernetes_reads_them() -> None:
+    assert _quantity_gib("128Mi") == pytest.approx(0.125)
+    assert _quantity_gib("2Gi") == 2.0
+    assert _quantity_cpu("50m") == pytest.approx(0.05)
+    assert _quantity_cpu("4") == 4.0
+    with pytest.raises(AssertionError):
+        _quantity_gib("128M")  # decimal megabytes: llmgen never renders them
 
 
 def test_rendered_requests_are_what_fit_packs(plan: Plan, files: dict[str, bytes]) -> None:
-    """The Deployment asks exactly fit's request; init containers ask less (no larger peak)."""
+    """The pod's effective request, as the scheduler computes it, is exactly fit's.
+
+    Kubernetes: max(sum of the regular containers and the sidecars, the
+    largest init container plus the sidecars started before it), per
+    resource. Istio's sidecar (fit.SIDECAR) is injected at admission; counted
+    beside every init container as well (a native sidecar starts first).
+    """
     import yaml
 
+    checked_inits = set()
     for cp in plan.clusters.values():
         prefix = f"generated/clusters/{cp.name}/models/"
         deps = {
@@ -103,10 +136,23 @@ def test_rendered_requests_are_what_fit_packs(plan: Plan, files: dict[str, bytes
             need = fit.pod_request(p.model) - fit.SIDECAR
             assert _quantity_gib(req["memory"]) == need.memory_gib
             assert float(req["cpu"]) == pytest.approx(need.cpu)
-            for init in spec.get("initContainers", []):
-                r = init["resources"]["requests"]
-                assert _quantity_gib(r["memory"]) <= need.memory_gib
-                assert float(r["cpu"]) <= need.cpu
+            inits = spec.get("initContainers", [])
+            # fit counts no rendered sidecar: every init container runs to completion.
+            assert all(i.get("restartPolicy") != "Always" for i in inits), p.name
+            regular = _request(vllm) + fit.SIDECAR
+            cpu, memory = regular.cpu, regular.memory_gib
+            for init in inits:
+                during = _request(init) + fit.SIDECAR
+                cpu, memory = max(cpu, during.cpu), max(memory, during.memory_gib)
+                checked_inits.add(init["name"].rstrip("0123456789"))
+            want = fit.pod_request(p.model)
+            assert (cpu, memory) == (pytest.approx(want.cpu), pytest.approx(want.memory_gib)), (
+                cp.name,
+                p.name,
+            )
+    # The weights and adapter init containers are all among those checked.
+    assert {"wait-for-mirror", "fetch-weights", "verify-weights"} <= checked_inits
+    assert {"fetch-adapter-", "verify-adapter-"} <= checked_inits
 
 
 def test_node_counts_and_gpu_limits_follow_packing(scratch_repo: Path) -> None:

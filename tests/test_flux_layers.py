@@ -57,7 +57,16 @@ CRDS_OF = {
     "karpenter": ("karpenter.sh", "karpenter.k8s.aws"),
 }
 #: CRDs a cluster has before llmgen: Kubernetes' and Flux's own, and GKE's.
-BUILT_IN = ("", "apps", "batch", "policy", "rbac.authorization.k8s.io", "networking.k8s.io")
+BUILT_IN = (
+    "",
+    "apps",
+    "batch",
+    "policy",
+    "rbac.authorization.k8s.io",
+    "networking.k8s.io",
+    # ValidatingAdmissionPolicy (GA in Kubernetes 1.30): gpu-readiness's policy
+    "admissionregistration.k8s.io",
+)
 PREREQUISITE_GROUPS = ("toolkit.fluxcd.io", "cloud.google.com", "cnrm.cloud.google.com")
 
 
@@ -321,7 +330,7 @@ def test_layers_depend_only_on_what_must_exist_first(files: dict[str, bytes]) ->
         assert not ks.wait, name
         kinds = {c["kind"] for c in ks.health_checks}
         assert kinds <= {"CustomResourceDefinition", "Secret", "MutatingWebhookConfiguration"}
-    for leaf in ("infrastructure-node-pools", "infrastructure-configs"):
+    for leaf in ("infrastructure-node-pools", "infrastructure-configs", "weights"):
         assert leaf not in waited
 
 

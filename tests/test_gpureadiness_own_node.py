@@ -27,7 +27,7 @@ from llmgen.plan.build import Plan
 
 cel = pytest.importorskip("cel_expr_python.cel")
 
-BUNDLE = "infrastructure/configs/gpu-readiness.yaml"
+BUNDLE = "infrastructure/node-pools/gpu-readiness.yaml"
 SA = "system:serviceaccount:llmgen-system:gpu-readiness"
 NODE_CLAIM = "authentication.kubernetes.io/node-name"
 STARTUP = {"key": "llmgen.io/gpu-initializing", "value": "true", "effect": "NoSchedule"}

@@ -178,8 +178,8 @@ def test_canary_image_and_revision_follow_the_model_grammar(
     _edit(
         scratch_repo,
         "catalog/environments/dev.yaml",
-        "    - name: bge-m3\n      replicas: {min: 0, max: 1}\n",
-        f"    - name: bge-m3\n      replicas: {{min: 0, max: 1}}\n"
+        "    - name: bge-m3\n      replicas: {min: 1, max: 1}\n",
+        f"    - name: bge-m3\n      replicas: {{min: 1, max: 1}}\n"
         f"      canary:\n        {key}: '{value}'\n",
     )
     line = _line_of(scratch_repo, "catalog/environments/dev.yaml", f"{key}: '")

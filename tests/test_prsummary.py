@@ -190,16 +190,19 @@ def test_idle_nodes_count_in_the_budget_figures(gitrepo: Path) -> None:
     plan = _plan(gitrepo).environments["dev"]
     assert plan.allocation.idle_nodes == {"dev-aws-use2/a10g-x4": 2}
     assert plan.idle_monthly_usd == pytest.approx(idle, abs=0.01)
+
+
 def test_new_revision_lists_the_weights_the_pr_needs_mirrored(gitrepo: Path) -> None:
     """A canary of a new revision in prod: that revision must reach both clouds' mirrors."""
     new = "1a" * 20
     env_file = gitrepo / "catalog/environments/prod.yaml"
     original = env_file.read_text()
+    entry = "    - name: mixtral-8x7b-instruct\n      replicas: {min: 2, max: 4}\n"
+    assert entry in original
     env_file.write_text(
         original.replace(
-            "      replicas: {min: 1, max: 4}\n",
-            f"      replicas: {{min: 1, max: 4}}\n      canary: {{revision: {new}, "
-            f"weightsSha256: {'ab' * 32}}}\n",
+            entry,
+            f"{entry}      canary: {{revision: {new}, weightsSha256: {'ab' * 32}}}\n",
         )
     )
     s = pr_summary(gitrepo, "main")
@@ -219,7 +222,5 @@ def test_new_revision_lists_the_weights_the_pr_needs_mirrored(gitrepo: Path) -> 
     data = json.loads(format_summary(s, "json"))
     assert data["weights"][0]["gib"] == s.weights[0].gib
     # Nothing new to mirror when only replicas change.
-    env_file.write_text(
-        original.replace("replicas: {min: 1, max: 4}", "replicas: {min: 1, max: 3}")
-    )
+    env_file.write_text(original.replace(entry, entry.replace("max: 4", "max: 3")))
     assert pr_summary(gitrepo, "main").weights == []

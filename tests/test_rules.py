@@ -650,12 +650,12 @@ def test_rule(
 WEIGHTS_CASES = [
     pytest.param(
         [("catalog/platform.yaml", "syncCluster: prod-aws-use1", "syncCluster: prod-aws-use9")],
-        ["catalog/platform.yaml:82:20: spec.weightsMirror.aws.syncCluster: unknown cluster 'prod-aws-use9'; did you mean 'prod-aws-use1'?"],
+        ["catalog/platform.yaml:90:20: spec.weightsMirror.aws.syncCluster: unknown cluster 'prod-aws-use9'; did you mean 'prod-aws-use1'?"],
         id="sync-cluster-unknown",
     ),
     pytest.param(
         [("catalog/platform.yaml", "syncCluster: prod-gcp-usc1", "syncCluster: prod-aws-usw2")],
-        ["catalog/platform.yaml:86:20: spec.weightsMirror.gcp.syncCluster: cluster 'prod-aws-usw2' is on aws; the gcp mirror's sync Jobs need a gcp cluster (its workload identity writes the bucket)"],
+        ["catalog/platform.yaml:94:20: spec.weightsMirror.gcp.syncCluster: cluster 'prod-aws-usw2' is on aws; the gcp mirror's sync Jobs need a gcp cluster (its workload identity writes the bucket)"],
         id="sync-cluster-other-cloud",
     ),
     pytest.param(
@@ -692,7 +692,7 @@ def test_unsynced_revision_is_a_warning(scratch_repo: Path) -> None:
             ),
             (
                 "catalog/environments/prod.yaml",
-                "    - name: bge-m3\n      replicas: {min: 2, max: 8}\n",
+                "    - name: bge-m3\n      replicas: {min: 4, max: 8}\n",
                 "",
             ),
         ],

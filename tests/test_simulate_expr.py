@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import yaml
 
 from llmgen.simulate import exprlang, promsignals
 from llmgen.simulate.objects import read_rendered
@@ -203,6 +204,13 @@ def test_disk_throughput_from_the_rendered_pools(files: dict[str, bytes]) -> Non
     assert disk_gibps("ContainerNodePool", gke) == pytest.approx(1.28)
     assert disk_gibps("EC2NodeClass", {"instanceStorePolicy": "RAID0"}) == 2.0
     rendered = read_rendered(files)
-    assert rendered.disk_gibps[("prod-gcp-usc1", "h100-x8")] == pytest.approx(252 / 1024)
+    # The rendered GKE pool puts emptyDirs (the weights) on the shape's local
+    # SSDs: docs/simulate.md's 0.64 GiB/s each, at most 8 GiB/s a node.
+    pool = "generated/clusters/prod-gcp-usc1/infrastructure/node-pools/nodepool-h100-x8.yaml"
+    (node,) = [d for d in yaml.safe_load_all(files[pool]) if d["kind"] == "ContainerNodePool"]
+    ssds = node["spec"]["nodeConfig"]["ephemeralStorageLocalSsdConfig"]["localSsdCount"]
+    assert ssds > 0
+    expected = min(ssds * 0.64, 8.0)
+    assert rendered.disk_gibps[("prod-gcp-usc1", "h100-x8")] == pytest.approx(expected)
     assert rendered.disk_gibps[("prod-aws-use1", "h100-x8")] == 2.0
     assert rendered.empty_node_seconds[("prod-aws-use1", "h100-x8")] == 1800

@@ -51,7 +51,7 @@ def model_docs(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any]
     result = CliRunner().invoke(app, ["render", "--root", str(root)])
     assert result.exit_code == 0, result.output
     docs: list[Any] = []
-    for path in sorted((root / "generated" / "clusters").glob("*/models/*.yaml")):
+    for path in sorted((root / "generated" / "clusters").glob("*/models/*/*.yaml")):
         docs += yaml.load_all(path.read_text(), Loader=yaml.CSafeLoader)
     return tuple(d for d in docs if isinstance(d, dict))
 
@@ -107,7 +107,9 @@ def test_nothing_newer_than_the_table_is_rendered(
 
 
 def test_validate_refuses_a_cluster_older_than_the_rendered_fields(scratch_repo: Path) -> None:
-    path = scratch_repo / "catalog/clusters/dev-aws-use2.yaml"
+    # A GKE cluster: EKS clusters with GPU pools need 1.30 anyway, for gpu-readiness's
+    # admission policy (rules_names.readiness_kubernetes), whatever the models render.
+    path = scratch_repo / "catalog/clusters/staging-gcp-usc1.yaml"
     path.write_text(
         path.read_text().replace('kubernetesVersion: "1.33"', 'kubernetesVersion: "1.29"')
     )
@@ -115,8 +117,9 @@ def test_validate_refuses_a_cluster_older_than_the_rendered_fields(scratch_repo:
     assert validate(scratch_repo).ok
     on_v018(scratch_repo)
     assert [str(d) for d in validate(scratch_repo).errors] == [
-        "catalog/clusters/dev-aws-use2.yaml:9:22: spec.kubernetesVersion: Kubernetes 1.29 is older "
-        "than the fields llmgen renders for the models on 'dev-aws-use2' (1.30 or newer): "
+        "catalog/clusters/staging-gcp-usc1.yaml:9:22: spec.kubernetesVersion: Kubernetes 1.29 is "
+        "older than the fields llmgen renders for the models on 'staging-gcp-usc1' (1.30 or "
+        "newer): "
         "lifecycle.preStop.sleep needs 1.30 (feature gate PodLifecycleSleepAction: alpha (off) "
         "in 1.29, on by default from 1.30 (KEP-3960)); an older API server drops them silently"
     ]

@@ -36,6 +36,7 @@ from typer.testing import CliRunner
 
 from llmgen.cli.app import app
 from llmgen.clouds.aws import MIRROR_UPLOAD_SCRIPT, MIRROR_WAIT_SCRIPT
+from llmgen.plan.build import Plan
 from llmgen.render.concerns import weights
 from llmgen.render.concerns.weightsync import MANIFEST_SCRIPT
 from llmgen.weights.check import check_weights, key_matches, parse_manifest
@@ -92,7 +93,20 @@ def run_manifest(folder: Path, tmp: Path, pin: str = "") -> subprocess.Completed
     )
 
 
-def test_manifest_script_writes_the_contract_the_pods_verify(tmp_path: Path) -> None:
+def pods_verify(plan: Plan) -> dict[str, Any]:
+    """A mirrored, pinned model's verify-weights init container, as the pods get it."""
+    for cp in plan.clusters.values():
+        for p in cp.placements:
+            if not p.model.weights_sha256:
+                continue
+            inits = weights.init_containers(cp.provider, p.model, {}, "tmp")
+            for c in inits:
+                if c["name"] == "verify-weights":
+                    return c
+    raise AssertionError("no pinned model reads from a mirror")
+
+
+def test_manifest_script_writes_the_contract_the_pods_verify(tmp_path: Path, plan: Plan) -> None:
     folder, digest = make_weights(tmp_path)
     text = (folder / weights.MANIFEST).read_text()
     expected = "".join(
@@ -100,13 +114,18 @@ def test_manifest_script_writes_the_contract_the_pods_verify(tmp_path: Path) -> 
     )
     assert text == expected  # every file, sorted by path, no .cache, no manifest
     assert parse_manifest(text) == {p: hashlib.sha256(d).hexdigest() for p, d in FILES.items()}
-    # The pods' verify-weights accepts exactly this (pinned), and refuses another pin.
-    verify = {"PATH": os.environ["PATH"], "WEIGHTS_DIR": str(folder)}
-    verify |= {"WEIGHTS_MANIFEST": weights.MANIFEST, "WEIGHTS_SHA256": digest}
-    ok = subprocess.run(["/bin/sh", "-ec", weights.VERIFY_SCRIPT], env=verify, check=False)
-    assert ok.returncode == 0
+    # The pods' verify-weights, run as rendered (its command and its whole
+    # environment, e.g. VERIFY_PARALLELISM), on this folder and pinned to this
+    # manifest, accepts exactly this, and refuses another pin.
+    container = pods_verify(plan)
+    assert container["command"] == ["/bin/sh", "-ec", weights.VERIFY_SCRIPT]
+    verify = {e["name"]: e["value"] for e in container["env"]}
+    assert set(verify) >= {"WEIGHTS_DIR", "WEIGHTS_MANIFEST", "WEIGHTS_SHA256"}
+    verify |= {"PATH": os.environ["PATH"], "WEIGHTS_DIR": str(folder), "WEIGHTS_SHA256": digest}
+    ok = subprocess.run(container["command"], env=verify, capture_output=True, check=False)
+    assert ok.returncode == 0, ok.stderr
     bad = subprocess.run(
-        ["/bin/sh", "-ec", weights.VERIFY_SCRIPT],
+        container["command"],
         env={**verify, "WEIGHTS_SHA256": "0" * 64},
         capture_output=True,
         check=False,

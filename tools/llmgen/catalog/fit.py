@@ -183,8 +183,11 @@ def container_memory_gib(model: Model) -> int:
 def pod_request(model: Model) -> Resources:
     """What one replica's pod asks of its node: vLLM plus the Istio sidecar.
 
-    The weights init containers ask less than vLLM (render's weights concern;
-    a test keeps it so), so the pod's effective request is this sum.
+    Kubernetes takes the larger of the containers' sum (with sidecars) and
+    the largest init container (with the sidecars started before it). Every
+    init container the pod renders (wait-for-mirror, fetch/verify-weights,
+    fetch/verify-adapter-N) asks less than vLLM and none is a sidecar
+    (tests/test_fit.py keeps it so), so the effective request is this sum.
     """
     return Resources(model.cpu, float(container_memory_gib(model))) + SIDECAR
 

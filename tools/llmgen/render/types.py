@@ -26,8 +26,6 @@ INFRA_LAYERS = (
     # The weights sync Jobs, on a cloud's sync cluster only (OPTIONAL_LAYERS).
     "weights",
 )
-#: Layers only some clusters render.
-OPTIONAL_LAYERS = frozenset({"weights"})
 MODELS = "models"
 #: Every layer folder a rendered path may start with (`models` holds one
 #: folder, and one Flux Kustomization, per model).
@@ -36,8 +34,9 @@ LAYERS = (*INFRA_LAYERS, MODELS)
 #: for every layer. A dependency is "ready" when the objects its dependents
 #: need exist (CRDs Established, the mesh CA Secret, istiod's injection
 #: webhook), never when an unrelated add-on is healthy (flux.py renders those
-#: health checks). Node pools, gateway policy and mesh identity are leaves:
-#: nothing waits on them, so none of them can block a model change or a stop.
+#: health checks). Node pools, gateway policy, mesh identity and weights are
+#: leaves: nothing waits on them, so none of them can block a model change or
+#: a stop.
 LAYER_DEPENDS: dict[str, tuple[str, ...]] = {
     "infrastructure/controllers": (),
     # the ClusterSecretStore and ExternalSecret CRDs, and ESO running
@@ -48,11 +47,13 @@ LAYER_DEPENDS: dict[str, tuple[str, ...]] = {
     "infrastructure/configs": ("infrastructure/controllers", "infrastructure/istio"),
     "infrastructure/mesh-identity": ("infrastructure/controllers", "infrastructure/istio"),
     MODELS: ("infrastructure/controllers", "infrastructure/istio"),
-    # Weights sync Jobs (render/concerns/weightsync.py) need the secret stores
-    # of configs. Nothing depends on this layer: kstatus calls a started Job
+    # Weights sync Jobs (render/concerns/weightsync.py): like models, what must
+    # exist first is the ExternalSecret (and PrometheusRule) CRDs; External
+    # Secrets retries until configs' ClusterSecretStore exists, so configs
+    # stays a leaf. Nothing depends on this layer: kstatus calls a started Job
     # Current, so a dependency would not wait for the copy; model pods wait
     # for the mirror's manifest instead.
-    "weights": ("infrastructure/configs",),
+    "weights": ("infrastructure/controllers",),
 }
 #: Layers only some clusters render (folder and Flux Kustomization only where
 #: a concern puts something in them): `weights` on each cloud's sync cluster.

@@ -133,6 +133,8 @@ def scaled_object(path: str, doc: Mapping[str, Any]) -> ScaledObject:
 _PD = {"pd-standard": (0.12, 0.0), "pd-balanced": (0.28, 140.0), "pd-ssd": (0.48, 240.0)}
 #: one local NVMe SSD (375 GB) reads about 660 MiB/s
 _LOCAL_SSD_GIBPS = 0.64
+#: a node's local SSDs together read no faster than this (A3's 16 devices hit the cap)
+_LOCAL_SSD_MAX_GIBPS = 8.0
 #: instance-store NVMe in RAID0 on the GPU instance types (several drives)
 _INSTANCE_STORE_GIBPS = 2.0
 #: gp3 without a throughput setting: its 125 MiB/s baseline
@@ -150,7 +152,7 @@ def disk_gibps(kind: str, spec: Mapping[str, Any]) -> float | None:
         node = spec.get("nodeConfig") or {}
         ssd = (node.get("ephemeralStorageLocalSsdConfig") or {}).get("localSsdCount")
         if ssd:
-            return float(min(int(ssd) * _LOCAL_SSD_GIBPS, 8.0))
+            return float(min(int(ssd) * _LOCAL_SSD_GIBPS, _LOCAL_SSD_MAX_GIBPS))
         per_gib, floor = _PD.get(str(node.get("diskType", "pd-balanced")), (0.0, 0.0))
         if not per_gib:
             return None
