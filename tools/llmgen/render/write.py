@@ -341,22 +341,29 @@ def tree_matches(
     return on_disk == {p: len(b) for p, b in files.items()}
 
 
-def save_cache(root: Path, key: str) -> None:
-    """Record `key` with the fingerprint of generated/ as it is now."""
+def _save_state(root: Path, name: str, text: str, what: str) -> None:
+    """Write `.llmgen/<name>.json` atomically, never through a symlink. Both
+    records only save time or hint, so a read-only checkout still renders."""
     try:
         folder = _cache_dir(root)
     except OSError:
-        return  # the cache only saves time; a read-only checkout still renders
-    path = folder / "render-state.json"
-    _refuse_symlink(path, "the render cache")
-    tmp = folder / f"render-state.{os.getpid()}.tmp"
+        return
+    path = folder / f"{name}.json"
+    _refuse_symlink(path, what)
+    tmp = folder / f"{name}.{os.getpid()}.tmp"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
         with os.fdopen(fd, "w") as fh:
-            fh.write(json.dumps({"key": key, "tree": tree_fingerprint(root)}))
+            fh.write(text)
         tmp.replace(path)  # rename replaces a symlink itself, never its target
     except OSError:
         tmp.unlink(missing_ok=True)
+
+
+def save_cache(root: Path, key: str) -> None:
+    """Record `key` with the fingerprint of generated/ as it is now."""
+    state = json.dumps({"key": key, "tree": tree_fingerprint(root)})
+    _save_state(root, "render-state", state, "the render cache")
 
 
 # ------------------------------------------------------ what render wrote
@@ -387,17 +394,4 @@ def save_written(
         p: d for p, d in written_digests(root).items() if prefixes and not p.startswith(prefixes)
     }
     record.update({p: hashlib.sha256(b).hexdigest() for p, b in files.items()})
-    try:
-        folder = _cache_dir(root)
-    except OSError:
-        return  # only a hint for commit; a read-only checkout still renders
-    path = folder / "rendered.json"
-    _refuse_symlink(path, "the render record")
-    tmp = folder / f"rendered.{os.getpid()}.tmp"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(json.dumps(record, sort_keys=True))
-        tmp.replace(path)  # rename replaces a symlink itself, never its target
-    except OSError:
-        tmp.unlink(missing_ok=True)
+    _save_state(root, "rendered", json.dumps(record, sort_keys=True), "the render record")
