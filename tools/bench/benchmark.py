@@ -111,7 +111,10 @@ def stage(name: str, root: Path, crds: Path | None) -> dict[str, float]:
         from llmgen.simulate.api import Options, make_load, prepare
         from llmgen.simulate.engine import run
 
-        opts = Options("prod", minutes=1440)
+        # The generated catalog's last environment (prod at full size; smaller
+        # runs, such as CI's, may have only dev and staging).
+        envs = sorted(p.stem for p in (root / "catalog" / "environments").glob("*.yaml"))
+        opts = Options("prod" if "prod" in envs else envs[-1], minutes=1440)
         _plan, units, slots = prepare(root, opts)  # plan + render: not timed
         load = make_load(units, opts)
         runs = []
