@@ -17,11 +17,9 @@ of two simultaneous runs sees the first one's commit and has nothing to do.
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import hashlib
 import os
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +30,7 @@ from llmgen import __version__
 from llmgen.errors import Diagnostic, LlmgenError, UsageError
 from llmgen.gitops.changes import ClusterChange, models_at, models_by_cluster, summarise
 from llmgen.render import pipeline
-from llmgen.render.write import GENERATED, write_tree, written_digests
+from llmgen.render.write import GENERATED, flock_within, write_tree, written_digests
 from llmgen.resources import templates_dir
 
 TRAILER_HASH = "Llmgen-Catalog-Hash"
@@ -153,19 +151,8 @@ def commit_lock(repo: git.Repo, timeout: float | None = None) -> Iterator[Path]:
 
 
 def _flock_within(fd: int, path: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
-            if time.monotonic() >= deadline:
-                raise CommitError(
-                    f"another 'llmgen commit' holds {path}; gave up after {timeout:g}s"
-                ) from None
-            time.sleep(0.1)
+    if not flock_within(fd, timeout, poll=0.1):
+        raise CommitError(f"another 'llmgen commit' holds {path}; gave up after {timeout:g}s")
 
 
 def catalog_hash(root: Path) -> str:

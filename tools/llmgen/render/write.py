@@ -114,21 +114,28 @@ def render_lock(root: Path, timeout: float | None = None) -> Iterator[None]:
         os.close(fd)
 
 
-def _flock(fd: int, path: Path, timeout: float) -> None:
+def flock_within(fd: int, timeout: float, poll: float = 0.05) -> bool:
+    """Take an exclusive flock on `fd`, waiting at most `timeout` seconds; False
+    when another process still holds it then (render and commit locks)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
+            return True
         except OSError as exc:
             if exc.errno not in (errno.EAGAIN, errno.EACCES):
                 raise
         if time.monotonic() >= deadline:
-            raise LockTimeoutError(
-                f"another llmgen run is rendering this repository (it holds {path}); "
-                f"gave up after waiting {timeout:g}s. Run again when it has finished."
-            )
-        time.sleep(0.05)
+            return False
+        time.sleep(poll)
+
+
+def _flock(fd: int, path: Path, timeout: float) -> None:
+    if not flock_within(fd, timeout):
+        raise LockTimeoutError(
+            f"another llmgen run is rendering this repository (it holds {path}); "
+            f"gave up after waiting {timeout:g}s. Run again when it has finished."
+        )
 
 
 @dataclass
