@@ -169,3 +169,13 @@ def test_a_catalog_key_never_gets_near_the_limit(scratch_repo: object) -> None:
         f"catalog/models/bge-m3.yaml:8:5: metadata.labels.{key}: "
         "key is 400 characters; at most 316 are allowed"
     )
+
+
+@pytest.mark.parametrize("text", ["\x1b\nx", "a\nb\x1b", "a\n\x7f", "x\n\x85"])
+def test_control_characters_never_enter_a_literal_block(text: str) -> None:
+    # A literal block holds printable characters only; a line ending in ESC
+    # (found by the fresh-random property run) must fall back to a quoted scalar.
+    out = "root:" + block({"k": text}, 2) + "\n"
+    assert "|" not in out
+    for loaded in [*_both_readers(out), yaml.load(out, Loader=yaml.SafeLoader)]:
+        assert loaded == {"root": {"k": text}}

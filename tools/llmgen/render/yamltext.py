@@ -160,7 +160,9 @@ def _nested(value: Any, indent: int) -> str:
 
 # Lines a literal block may hold: printable, no tab, no trailing blank, and no
 # character that YAML 1.1 readers take for a line break (NEL, LS, PS).
-_LITERAL_LINE = re.compile(r"(?:[^\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff]*[^\s])?\Z")
+_LITERAL_LINE = re.compile(
+    r"(?:[^\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff]*[^\s\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff])?\Z"
+)
 
 
 def _text(value: str, indent: int) -> str:
