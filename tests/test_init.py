@@ -11,7 +11,6 @@ from typer.testing import CliRunner
 from llmgen import __version__
 from llmgen.cli.app import app
 from llmgen.lifecycle.scaffold import FILES
-from pending import PENDING
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -47,10 +46,9 @@ def test_init_then_validate_render_verify(tmp_path: Path, crd_schemas: Path) -> 
             root / "generated/clusters" / cluster
         )
     code, out = run("verify", "--root", str(root), "--crd-schemas", str(crd_schemas))
-    # Render defects other issues fix are tolerated until merged (tests/pending.py).
     findings = [line for line in out.splitlines() if line.startswith("generated/")]
-    assert [f for f in findings if not any(p in f for p in PENDING)] == [], out
-    assert code == (1 if findings else 0), out
+    assert findings == [], out
+    assert code == 0, out
     code, out = run("render", "--check", "--root", str(root))
     assert code == 0, out
 
