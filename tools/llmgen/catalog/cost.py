@@ -86,13 +86,19 @@ def pool_gpu_hourly(pool: NodePool, gpu: Gpu, cloud: str) -> float | None:
 def eligible_pools(
     model: Model, cluster: Cluster, gpus: Mapping[str, Gpu] | None = None
 ) -> list[NodePool]:
-    """Pools of `cluster` with the model's GPU and room for a whole replica on one node.
+    """Pools of `cluster` with the model's GPU and room for a whole replica.
 
+    A replica is one pod on one node, or (`resources.nodes` > 1) a group of
+    `nodes` pods, one per node, so the pool must also allow that many nodes.
     With the GpuCatalog (`gpus`), room means GPUs, CPU and memory together
     (`fit.replicas_per_node`); without it, GPUs only.
     """
     pools = [
-        p for p in cluster.node_pools if p.gpu == model.gpu and p.gpus_per_node >= model.gpu_count
+        p
+        for p in cluster.node_pools
+        if p.gpu == model.gpu
+        and p.gpus_per_node >= model.gpus_per_pod
+        and p.max_nodes >= model.nodes
     ]
     gpu = gpus.get(model.gpu) if gpus is not None else None
     if gpu is None:
@@ -107,7 +113,8 @@ def pool_replica_hourly(
 
     A replica that strands GPUs (CPU or memory run out first) pays for them.
     Priced at the dearest shape that fits a replica, as `pool_gpu_hourly`;
-    None when the pool lists no priced shape.
+    None when the pool lists no priced shape. A multi-node replica pays for
+    each of its `nodes` nodes.
     """
     kind = capacity_type or pool.capacity_type
     prices = [
@@ -115,7 +122,7 @@ def pool_replica_hourly(
         for shape in fit.shapes(pool, gpu, cloud)
         if shape.gpus > 0 and (n := fit.per_node(model, shape, cloud)) >= 1
     ]
-    return max(prices) if prices else None
+    return max(prices) * model.nodes if prices else None
 
 
 def replica_hourly(model: Model, cluster: Cluster, gpus: Mapping[str, Gpu]) -> float | None:

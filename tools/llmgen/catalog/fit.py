@@ -170,9 +170,9 @@ def allocatable(cloud: str, shape: InstanceType) -> Resources:
 
 def shm_gib(model: Model) -> int:
     """`/dev/shm` for NCCL between tensor-parallel workers (memory, charged to the pod)."""
-    if model.gpu_count <= 1:
+    if model.gpus_per_pod <= 1:
         return 2
-    return min(16, 4 * model.gpu_count)
+    return min(16, 4 * model.gpus_per_pod)
 
 
 def container_memory_gib(model: Model) -> int:
@@ -182,6 +182,9 @@ def container_memory_gib(model: Model) -> int:
 
 def pod_request(model: Model) -> Resources:
     """What one replica's pod asks of its node: vLLM plus the Istio sidecar.
+
+    A multi-node replica (`resources.nodes` > 1) has one such pod per node:
+    cpu and memoryGiB are per pod, GPUs gpuCount / nodes.
 
     Kubernetes takes the larger of the containers' sum (with sidecars) and
     the largest init container (with the sidecars started before it). Every
@@ -203,9 +206,14 @@ def shapes(pool: NodePool, gpu: Gpu, cloud: str) -> list[InstanceType]:
 def per_node(model: Model, shape: InstanceType, cloud: str) -> int:
     """Replicas of `model` one node of `shape` holds: the least of GPU, CPU and memory.
 
-    A shape without CPU and memory figures packs by GPU only.
+    A shape without CPU and memory figures packs by GPU only. For a
+    multi-node model this is whether one pod of its group fits (0 or 1):
+    the group's pods are kept one per node (required anti-affinity on the
+    hostname, render/concerns/group.py), so a replica takes `nodes` nodes.
     """
-    by_gpu = shape.gpus // max(model.gpu_count, 1)
+    by_gpu = shape.gpus // max(model.gpus_per_pod, 1)
+    if model.multi_node:
+        by_gpu = min(by_gpu, 1)
     if shape.vcpus <= 0 or shape.memory_gib <= 0:
         return by_gpu
     room = allocatable(cloud, shape)
@@ -225,7 +233,8 @@ def replicas_per_node(model: Model, pool: NodePool, gpu: Gpu, cloud: str) -> int
     """
     listed = shapes(pool, gpu, cloud)
     if not listed:
-        return pool.gpus_per_node // max(model.gpu_count, 1)
+        by_gpu = pool.gpus_per_node // max(model.gpus_per_pod, 1)
+        return min(by_gpu, 1) if model.multi_node else by_gpu
     counts = [n for t in listed if (n := per_node(model, t, cloud)) >= 1]
     return min(counts) if counts else 0
 
@@ -240,15 +249,16 @@ def misfit(model: Model, pool: NodePool, gpu: Gpu, cloud: str) -> str | None:
     for t in listed:
         room = allocatable(cloud, t)
         short = []
-        if t.gpus < model.gpu_count:
+        if t.gpus < model.gpus_per_pod:
             short.append(f"{t.gpus} GPU(s)")
         if need.cpu > room.cpu:
             short.append(f"{room.cpu:.2f} CPU allocatable")
         if need.memory_gib > room.memory_gib:
             short.append(f"{room.memory_gib:.1f} GiB memory allocatable")
         parts.append(f"{t.name} ({t.vcpus:g} vCPU, {t.memory_gib:g} GiB): {', '.join(short)}")
+    what = f"each of a replica's {model.nodes} pods" if model.multi_node else "a replica"
     return (
-        f"a replica requests {need.cpu:g} CPU and {need.memory_gib:.1f} GiB "
+        f"{what} requests {need.cpu:g} CPU and {need.memory_gib:.1f} GiB "
         f"(vLLM {model.cpu:g} CPU, {container_memory_gib(model)}Gi with /dev/shm, "
         f"plus the Istio sidecar) but pool {pool.name!r} offers only " + "; ".join(parts)
     )

@@ -177,6 +177,18 @@ class Model:
     cost_center: str
     where: Where
     adapters: tuple[Adapter, ...] = ()
+    #: nodes one replica spans (`resources.nodes`): >1 renders a LeaderWorkerSet group
+    nodes: int = 1
+
+    @property
+    def multi_node(self) -> bool:
+        """One replica is a group of `nodes` pods, one per node (a LeaderWorkerSet)."""
+        return self.nodes > 1
+
+    @property
+    def gpus_per_pod(self) -> int:
+        """GPUs each pod of a replica requests: all of them, or gpuCount / nodes."""
+        return self.gpu_count // max(self.nodes, 1)
 
 
 # ------------------------------------------------------------- environments
@@ -467,6 +479,7 @@ def _model(cat: Catalog, doc: Document, spec: dict[str, Any]) -> None:
             )
             for i, a in enumerate(spec.get("adapters", []))
         ),
+        nodes=res.get("nodes", 1),
     )
 
 

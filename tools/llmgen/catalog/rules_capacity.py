@@ -29,6 +29,65 @@ def parallelism(ctx: Context) -> Iterator[Diagnostic]:
             )
 
 
+def multi_node(ctx: Context) -> Iterator[Diagnostic]:
+    """A replica across nodes: tensor parallel within a node, pipeline parallel across nodes.
+
+    vLLM's guidance for a model too large for one node ("Parallelism and
+    Scaling", docs/serving/parallelism_scaling.md at v0.11.0): tensor
+    parallel size = GPUs per node, pipeline parallel size = number of nodes.
+    Each pod of the group requests gpuCount / nodes GPUs, so gpuCount must
+    divide evenly.
+    """
+    for model in ctx.catalog.models.values():
+        n = model.nodes
+        if n <= 1:
+            continue
+        if model.gpu_count % n:
+            yield model.where.error(
+                f"gpuCount {model.gpu_count} does not divide into {n} nodes: every pod of a "
+                "multi-node replica requests the same number of GPUs",
+                "resources",
+                "gpuCount",
+            )
+            continue
+        per_node = model.gpu_count // n
+        if model.tensor_parallel != per_node or model.pipeline_parallel != n:
+            yield model.where.error(
+                f"a replica on {n} nodes of {per_node} GPUs runs tensor parallel within a node "
+                f"and pipeline parallel across nodes: engine.tensorParallel must be {per_node} "
+                f"and engine.pipelineParallel {n} (they are {model.tensor_parallel} and "
+                f"{model.pipeline_parallel})",
+                "engine",
+                "tensorParallel" if model.tensor_parallel != per_node else "pipelineParallel",
+            )
+        if model.task != "generate":
+            yield model.where.error(
+                "multi-node replicas serve generation models only (vLLM's pipeline "
+                "parallelism does not run the pooling runner)",
+                "resources",
+                "nodes",
+            )
+
+
+def multi_node_canary(ctx: Context) -> Iterator[Diagnostic]:
+    """No canary for a multi-node model: its set's pod names leave no room for `-canary`.
+
+    A group's worker StatefulSet is `<set>-<group>` and its pods carry
+    `controller-revision-hash: <set>-<group>-<hash>`, a label value of at most
+    63 characters; `<model>-canary-<group>-<hash>` would not fit every model
+    name validate accepts.
+    """
+    for env, i, dep, model in placed_models(ctx.catalog):
+        if model.multi_node and dep.canary is not None:
+            yield env.where.error(
+                f"model {model.name!r} spans {model.nodes} nodes per replica: canaries of "
+                "multi-node models are not supported (roll it out by revision instead)",
+                "models",
+                i,
+                "canary",
+            )
+
+
 def engine_quantization(ctx: Context) -> Iterator[Diagnostic]:
     """`engine.quantization` is a value the model's vLLM version accepts (catalog/engines.py)."""
     for model in ctx.catalog.models.values():
@@ -89,10 +148,33 @@ def placement(ctx: Context) -> Iterator[Diagnostic]:
         for cluster in targets(cat, env, _dep):
             if cost.eligible_pools(model, cluster):
                 continue
-            pools = ", ".join(f"{p.name} ({p.gpus_per_node} × {p.gpu})" for p in cluster.node_pools)
+            if model.multi_node:
+                pools = ", ".join(
+                    f"{p.name} ({p.gpus_per_node} × {p.gpu}, maxNodes {p.max_nodes})"
+                    for p in cluster.node_pools
+                )
+                need = (
+                    f"that can hold a group of {model.nodes} nodes with "
+                    f"{model.gpus_per_pod} × {model.gpu} each"
+                )
+            else:
+                pools = ", ".join(
+                    f"{p.name} ({p.gpus_per_node} × {p.gpu})" for p in cluster.node_pools
+                )
+                need = f"with {model.gpu_count} × {model.gpu} on one node"
+            hint = ""
+            widest = max(
+                (p.gpus_per_node for p in cluster.node_pools if p.gpu == model.gpu), default=0
+            )
+            if not model.multi_node and 0 < widest < model.gpu_count:
+                hint = (
+                    f"; to span nodes set the model's resources.nodes "
+                    f"(e.g. {-(-model.gpu_count // widest)}, tensor parallel within a node, "
+                    "pipeline parallel across nodes)"
+                )
             yield env.where.error(
-                f"cluster {cluster.name!r} has no node pool with {model.gpu_count} × {model.gpu} "
-                f"on one node for model {model.name!r} (its pools: {pools})",
+                f"cluster {cluster.name!r} has no node pool {need} for model "
+                f"{model.name!r} (its pools: {pools}){hint}",
                 "models",
                 i,
             )
@@ -158,6 +240,8 @@ def replica_bounds(ctx: Context) -> Iterator[Diagnostic]:
 
 CAPACITY_RULES: tuple[Rule, ...] = (
     parallelism,
+    multi_node,
+    multi_node_canary,
     engine_quantization,
     scaling_targets,
     weights_fit,

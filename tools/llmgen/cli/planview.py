@@ -18,6 +18,7 @@ from pathlib import Path
 
 from llmgen.errors import Diagnostic
 from llmgen.plan.build import HOURS_PER_MONTH, Placement, Plan
+from llmgen.plan.interconnect import absent_note as interconnect_note
 
 FORMATS = ("text", "json", "markdown")
 
@@ -48,6 +49,10 @@ class ModelRow:
     reasons: list[str]
     #: LoRA adapters served on the same replicas (no GPUs of their own)
     adapters: list[str] = field(default_factory=list)
+    #: nodes one replica spans (a LeaderWorkerSet group when > 1)
+    nodes_per_replica: int = 1
+    #: the group's interconnect, or the cost of running without one (multi-node only)
+    interconnect: str = ""
 
 
 @dataclass
@@ -101,13 +106,17 @@ class EnvironmentRow:
         return _share(self.usd_per_month_max, self.budget_usd_per_month)
 
 
+def _interconnect_notes(clusters: list[ClusterRow]) -> list[str]:
+    return [m.interconnect for c in clusters for m in c.models if m.interconnect]
+
+
 def _share(amount: float, budget: float) -> float:
     return amount / budget if budget > 0 else math.inf if amount > 0 else 0.0
 
 
 def _nodes(p: Placement, replicas: int) -> int:
-    # Replicas pack by GPU, CPU and memory (plan/fit.py).
-    return math.ceil(replicas / p.replicas_per_node)
+    # Replicas pack by GPU, CPU and memory (plan/fit.py); a group takes its nodes.
+    return p.nodes_for(replicas)
 
 
 def model_row(p: Placement) -> ModelRow:
@@ -134,6 +143,8 @@ def model_row(p: Placement) -> ModelRow:
         usd_per_month_max=round(p.monthly_usd_max, 2),
         spot_savings_per_month_max=round(p.monthly_spot_savings_max, 2),
         reasons=list(p.reasons),
+        nodes_per_replica=p.nodes_per_replica,
+        interconnect=interconnect_note(p),
     )
 
 
@@ -187,7 +198,7 @@ def plan_report(
                 env.monthly_budget_usd,
                 env.suspended,
                 clusters,
-                list(ep.notes),
+                [*ep.notes, *_interconnect_notes(clusters)],
                 warnings,
                 round(ep.idle_monthly_usd, 2),
             )
@@ -287,10 +298,14 @@ def _cells(c: ClusterRow, m: ModelRow) -> list[str]:
     if m.canary_max_replicas:
         canary = f" +{m.canary_min_replicas}..{m.canary_max_replicas} canary"
     lora = f" +{len(m.adapters)} LoRA" if m.adapters else ""
+    group = ""
+    if m.nodes_per_replica > 1:
+        per_pod = m.gpus_per_replica // m.nodes_per_replica
+        group = f", groups of {m.nodes_per_replica} nodes × {per_pod} GPUs"
     return [
         c.cluster,
         m.model + lora,
-        f"{m.pool} ({m.capacity_type})",
+        f"{m.pool} ({m.capacity_type}){group}",
         f"{m.min_replicas}..{m.max_replicas}{canary}",
         f"{m.gpus_min}..{m.gpus_max}",
         f"{m.nodes_min}..{m.nodes_max}",

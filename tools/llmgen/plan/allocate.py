@@ -93,6 +93,8 @@ class Site:
     pool: str
     #: how many replicas of this model one node of the pool holds
     replicas_per_node: int
+    #: nodes one replica takes (a multi-node group; then replicas_per_node is 1)
+    nodes_per_replica: int = 1
 
 
 @dataclass(frozen=True)
@@ -195,25 +197,31 @@ class _Pools:
 
     def __init__(self, nodes: Mapping[str, int]) -> None:
         self.limit = dict(nodes)
-        # pool -> model -> (replicas, replicas per node)
-        self.placed: dict[str, dict[str, tuple[int, int]]] = {}
+        # pool -> model -> (replicas, replicas per node, nodes per replica)
+        self.placed: dict[str, dict[str, tuple[int, int, int]]] = {}
 
     def used(self, pool: str) -> int:
-        return sum(math.ceil(r / k) for r, k in self.placed.get(pool, {}).values())
+        return sum(math.ceil(r / k) * n for r, k, n in self.placed.get(pool, {}).values())
 
-    def room(self, pool: str, model: str, per_node: int) -> int:
-        """How many more replicas of `model` fit in `pool`."""
+    def room(self, pool: str, model: str, per_node: int, nodes: int = 1) -> int:
+        """How many more replicas of `model` fit in `pool`.
+
+        A multi-node replica (`nodes` > 1, one replica per node group) needs
+        `nodes` whole free nodes.
+        """
         if per_node <= 0:
             return 0
-        have, _ = self.placed.get(pool, {}).get(model, (0, per_node))
-        free_nodes = self.limit.get(pool, 0) - self.used(pool)
+        have = self.placed.get(pool, {}).get(model, (0, per_node, nodes))[0]
+        free_nodes = max(self.limit.get(pool, 0) - self.used(pool), 0)
+        if nodes > 1:
+            return free_nodes // nodes
         # Free slots on the model's own last, partly filled node, plus whole free nodes.
         partial = (-have) % per_node
-        return max(partial + max(free_nodes, 0) * per_node, 0)
+        return max(partial + free_nodes * per_node, 0)
 
-    def add(self, pool: str, model: str, per_node: int, replicas: int) -> None:
-        have, _ = self.placed.setdefault(pool, {}).get(model, (0, per_node))
-        self.placed[pool][model] = (have + replicas, per_node)
+    def add(self, pool: str, model: str, per_node: int, replicas: int, nodes: int = 1) -> None:
+        have = self.placed.setdefault(pool, {}).get(model, (0, per_node, nodes))[0]
+        self.placed[pool][model] = (have + replicas, per_node, nodes)
 
 
 def _seated(total: int, sites: Sequence[Site], floor: int) -> dict[str, int]:
@@ -240,8 +248,8 @@ def _place(
     overflow = 0
     for s in demand.sites:
         want = wanted.get(s.cluster, 0)
-        fit = min(want, pools.room(s.pool, demand.model, s.replicas_per_node))
-        pools.add(s.pool, demand.model, s.replicas_per_node, fit)
+        fit = min(want, pools.room(s.pool, demand.model, s.replicas_per_node, s.nodes_per_replica))
+        pools.add(s.pool, demand.model, s.replicas_per_node, fit, s.nodes_per_replica)
         placed[s.cluster] = fit
         if fit < want:
             overflow += want - fit
@@ -250,9 +258,11 @@ def _place(
     for s in cheapest:
         if overflow == 0:
             break
-        take = min(overflow, pools.room(s.pool, demand.model, s.replicas_per_node))
+        take = min(
+            overflow, pools.room(s.pool, demand.model, s.replicas_per_node, s.nodes_per_replica)
+        )
         if take > 0:
-            pools.add(s.pool, demand.model, s.replicas_per_node, take)
+            pools.add(s.pool, demand.model, s.replicas_per_node, take, s.nodes_per_replica)
             placed[s.cluster] += take
             overflow -= take
             notes[s.cluster].append(

@@ -99,6 +99,15 @@ class Placement:
         return max(fit.replicas_per_node(self.model, self.pool, self.gpu, self.cluster.cloud), 1)
 
     @property
+    def nodes_per_replica(self) -> int:
+        """Nodes one replica takes: 1, or the group size of a multi-node model."""
+        return self.model.nodes
+
+    def nodes_for(self, replicas: int) -> int:
+        """Nodes `replicas` replicas of this placement occupy."""
+        return math.ceil(replicas / self.replicas_per_node) * self.nodes_per_replica
+
+    @property
     def gpus_min(self) -> int:
         return self.min_replicas * self.model.gpu_count
 
@@ -257,7 +266,16 @@ def choose_pool(model: Model, cluster: Cluster, gpu: Gpu) -> NodePool | None:
     eligible = cost.eligible_pools(model, cluster, {gpu.key: gpu})
     if not eligible:
         return None
-    return min(eligible, key=lambda p: (_replica_price(model, p, gpu, cluster.cloud), p.name))
+    # A multi-node group prefers a single-zone pool at the same price: its
+    # pipeline traffic then never crosses zones.
+    return min(
+        eligible,
+        key=lambda p: (
+            _replica_price(model, p, gpu, cluster.cloud),
+            model.multi_node and len(p.zones) != 1,
+            p.name,
+        ),
+    )
 
 
 def node_hourly(pool: NodePool, gpu: Gpu, cloud: str) -> float:
@@ -328,6 +346,7 @@ def _allocate_environment(
                         replicas_per_node=fit.replicas_per_node(
                             model, c.pool, gpu, c.cluster.cloud
                         ),
+                        nodes_per_replica=model.nodes,
                     )
                     for c in found
                 ),
@@ -466,13 +485,19 @@ def _node_caps(cluster: Cluster, placements: tuple[Placement, ...]) -> dict[str,
     the count is enough however the scheduler packs them; it never exceeds
     the pool's maxNodes. A used pool gets one node of headroom: Deployments
     roll out one surge pod at a time, and at maximum replicas that pod needs
-    somewhere to start.
+    somewhere to start. A multi-node model's LeaderWorkerSet rolls out
+    without a surge group (render/concerns/group.py), so it adds none.
     """
     needed = dict.fromkeys((p.name for p in cluster.node_pools), 0)
+    surge = dict.fromkeys((p.name for p in cluster.node_pools), 0)
     for p in placements:
-        needed[p.pool.name] += math.ceil(p.replicas_max_total / p.replicas_per_node)
+        needed[p.pool.name] += p.nodes_for(p.replicas_max_total)
+        if not p.model.multi_node:
+            surge[p.pool.name] = 1
     return {
-        pool.name: min(pool.max_nodes, needed[pool.name] + 1 if needed[pool.name] else 0)
+        pool.name: min(pool.max_nodes, needed[pool.name] + surge[pool.name])
+        if needed[pool.name]
+        else 0
         for pool in cluster.node_pools
     }
 

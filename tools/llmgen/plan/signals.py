@@ -44,19 +44,29 @@ def _regex_literal(text: str) -> str:
     return text.replace(".", "\\\\.")
 
 
-def pods(deployment: str) -> str:
+def pods(deployment: str, group: bool = False) -> str:
     """A regex for the pods of one Deployment, and only that Deployment.
 
     Deployment pods are `<deployment>-<template hash>-<suffix>`; anchoring on
     exactly two more segments keeps `<model>-canary-...` out of `<model>`'s
     signals.
+
+    With `group`, the leader pods of the LeaderWorkerSet `<deployment>`: its
+    leader StatefulSet is named after the set and its pods `<set>-<group
+    index>`; workers are `<set>-<group index>-<worker index>` (kubernetes-sigs/lws
+    v0.10.0 pkg/controllers/leaderworkerset_controller.go
+    `constructLeaderStatefulSetApplyConfiguration`, pod_controller.go
+    `constructWorkerStatefulSetApplyConfiguration`). Only leaders run vLLM's
+    API server and its /metrics.
     """
+    if group:
+        return f'"{_regex_literal(deployment)}-[0-9]+"'
     return f'"{_regex_literal(deployment)}-[a-z0-9]+-[a-z0-9]+"'
 
 
-def selector(namespace: str, deployment: str, **extra: str) -> str:
+def selector(namespace: str, deployment: str, group: bool = False, **extra: str) -> str:
     """`{namespace="...", pod=~"..."}` plus any exact-match labels."""
-    parts = [f"namespace={label(namespace)}", f"pod=~{pods(deployment)}"]
+    parts = [f"namespace={label(namespace)}", f"pod=~{pods(deployment, group)}"]
     parts += [f"{k}={label(v)}" for k, v in sorted(extra.items())]
     return "{" + ", ".join(parts) + "}"
 
@@ -71,43 +81,50 @@ def one(expr: str) -> str:
     return f"({expr}) or vector(0)"
 
 
-def queue_waiting(ns: str, deployment: str) -> str:
-    return f"sum(vllm:num_requests_waiting{selector(ns, deployment)})"
+def queue_waiting(ns: str, deployment: str, group: bool = False) -> str:
+    return f"sum(vllm:num_requests_waiting{selector(ns, deployment, group)})"
 
 
-def running_requests(ns: str, deployment: str) -> str:
+def running_requests(ns: str, deployment: str, group: bool = False) -> str:
     """Sequences the replicas decode right now (the batch), summed."""
-    return f"sum(vllm:num_requests_running{selector(ns, deployment)})"
+    return f"sum(vllm:num_requests_running{selector(ns, deployment, group)})"
 
 
-def deployed_replicas(ns: str, deployment: str) -> str:
-    """Replicas the Deployment has (kube-state-metrics), ready or still warming up."""
+def deployed_replicas(ns: str, deployment: str, group: bool = False) -> str:
+    """Replicas the Deployment has (kube-state-metrics), ready or still warming up.
+
+    With `group`: kube-state-metrics does not know LeaderWorkerSets; their
+    leader StatefulSet, named after the set, has one pod per group.
+    """
+    if group:
+        sel = f"namespace={label(ns)}, statefulset={label(deployment)}"
+        return f"sum(kube_statefulset_status_replicas{{{sel}}})"
     sel = f"namespace={label(ns)}, deployment={label(deployment)}"
     return f"sum(kube_deployment_status_replicas{{{sel}}})"
 
 
-def idle_when_scraped(expr: str, ns: str, deployment: str) -> str:
+def idle_when_scraped(expr: str, ns: str, deployment: str, group: bool = False) -> str:
     """`expr`, or 0 while the replicas' series exist; no data when they do not.
 
     For a query that is legitimately empty on an idle model (a latency
     quantile over no requests): idle reads 0, a lost scrape stays an error.
     """
-    return f"({expr}) or (0 * {ready_replicas(ns, deployment)})"
+    return f"({expr}) or (0 * {ready_replicas(ns, deployment, group)})"
 
 
-def ready_replicas(ns: str, deployment: str) -> str:
+def ready_replicas(ns: str, deployment: str, group: bool = False) -> str:
     """Replicas Prometheus sees serving: one `num_requests_running` series per pod."""
-    return f"count(vllm:num_requests_running{selector(ns, deployment)})"
+    return f"count(vllm:num_requests_running{selector(ns, deployment, group)})"
 
 
-def gpu_utilization_sum(ns: str, deployment: str) -> str:
+def gpu_utilization_sum(ns: str, deployment: str, group: bool = False) -> str:
     """Per-replica GPU utilisation (percent, averaged over its GPUs), summed over replicas."""
-    return f"sum(avg by (pod) (DCGM_FI_DEV_GPU_UTIL{selector(ns, deployment)}))"
+    return f"sum(avg by (pod) (DCGM_FI_DEV_GPU_UTIL{selector(ns, deployment, group)}))"
 
 
-def kv_cache_sum(ns: str, deployment: str) -> str:
+def kv_cache_sum(ns: str, deployment: str, group: bool = False) -> str:
     """Per-replica KV-cache usage (0..1), summed over replicas."""
-    return f"sum(vllm:kv_cache_usage_perc{selector(ns, deployment)})"
+    return f"sum(vllm:kv_cache_usage_perc{selector(ns, deployment, group)})"
 
 
 def latency_histogram(task: str) -> str:
@@ -117,13 +134,13 @@ def latency_histogram(task: str) -> str:
     return "vllm:time_to_first_token_seconds_bucket"
 
 
-def latency_p95(ns: str, deployment: str, task: str, window: str = "2m") -> str:
+def latency_p95(
+    ns: str, deployment: str, task: str, window: str = "2m", group: bool = False
+) -> str:
     """p95 latency with NaN (no requests in the window) dropped by `>= 0`."""
     hist = latency_histogram(task)
-    return (
-        f"histogram_quantile(0.95, sum by (le) (rate({hist}{selector(ns, deployment)}[{window}])))"
-        " >= 0"
-    )
+    sel = selector(ns, deployment, group)
+    return f"histogram_quantile(0.95, sum by (le) (rate({hist}{sel}[{window}]))) >= 0"
 
 
 def gateway_requests(model: str, window: str = "2m") -> str:

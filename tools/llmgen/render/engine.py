@@ -38,6 +38,7 @@ ALLOWED_KINDS: frozenset[tuple[str, str]] = frozenset(
         ("v1", "ResourceQuota"),
         ("v1", "LimitRange"),
         ("apps/v1", "Deployment"),
+        ("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet"),
         ("apps/v1", "DaemonSet"),
         ("batch/v1", "Job"),
         ("policy/v1", "PodDisruptionBudget"),

@@ -39,6 +39,8 @@ CRD_GROUPS: dict[str, tuple[str, ...]] = {
     "external-dns": ("externaldns.k8s.io",),
     "aws-load-balancer-controller": ("elbv2.k8s.aws",),
     "gateway-api": ("gateway.networking.k8s.io",),
+    # kubernetes-sigs/lws v0.10.0 charts/lws/crds/ (LeaderWorkerSet, DisaggregatedSet).
+    "lws": ("leaderworkerset.x-k8s.io", "disaggregatedset.x-k8s.io"),
 }
 
 # Groups every cluster of a cloud serves: GKE ships ComputeClass and

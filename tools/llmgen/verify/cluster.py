@@ -248,6 +248,9 @@ class Cluster:
             found = pod_spec(m)
             if found is not None:
                 self._workload(m, found[1])
+            elif (m.api_version, m.kind) == LWS:
+                for template, labels in lws_templates(m):
+                    self._workload(m, _dict(template.get("spec")), template, labels)
             elif m.kind == "HelmRelease":
                 spec = _dict(m.data.get("spec"))
                 namespace = str(spec.get("targetNamespace") or self.namespace_of(m))
@@ -269,12 +272,20 @@ class Cluster:
                     )
         self.oci_urls = oci
 
-    def _workload(self, m: Manifest, spec: dict[str, Any]) -> None:
-        template = _dict(_dict(m.data.get("spec")).get("template"))
+    def _workload(
+        self,
+        m: Manifest,
+        spec: dict[str, Any],
+        template: dict[str, Any] | None = None,
+        added: dict[str, str] | None = None,
+    ) -> None:
+        if template is None:
+            template = _dict(_dict(m.data.get("spec")).get("template"))
         meta = _dict(template.get("metadata"))
         if m.kind == "Pod":
             meta = m.metadata
         labels = {str(k): str(v) for k, v in _dict(meta.get("labels")).items()}
+        labels.update(added or {})
         namespace = self.namespace_of(m)
         ports: list[tuple[str, int, str]] = []
         for _, _, container in containers(spec):
@@ -315,6 +326,33 @@ class Cluster:
             is None
             for r in self.releases_in.get(namespace, [])
         )
+
+
+LWS = ("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet")
+#: Labels the LWS controller and pod webhook put on a group's pods
+#: (kubernetes-sigs/lws v0.10.0): the set's name on all of them,
+#: worker-index "0" on the leader (leader StatefulSet template,
+#: leaderworkerset_controller.go), 1..size-1 on workers (pod_webhook.go).
+LWS_NAME = "leaderworkerset.sigs.k8s.io/name"
+LWS_WORKER_INDEX = "leaderworkerset.sigs.k8s.io/worker-index"
+
+
+def lws_templates(m: Manifest) -> list[tuple[dict[str, Any], dict[str, str]]]:
+    """A LeaderWorkerSet's pod templates with the labels its controller adds.
+
+    The leader uses `leaderTemplate`, or the worker template when absent
+    (`constructLeaderStatefulSetApplyConfiguration`); workers exist only when
+    the group has more than one pod.
+    """
+    spec = _dict(m.data.get("spec")) if isinstance(m.data, dict) else {}
+    lwt = _dict(spec.get("leaderWorkerTemplate"))
+    worker = _dict(lwt.get("workerTemplate"))
+    leader = _dict(lwt.get("leaderTemplate")) or worker
+    size = lwt.get("size", 1)
+    out = [(leader, {LWS_NAME: m.name, LWS_WORKER_INDEX: "0"})]
+    if isinstance(size, int) and size > 1:
+        out.append((worker, {LWS_NAME: m.name, LWS_WORKER_INDEX: "1"}))
+    return out
 
 
 def group_clusters(manifests: Iterable[Manifest]) -> dict[str, list[Manifest]]:

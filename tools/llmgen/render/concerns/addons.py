@@ -78,6 +78,10 @@ SPECS: dict[str, AddonSpec] = {
     "aws-load-balancer-controller": AddonSpec("aws-load-balancer-controller", _MONITORED),
     "external-dns": AddonSpec("external-dns", ("istio-base",)),
     "reloader": AddonSpec("reloader"),
+    # Its mutating pod webhook (failurePolicy Fail, pods with the set's label
+    # only) must serve before a group's pods are created: model layers wait
+    # for the CRD in the controllers layer (flux.py CRD_LAYER).
+    "leaderworkerset": AddonSpec("lws-system", _MONITORED),
 }
 
 
@@ -196,6 +200,25 @@ def generic_values(name: str, cp: ClusterPlan) -> dict[str, Any]:
                     "--aws-zone-type=public",
                 ]
         return values
+    if name == "leaderworkerset":
+        # The chart's default is the `main` tag, pulled Always (lws v0.10.0
+        # charts/lws/values.yaml); the release process rewrites it to the
+        # version (hack/push-chart.sh), which is pinned here all the same.
+        # Its podSecurityContext sets only runAsNonRoot, which Pod Security
+        # `restricted` (the namespace's level) rejects without a seccomp profile.
+        return {
+            "image": {
+                "manager": {
+                    "tag": f"v{cp.platform.addons[name].version}",
+                    "pullPolicy": "IfNotPresent",
+                }
+            },
+            "podSecurityContext": {
+                "runAsNonRoot": True,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "enablePrometheus": True,
+        }
     if name == "reloader":
         # The chart's containerSecurityContext defaults to `{}` (its flag adds
         # only readOnlyRootFilesystem), which Pod Security `restricted` rejects:

@@ -64,6 +64,19 @@ _MAX_STABILIZATION = 3600
 _MAX_PERIOD = 1800
 
 
+#: What a ScaledObject scales: the Deployment, or a multi-node model's
+#: LeaderWorkerSet. KEDA scales any kind through its `/scale` subresource
+#: (keda-operator's ClusterRole grants `*/scale` on every group); the
+#: LeaderWorkerSet CRD declares one (kubernetes-sigs/lws v0.10.0
+#: config/crd/bases/leaderworkerset.x-k8s.io_leaderworkersets.yaml:
+#: specReplicasPath .spec.replicas, labelSelectorPath .status.hpaPodSelector,
+#: the leader pods), and `spec.replicas` counts groups.
+TARGET_API = {
+    False: ("apps/v1", "Deployment"),
+    True: ("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet"),
+}
+
+
 def _number(value: float) -> str:
     """A target as KEDA reads it: a plain decimal string."""
     text = f"{value:.6f}".rstrip("0").rstrip(".")
@@ -105,6 +118,7 @@ def scaling(
 ) -> dict[str, Any]:
     """Triggers and formula for one Deployment of a placement."""
     m, ns, t = p.model, p.namespace, p.model.targets
+    g = m.multi_node  # a LeaderWorkerSet: signals from its leader pods
     where = f"ScaledObject {ns}/{deployment}"
     # Pod-derived series are missing only when scraping fails, unless the
     # Deployment may sit at zero replicas (then "none" is a real zero).
@@ -116,24 +130,24 @@ def scaling(
     triggers: list[dict[str, Any]] = []
     terms: list[str] = []
     queue = t.queue_length or 1
-    q = pod_query(signals.queue_waiting(ns, deployment))
+    q = pod_query(signals.queue_waiting(ns, deployment, g))
     triggers.append(_trigger("queue_length", q, queue, where, strict))
     terms.append(f"queue_length / {_number(queue)}")
     batch = BATCH_TARGET * routing.max_num_seqs(m)
-    q = pod_query(signals.running_requests(ns, deployment))
+    q = pod_query(signals.running_requests(ns, deployment, g))
     triggers.append(_trigger("running_requests", q, batch, where, strict))
     terms.append(f"running_requests / {_number(batch)}")
     if t.kv_cache_usage:
-        q = pod_query(signals.kv_cache_sum(ns, deployment))
+        q = pod_query(signals.kv_cache_sum(ns, deployment, g))
         triggers.append(_trigger("kv_cache_usage", q, t.kv_cache_usage, where, strict))
         terms.append(f"kv_cache_usage / {_number(t.kv_cache_usage)}")
     if t.p95_latency_seconds:
-        q = pod_query(signals.ready_replicas(ns, deployment))
+        q = pod_query(signals.ready_replicas(ns, deployment, g))
         triggers.append(_trigger("ready_replicas", q, 1, where, strict))
-        p95 = signals.latency_p95(ns, deployment, m.task)
+        p95 = signals.latency_p95(ns, deployment, m.task, group=g)
         # No request in the window is NaN, dropped by `>= 0`: that reads 0
         # while the replicas are scraped, and stays an error when they are not.
-        q = signals.idle_when_scraped(p95, ns, deployment) if strict else signals.one(p95)
+        q = signals.idle_when_scraped(p95, ns, deployment, g) if strict else signals.one(p95)
         triggers.append(_trigger("latency_p95", q, t.p95_latency_seconds, where, strict))
         terms.append(f"ready_replicas * latency_p95 / {_number(t.p95_latency_seconds)}")
     if wake:
@@ -150,7 +164,7 @@ def scaling(
         # The Deployment's own count (kube-state-metrics), not the replicas
         # Prometheus scrapes: warming pods count, and a scrape outage does not
         # shrink the hold. It exists while the Deployment does: never empty.
-        q = signals.deployed_replicas(ns, deployment)
+        q = signals.deployed_replicas(ns, deployment, g)
         triggers.append(_trigger("deployed_replicas", q, 1, where, strict=True))
         # Over the allotment the ceiling drops to the replicas already deployed.
         formula = f"min({demand}, budget_used >= 1 ? deployed_replicas : {high})"
@@ -203,6 +217,8 @@ def scaled_object(
         "labels": p.labels,
         "annotations": annotations,
         "target": deployment,
+        "target_api_version": TARGET_API[p.model.multi_node][0],
+        "target_kind": TARGET_API[p.model.multi_node][1],
         "polling_interval": POLLING_SECONDS,
         # cooldownPeriod only governs the last replica -> 0 step.
         "cooldown_period": p.model.cooldown_seconds,

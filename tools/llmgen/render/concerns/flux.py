@@ -76,6 +76,7 @@ CRD_LAYER = {
     "monitoring.coreos.com": CONTROLLERS,
     "karpenter.sh": CONTROLLERS,
     "karpenter.k8s.aws": CONTROLLERS,
+    "leaderworkerset.x-k8s.io": CONTROLLERS,
     "networking.istio.io": ISTIO,
     "security.istio.io": ISTIO,
     "telemetry.istio.io": ISTIO,

@@ -23,6 +23,7 @@ from llmgen.plan import signals
 from llmgen.plan.build import HOURS_PER_MONTH
 from llmgen.plan.promql import require
 from llmgen.plan.signals import label
+from llmgen.render.concerns import group
 from llmgen.render.concerns.istio import INGRESS_LABELS, INGRESS_NAMESPACE
 from llmgen.render.types import Output, file_name
 
@@ -179,7 +180,7 @@ def model_groups(cp: ClusterPlan, p: Placement) -> list[dict[str, Any]]:
     )
     if t.p95_latency_seconds:
         what = "end-to-end latency" if m.task == "embed" else "time to first token"
-        p95 = signals.latency_p95(ns, m.name, m.task, "5m")
+        p95 = signals.latency_p95(ns, m.name, m.task, "5m", m.multi_node)
         alerts.append(
             _alert(
                 base,
@@ -196,7 +197,7 @@ def model_groups(cp: ClusterPlan, p: Placement) -> list[dict[str, Any]]:
         _alert(
             base,
             "LlmgenMetricsAbsent",
-            _absent(ns, m.name),
+            _absent(ns, m.name, m.multi_node),
             "10m",
             "critical",
             f"Prometheus has no vLLM metrics from {who}",
@@ -252,13 +253,13 @@ def model_groups(cp: ClusterPlan, p: Placement) -> list[dict[str, Any]]:
     ]
 
 
-def _absent(ns: str, deployment: str) -> str:
-    """No vLLM series while the Deployment has available replicas."""
+def _absent(ns: str, deployment: str, group: bool = False) -> str:
+    """No vLLM series while the Deployment (or a LeaderWorkerSet's leader
+    StatefulSet, named after the set) has available replicas."""
     running = f"vllm:num_requests_running{{namespace={label(ns)}}}"
-    sel = f"namespace={label(ns)}, deployment={label(deployment)}"
-    return (
-        f"absent({running}) and on() (sum(kube_deployment_status_replicas_available{{{sel}}}) > 0)"
-    )
+    kind = "statefulset" if group else "deployment"
+    sel = f"namespace={label(ns)}, {kind}={label(deployment)}"
+    return f"absent({running}) and on() (sum(kube_{kind}_status_replicas_available{{{sel}}}) > 0)"
 
 
 def _pinned(ns: str, deployment: str) -> str:
@@ -340,7 +341,8 @@ def outputs(cp: ClusterPlan) -> Iterator[Output]:
                 "name": p.name,
                 "namespace": p.namespace,
                 "labels": p.labels,
-                "selector": p.selector_labels,
+                # A group's leader serves vLLM's API and /metrics; workers run Ray only.
+                "selector": {**p.selector_labels, **group.leader_labels(p)},
                 # STRICT mTLS refuses Prometheus' plain-text scrape of the
                 # serving port; the sidecar merges vLLM's /metrics with its own
                 # (istio_requests_total) on 15020, outside mTLS.

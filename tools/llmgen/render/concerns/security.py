@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from llmgen.render.concerns import istio
+from llmgen.render.concerns import group, istio
 from llmgen.render.concerns.istio import MeshView
 from llmgen.render.types import Output, file_name
 
@@ -196,6 +196,22 @@ def network_policies(
     }
 
 
+def group_policy(lws: str) -> dict[str, Any]:
+    """A multi-node model's pods reach each other on any port: Ray (GCS,
+    object and node managers, workers) and NCCL pick their ports at run time.
+
+    Selected by the LeaderWorkerSet controller's set-name label, which every
+    pod of the set carries (render/concerns/group.py).
+    """
+    same_set = {"podSelector": {"matchLabels": {group.SET_NAME_LABEL: lws}}}
+    return {
+        "pod_selector": {"matchLabels": {group.SET_NAME_LABEL: lws}},
+        "policy_types": ["Ingress", "Egress"],
+        "ingress": [{"from": [same_set]}],
+        "egress": [{"to": [same_set]}],
+    }
+
+
 def model_outputs(mv: MeshView, p: Placement) -> Iterator[Output]:
     folder = f"models/{p.name}"
     ns = p.namespace
@@ -230,7 +246,10 @@ def model_outputs(mv: MeshView, p: Placement) -> Iterator[Output]:
     )
     extra = mv.cp.provider.workload_identity_egress(mv.cp.cluster)
     dns_ips = mv.cp.provider.node_dns_ips
-    for name, spec in network_policies(extra, dns_ips).items():
+    policies = network_policies(extra, dns_ips)
+    if p.model.multi_node:
+        policies["allow-group"] = group_policy(p.name)
+    for name, spec in policies.items():
         yield Output(
             f"{folder}/{file_name('NetworkPolicy', name)}",
             "mesh/networkpolicy.yaml.j2",

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from llmgen.catalog import fit, names
 from llmgen.catalog.model import at_revision
 from llmgen.plan.routing import CANARY, STABLE
-from llmgen.render.concerns import adapters, vllm, weights
+from llmgen.render.concerns import adapters, group, vllm, weights
 from llmgen.render.concerns.istio import TRACK_LABEL
 from llmgen.render.types import Output, file_name
 
@@ -140,14 +140,15 @@ def context(cp: ClusterPlan, p: Placement, track: str = STABLE) -> dict[str, Any
     # /dev/shm is memory, charged to the pod: the same figure node fit packs.
     memory = f"{fit.container_memory_gib(m)}Gi"
     io = node_io(cp, p)
-    return {
+    ctx: dict[str, Any] = {
         "name": p.name if track == STABLE else names.canary_name(p.name),
         "service_account": p.name,
         "namespace": p.namespace,
         "labels": p.labels,
         "workload_labels": {**p.labels, TRACK_LABEL: track},
         "selector": {**p.selector_labels, TRACK_LABEL: track},
-        "service_selector": p.selector_labels,
+        # A multi-node model's Service reaches only its groups' leaders.
+        "service_selector": {**p.selector_labels, **group.leader_labels(p)},
         "annotations": {**reload_annotations(p, m, mirrored), **checkov_annotations()},
         "pod_annotations": POD_ANNOTATIONS,
         "sa_annotations": provider.workload_identity_annotations(cp.cluster, p.namespace, p.name),
@@ -186,6 +187,9 @@ def context(cp: ClusterPlan, p: Placement, track: str = STABLE) -> dict[str, Any
         "prestop": vllm.prestop(m),
         "grace": vllm.grace_seconds(m),
     }
+    if m.multi_node:
+        return group.context(ctx, p, weights.cold_start_seconds(m, io, mirrored))
+    return ctx
 
 
 # Istio merges these into the sidecar's Prometheus endpoint (15020), which is
@@ -216,6 +220,11 @@ PER_TRACK = (
     ("Deployment", "models/deployment.yaml.j2"),
     ("PodDisruptionBudget", "models/pdb.yaml.j2"),
 )
+#: A multi-node model's track: a LeaderWorkerSet of groups (concerns/group.py).
+PER_TRACK_GROUP = (
+    ("LeaderWorkerSet", "models/leaderworkerset.yaml.j2"),
+    ("PodDisruptionBudget", "models/pdb.yaml.j2"),
+)
 
 
 def outputs(cp: ClusterPlan) -> Iterator[Output]:
@@ -231,7 +240,7 @@ def outputs(cp: ClusterPlan) -> Iterator[Output]:
             yield Output(f"{folder}/{file_name(kind, name)}", template, stable, p.input_hash)
         for track in tracks:
             ctx = stable if track == STABLE else context(cp, p, track)
-            for kind, template in PER_TRACK:
+            for kind, template in PER_TRACK_GROUP if p.model.multi_node else PER_TRACK:
                 yield Output(
                     f"{folder}/{file_name(kind, ctx['name'])}", template, ctx, p.input_hash
                 )
