@@ -46,11 +46,10 @@ def test_bounds_are_the_allocators_and_no_deployment_has_replicas(shipped: Any) 
                 p.min_replicas,
                 p.max_replicas,
             )
-            assert so["scaleTargetRef"] == {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "name": p.name,
-            }
+            # A multi-node model's groups are a LeaderWorkerSet (tests/test_multinode.py).
+            kind = ("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet")
+            api, kind_name = kind if p.model.multi_node else ("apps/v1", "Deployment")
+            assert so["scaleTargetRef"] == {"apiVersion": api, "kind": kind_name, "name": p.name}
             # GitOps and the autoscaler must not fight over the replica count.
             if p.name in deployments:
                 assert "replicas" not in deployments[p.name]["spec"]

@@ -56,10 +56,10 @@ def test_minimums_no_pool_holds_are_errors_at_the_model_entry(scratch_repo: Path
     result, _ = validate_with_plan(scratch_repo)
     assert not result.ok
     errors = [str(d) for d in result.errors]
-    # prod's models[5] is the first copy: copies 10 and 11 are models[15] and models[16].
+    # prod's models[6] is the first copy: copies 10 and 11 are models[16] and models[17].
     assert [d.path for d in result.errors] == [
-        "spec.models[15].replicas.min",
         "spec.models[16].replicas.min",
+        "spec.models[17].replicas.min",
     ]
     assert errors[0].startswith(f"{PROD}:")
     assert (
@@ -96,9 +96,9 @@ def test_render_refuses_what_validate_refuses(scratch_repo: Path) -> None:
     grow(scratch_repo, 12, 4, 4)
     validate = runner.invoke(app, ["validate", "--root", str(scratch_repo)])
     assert validate.exit_code == 1
-    assert "spec.models[15].replicas.min: 4 of the 4 minimum replicas" in validate.output
+    assert "spec.models[16].replicas.min: 4 of the 4 minimum replicas" in validate.output
     render = runner.invoke(app, ["render", "--root", str(scratch_repo)])
     assert render.exit_code == 1
-    assert "spec.models[15].replicas.min: 4 of the 4 minimum replicas" in render.output
+    assert "spec.models[16].replicas.min: 4 of the 4 minimum replicas" in render.output
     after = {p: p.read_bytes() for p in generated.rglob("*") if p.is_file()}
     assert after == before

@@ -122,15 +122,21 @@ def test_rendered_requests_are_what_fit_packs(plan: Plan, files: dict[str, bytes
     checked_inits = set()
     for cp in plan.clusters.values():
         prefix = f"generated/clusters/{cp.name}/models/"
-        deps = {
-            d["metadata"]["name"]: d
-            for path, body in files.items()
-            if path.startswith(prefix)
-            for d in yaml.safe_load_all(body)
-            if d and d["kind"] == "Deployment"
-        }
-        for p in cp.placements:
-            spec = deps[p.name]["spec"]["template"]["spec"]
+        specs: dict[str, list[dict[str, Any]]] = {}
+        for path, body in files.items():
+            if not path.startswith(prefix):
+                continue
+            for d in yaml.safe_load_all(body):
+                if d and d["kind"] == "Deployment":
+                    specs[d["metadata"]["name"]] = [d["spec"]["template"]["spec"]]
+                elif d and d["kind"] == "LeaderWorkerSet":
+                    # Every pod of a multi-node group: leader and workers alike.
+                    lwt = d["spec"]["leaderWorkerTemplate"]
+                    specs[d["metadata"]["name"]] = [
+                        lwt["leaderTemplate"]["spec"],
+                        lwt["workerTemplate"]["spec"],
+                    ]
+        for p, spec in ((p, spec) for p in cp.placements for spec in specs[p.name]):
             (vllm,) = spec["containers"]
             req = vllm["resources"]["requests"]
             need = fit.pod_request(p.model) - fit.SIDECAR

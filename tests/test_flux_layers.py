@@ -55,6 +55,8 @@ CRDS_OF = {
     "cert-manager": ("cert-manager.io",),
     "kube-prometheus-stack": ("monitoring.coreos.com",),
     "karpenter": ("karpenter.sh", "karpenter.k8s.aws"),
+    # kubernetes-sigs/lws v0.10.0 charts/lws/crds/ (Flux installs crds/ on install).
+    "leaderworkerset": ("leaderworkerset.x-k8s.io",),
 }
 #: CRDs a cluster has before llmgen: Kubernetes' and Flux's own, and GKE's.
 BUILT_IN = (
@@ -238,12 +240,14 @@ class FluxSim:
 
 
 def _models(kss: Mapping[str, Ks]) -> list[str]:
-    """The Kustomizations that apply model workloads (a Deployment labelled with a model)."""
+    """The Kustomizations that apply model workloads (a Deployment, or a multi-node
+    model's LeaderWorkerSet, labelled with a model)."""
     return sorted(
         ks.name
         for ks in kss.values()
         if any(
-            d["kind"] == "Deployment" and "llmgen.io/model" in (d["metadata"].get("labels") or {})
+            d["kind"] in ("Deployment", "LeaderWorkerSet")
+            and "llmgen.io/model" in (d["metadata"].get("labels") or {})
             for d in ks.docs
         )
     )
@@ -343,6 +347,10 @@ def test_crd_names_follow_the_crds_plural() -> None:
     assert crd_name("EC2NodeClass", "karpenter.k8s.aws") == "ec2nodeclasses.karpenter.k8s.aws"
     assert crd_name("ClusterSecretStore", "external-secrets.io") == (
         "clustersecretstores.external-secrets.io"
+    )
+    # lws v0.10.0 charts/lws/crds/leaderworkerset.x-k8s.io_leaderworkersets.yaml
+    assert crd_name("LeaderWorkerSet", "leaderworkerset.x-k8s.io") == (
+        "leaderworkersets.leaderworkerset.x-k8s.io"
     )
 
 

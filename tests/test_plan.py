@@ -14,18 +14,19 @@ pool may launch any of them), spot or on-demand as the pool says:
   H100 aws on-demand 55.04/8 = 6.88;  gcp 88.2539/8 = 11.0317375
 
 Prod's maximum, priced at each model's dearest cluster, is
-730 × (24×0.5787 + 8×44.12695 + 4×10.1376 + 8×2.301 + 8×0.5787) = $314,259, over
-the $250,000 budget; the minimum (llama-8b 4, llama-70b 4, mixtral 2, bge 4: one
-replica on each of their clusters, as the catalog says) is
+730 × (24×0.5787 + 8×44.12695 + 4×10.1376 + 8×2.301 + 8×0.5787) = $314,259
+without the multi-node 405B, whose replica is a group of 2 nodes × 8 H100
+(16 GPUs; 2 × 88.2539 = $176.51/h on gcp, 2 × 55.04 = $110.08/h on aws):
++ 730 × 2 × 176.5078 = $257,701, so $571,961 in all, over the $540,000
+budget; the minimum (llama-8b 4, llama-70b 4, mixtral 2, bge 4: one replica
+on each of their clusters, as the catalog says; the 405B scales to zero) is
 730 × (4×0.5787 + 4×44.12695 + 2×10.1376 + 4×0.5787) = $147,031. The caps
-(`cost.budget_caps`): one replica of headroom each first (qwen, whose minimum
-is 0, then cheapest first: $42.1k in all), the rest in proportion to the
-headroom left ($60.8k of $125.1k: llama-8b +9, llama-70b +1, qwen +3, bge +1),
-then what rounding left one replica at a time until none fits ($19.4k buys
-mixtral's, bge's, qwen's and llama-8b's last replicas, not a 70B at $32.2k).
-So only llama-70b is capped, 8→6 ($249,834/month). Each bound is split by the
-routing weights 30/20/20/30 (use1/usw2/euw4/usc1), largest remainder first,
-ties to the earlier name, then every cluster is raised to its floor of one.
+(`cost.budget_caps`) fill headroom as before; the last 70B replica
+($32.2k at its dearest cluster) is what no longer fits, so only llama-70b is
+capped, 8→7 ($539,748/month). Each bound is split by the routing weights
+30/20/20/30 (use1/usw2/euw4/usc1), largest remainder first, ties to the
+earlier name, then every cluster is raised to its floor of one (the 405B,
+minimum 0, has no floor: its 2 split over its two clusters, 1 each).
 
 Staging's mixtral has a 10% canary inside its 4..6 replicas: a stable and a
 canary replica on each cluster at the minimum; the maximum 3/3 by weight, but
@@ -50,6 +51,8 @@ L4_AWS_SPOT, L4_GCP_SPOT = 0.4277, 0.3414
 L4_AWS_SPOT_PROD = 0.5787  # prod's l4-x1 also lists g6.4xlarge
 L4X4_AWS_OD, L4X4_GCP_OD, L4X4_AWS_SPOT = 4.602 / 4, 4.0008 / 4, 2.0131 / 4
 H100_AWS, H100_GCP = 55.04 / 8, 88.2539 / 8
+#: a multi-node replica pays for every node of its group
+GROUP_405B = 2
 A100_AWS_OD, A100_GCP_OD = 27.447 / 8, 10.1376 / 2
 A100_AWS_SPOT, A100_GCP_SPOT = 13.7235 / 8, 4.055 / 2
 
@@ -72,11 +75,19 @@ EXPECTED: dict[str, dict[tuple[str, str], tuple[str, int, int, int, int, float]]
         ("prod-aws-use1", "bge-m3"): ("l4-x1", 1, 2, 0, 0, L4_AWS_SPOT_PROD),
         ("prod-aws-use1", "llama-3-1-8b-instruct"): ("l4-x1", 1, 7, 0, 0, L4_AWS_SPOT_PROD),
         ("prod-aws-use1", "llama-3-3-70b-instruct"): ("h100-x8", 1, 2, 0, 0, 4 * H100_AWS),
+        ("prod-aws-use1", "llama-3-1-405b-instruct"): (
+            "h100-x8-group",
+            0,
+            1,
+            0,
+            0,
+            GROUP_405B * 8 * H100_AWS,
+        ),
         ("prod-aws-use1", "mixtral-8x7b-instruct"): ("a100-x8", 1, 2, 0, 0, 2 * A100_AWS_OD),
         ("prod-aws-use1", "qwen2-5-32b-instruct-awq"): ("l4-x4", 0, 2, 0, 0, 2 * L4X4_AWS_OD),
         ("prod-aws-usw2", "bge-m3"): ("l4-x1", 1, 2, 0, 0, L4_AWS_SPOT_PROD),
         ("prod-aws-usw2", "llama-3-1-8b-instruct"): ("l4-x1", 1, 5, 0, 0, L4_AWS_SPOT_PROD),
-        ("prod-aws-usw2", "llama-3-3-70b-instruct"): ("h100-x8", 1, 1, 0, 0, 4 * H100_AWS),
+        ("prod-aws-usw2", "llama-3-3-70b-instruct"): ("h100-x8", 1, 2, 0, 0, 4 * H100_AWS),
         ("prod-aws-usw2", "qwen2-5-32b-instruct-awq"): ("l4-x4", 0, 2, 0, 0, 2 * L4X4_AWS_OD),
         ("prod-gcp-euw4", "bge-m3"): ("l4-x1", 1, 2, 0, 0, L4_GCP_SPOT),
         ("prod-gcp-euw4", "llama-3-1-8b-instruct"): ("l4-x1", 1, 5, 0, 0, L4_GCP_SPOT),
@@ -85,6 +96,14 @@ EXPECTED: dict[str, dict[tuple[str, str], tuple[str, int, int, int, int, float]]
         ("prod-gcp-usc1", "bge-m3"): ("l4-x1", 1, 2, 0, 0, L4_GCP_SPOT),
         ("prod-gcp-usc1", "llama-3-1-8b-instruct"): ("l4-x1", 1, 7, 0, 0, L4_GCP_SPOT),
         ("prod-gcp-usc1", "llama-3-3-70b-instruct"): ("h100-x8", 1, 2, 0, 0, 4 * H100_GCP),
+        ("prod-gcp-usc1", "llama-3-1-405b-instruct"): (
+            "h100-x8-group",
+            0,
+            1,
+            0,
+            0,
+            GROUP_405B * 8 * H100_GCP,
+        ),
         ("prod-gcp-usc1", "mixtral-8x7b-instruct"): ("a100-x2", 1, 2, 0, 0, 2 * A100_GCP_OD),
         ("prod-gcp-usc1", "qwen2-5-32b-instruct-awq"): ("l4-x4", 0, 2, 0, 0, 2 * L4X4_GCP_OD),
     },
@@ -130,7 +149,7 @@ def test_every_placement_matches_the_hand_calculation(
         # staging: mixtral 1 + 1 canary per cluster up to 3 + 1 (aws) and 1 + 1 (gcp);
         # llama 1..2, bge 1 per cluster (from the table above)
         ("staging", None, None, 30000.0),
-        ("prod", None, None, 250000.0),
+        ("prod", None, None, 540000.0),
     ],
 )
 def test_environment_totals(
@@ -153,19 +172,25 @@ def test_environment_totals(
 
 def test_prod_is_capped_and_says_why(report: dict[str, dict[str, object]]) -> None:
     prod = report["prod"]
-    assert prod["notes"] == ["budget: maximum replicas capped to keep the worst case within budget"]
+    notes = prod["notes"]
+    assert notes[0] == "budget: maximum replicas capped to keep the worst case within budget"  # type: ignore[index]
+    # The rest: what the multi-node groups run without (plan/interconnect.py).
+    assert [n.split(":")[0] for n in notes[1:]] == [  # type: ignore[index]
+        "llama-3-1-405b-instruct on prod-aws-use1",
+        "llama-3-1-405b-instruct on prod-gcp-usc1",
+    ]
     # validate's located warnings about the environment are in the report too.
     assert (
-        "spec.models[1].replicas.max: maximum replicas of 'llama-3-3-70b-instruct' capped 8→6 "
-        "by the budget of $250,000/month ($314,259/month at every maximum)"
+        "spec.models[1].replicas.max: maximum replicas of 'llama-3-3-70b-instruct' capped 8→7 "
+        "by the budget of $540,000/month ($571,961/month at every maximum)"
     ) in prod["warnings"]  # type: ignore[operator]
     assert prod["idle_usd_per_month"] == 0
     models = {(c["cluster"], m["model"]): m for c in prod["clusters"] for m in c["models"]}  # type: ignore[attr-defined]
     reasons = models[("prod-aws-use1", "llama-3-3-70b-instruct")]["reasons"]
     assert reasons == [
-        "min 1 of 4, max 2 of 6",
+        "min 1 of 4, max 2 of 7",
         "split by routing weights",
-        "budget: environment max capped 8→6",
+        "budget: environment max capped 8→7",
     ]
     # Only the 70B is capped: the rest of the budget buys every other model's maximum.
     assert {(m["model"], m["max_replicas"]) for m in models.values()} >= {

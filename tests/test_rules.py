@@ -650,12 +650,12 @@ def test_rule(
 WEIGHTS_CASES = [
     pytest.param(
         [("catalog/platform.yaml", "syncCluster: prod-aws-use1", "syncCluster: prod-aws-use9")],
-        ["catalog/platform.yaml:90:20: spec.weightsMirror.aws.syncCluster: unknown cluster 'prod-aws-use9'; did you mean 'prod-aws-use1'?"],
+        ["catalog/platform.yaml:95:20: spec.weightsMirror.aws.syncCluster: unknown cluster 'prod-aws-use9'; did you mean 'prod-aws-use1'?"],
         id="sync-cluster-unknown",
     ),
     pytest.param(
         [("catalog/platform.yaml", "syncCluster: prod-gcp-usc1", "syncCluster: prod-aws-usw2")],
-        ["catalog/platform.yaml:94:20: spec.weightsMirror.gcp.syncCluster: cluster 'prod-aws-usw2' is on aws; the gcp mirror's sync Jobs need a gcp cluster (its workload identity writes the bucket)"],
+        ["catalog/platform.yaml:99:20: spec.weightsMirror.gcp.syncCluster: cluster 'prod-aws-usw2' is on aws; the gcp mirror's sync Jobs need a gcp cluster (its workload identity writes the bucket)"],
         id="sync-cluster-other-cloud",
     ),
     pytest.param(
@@ -707,6 +707,8 @@ def test_every_rule_is_exercised() -> None:
 
     names = {rule.__name__ for rule in _rules()}
     assert names == {
+        "multi_node",  # tests/test_multinode.py
+        "multi_node_canary",  # tests/test_multinode.py
         "environment_clusters",
         "environment_models",
         "model_clusters",

@@ -346,7 +346,17 @@ def test_budget_brake_holds_deployed_replicas(plan: Plan, files: dict[str, bytes
         q = next(t for t in so["spec"]["triggers"] if t["name"] == "deployed_replicas")["metadata"][
             "query"
         ]
-        assert q.startswith("sum(kube_deployment_status_replicas{")
+        # A LeaderWorkerSet's leader StatefulSet, named after the set, has
+        # one pod per group (tests/test_multinode.py).
+        assert q.startswith(
+            (
+                "sum(kube_deployment_status_replicas{",
+                f'sum(kube_statefulset_status_replicas{{namespace="{so["metadata"]["namespace"]}", '
+                f'statefulset="{so["spec"]["scaleTargetRef"]["name"]}"}})',
+            )
+        )
+        if q.startswith("sum(kube_statefulset"):
+            assert so["spec"]["scaleTargetRef"]["kind"] == "LeaderWorkerSet"
         checked += 1
     assert checked
 

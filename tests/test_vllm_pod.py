@@ -45,7 +45,8 @@ def deployments(
             d["metadata"]["name"]: d for d in docs(files, cp.name) if d["kind"] == "Deployment"
         }
         for p in cp.placements:
-            yield cp, p, by_name[p.name]
+            if not p.model.multi_node:  # a LeaderWorkerSet: tests/test_multinode.py
+                yield cp, p, by_name[p.name]
 
 
 def container(dep: dict[str, Any], name: str = "vllm") -> dict[str, Any]:

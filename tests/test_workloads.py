@@ -38,7 +38,10 @@ def find(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
 
 
 def placements(plan: Plan) -> list[tuple[ClusterPlan, Placement]]:
-    return [(cp, p) for cp in plan.clusters.values() for p in cp.placements]
+    """Placements that run as a Deployment (multi-node ones: tests/test_multinode.py)."""
+    return [
+        (cp, p) for cp in plan.clusters.values() for p in cp.placements if not p.model.multi_node
+    ]
 
 
 def vllm(deployment: dict[str, Any]) -> dict[str, Any]:

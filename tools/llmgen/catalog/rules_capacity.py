@@ -162,10 +162,10 @@ def placement(ctx: Context) -> Iterator[Diagnostic]:
                     f"{p.name} ({p.gpus_per_node} × {p.gpu})" for p in cluster.node_pools
                 )
                 need = f"with {model.gpu_count} × {model.gpu} on one node"
+            # The hint only where no machine the cloud sells holds the replica.
             hint = ""
-            widest = max(
-                (p.gpus_per_node for p in cluster.node_pools if p.gpu == model.gpu), default=0
-            )
+            offer = cat.gpus[model.gpu].offers.get(cluster.cloud)
+            widest = max((t.gpus for t in offer.types.values()), default=0) if offer else 0
             if not model.multi_node and 0 < widest < model.gpu_count:
                 hint = (
                     f"; to span nodes set the model's resources.nodes "
