@@ -136,7 +136,7 @@ def test_rendered_requests_are_what_fit_packs(plan: Plan, files: dict[str, bytes
                         lwt["leaderTemplate"]["spec"],
                         lwt["workerTemplate"]["spec"],
                     ]
-        for p, spec in ((p, spec) for p in cp.placements for spec in specs[p.name]):
+        for p, spec in ((q, s) for q in cp.placements for s in specs[q.name]):
             (vllm,) = spec["containers"]
             req = vllm["resources"]["requests"]
             need = fit.pod_request(p.model) - fit.SIDECAR
