@@ -42,7 +42,8 @@ def absent_note(p: Placement) -> str:
     return (
         f"{p.model.name} on {p.cluster.name}: groups of {p.model.nodes} nodes run pipeline "
         f"parallel over the pods' default network (TCP, through the Istio sidecar's "
-        f"passthrough), not over {fabric}, which llmgen does not render{shape_text}; "
+        f"passthrough), not over {fabric}, which llmgen does not render "
+        f"(docs/multinode.md){shape_text}; "
         "stage-to-stage activations and NCCL bootstrap share that link, so time to first "
         "token on long prompts and throughput at large batches are below what the shape "
         "can do; no extra cost in USD"
