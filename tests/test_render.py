@@ -116,7 +116,8 @@ def test_every_rendered_kind_is_allowed_and_models_are_bundled_in_apply_order() 
         if "/models/" in path and not path.endswith("kustomization.yaml"):
             kinds = [d["kind"] for d in bundle]
             assert kinds[0] == "Namespace", path
-            assert kinds.index("ServiceAccount") < kinds.index("Deployment"), path
+            workload = "LeaderWorkerSet" if "LeaderWorkerSet" in kinds else "Deployment"
+            assert kinds.index("ServiceAccount") < kinds.index(workload), path
     assert seen == result.documents
 
 

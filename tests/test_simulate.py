@@ -330,7 +330,9 @@ def test_diff_base_simulate_compares_under_the_same_traffic(scratch_repo: Path) 
     subprocess.run([*git, "add", "-A"], cwd=scratch_repo, check=True)
     subprocess.run([*git, "commit", "-qm", "base"], cwd=scratch_repo, check=True)
     env = scratch_repo / "catalog" / "environments" / "prod.yaml"
-    env.write_text(env.read_text().replace("monthlyUSD: 250000", "monthlyUSD: 150000"))
+    text = env.read_text()
+    assert "monthlyUSD: 540000" in text
+    env.write_text(text.replace("monthlyUSD: 540000", "monthlyUSD: 450000"))
     out = runner.invoke(
         app,
         [

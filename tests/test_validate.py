@@ -66,17 +66,18 @@ def test_shipped_catalog_has_no_errors() -> None:
         ("catalog/environments/prod.yaml", "spec.budget.monthlyUSD"),
         ("catalog/environments/prod.yaml", "spec.models[1].replicas.max"),
     ]
-    assert "llmgen caps maxReplicas to llama-3-3-70b-instruct 8→6" in result.warnings[0].message
-    assert "capped 8→6 by the budget of $250,000/month" in result.warnings[1].message
+    assert "llmgen caps maxReplicas to llama-3-3-70b-instruct 8→7" in result.warnings[0].message
+    assert "capped 8→7 by the budget of $540,000/month" in result.warnings[1].message
     assert result.catalog is not None
     assert sorted(result.catalog.models) == [
         "bge-m3",
+        "llama-3-1-405b-instruct",
         "llama-3-1-8b-instruct",
         "llama-3-3-70b-instruct",
         "mixtral-8x7b-instruct",
         "qwen2-5-32b-instruct-awq",
     ]
-    assert len(result.documents) == 17
+    assert len(result.documents) == 18
 
 
 def test_warnings_alone_keep_the_result_ok() -> None:

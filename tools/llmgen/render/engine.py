@@ -243,6 +243,7 @@ _KIND_ORDER = {
             "Service",
             "Job",
             "Deployment",
+            "LeaderWorkerSet",
             "PodDisruptionBudget",
             "ScaledObject",
         ]

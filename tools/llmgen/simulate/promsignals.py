@@ -88,6 +88,9 @@ METRICS: dict[str, Metric] = {
     "kube_deployment_status_replicas_available": Metric("ready", "one"),
     "kube_deployment_status_replicas_ready": Metric("ready", "one"),
     "kube_deployment_status_replicas_unavailable": Metric("unready", "one"),
+    # A multi-node model's LeaderWorkerSet: its leader StatefulSet has one pod per group.
+    "kube_statefulset_status_replicas": Metric("pods", "one"),
+    "kube_statefulset_status_replicas_available": Metric("ready", "one"),
     "model:llmgen_gpus:count": Metric("unit_gpus", "one"),
     "model:llmgen_usd_per_hour:sum": Metric("unit_usd", "one"),
     "team:llmgen_usd_per_hour:sum": Metric("cluster_usd", "one"),

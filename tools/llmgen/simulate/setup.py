@@ -65,7 +65,8 @@ class Unit:
     placement: Placement
     pool_key: str
     node_cap: int
-    per_node: int
+    #: replicas per node; a multi-node group's replica takes 1 / nodes of this (0.5 for 2)
+    per_node: float
     gpus_per_node: int
     gpu_count: int
     node_usd: float
@@ -157,7 +158,9 @@ def _unit(
         placement=p,
         pool_key=f"{cp.name}/{p.pool.name}",
         node_cap=int(cp.node_caps.get(p.pool.name, p.pool.max_nodes)),
-        per_node=max(p.pool.gpus_per_node // max(m.gpu_count, 1), 1),
+        per_node=(
+            1 / m.nodes if m.multi_node else max(p.pool.gpus_per_node // max(m.gpu_count, 1), 1)
+        ),
         gpus_per_node=p.pool.gpus_per_node,
         gpu_count=m.gpu_count,
         node_usd=p.gpu_hourly_usd * p.pool.gpus_per_node,
