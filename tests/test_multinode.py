@@ -328,7 +328,7 @@ def test_vllm_parallelism_is_tensor_per_node_pipeline_across(
         lws = one(docs(files, cluster), "LeaderWorkerSet")
         lwt = lws["spec"]["leaderWorkerTemplate"]
         (leader,) = lwt["leaderTemplate"]["spec"]["containers"]
-        args = leader["command"][5:]  # /bin/sh -c SCRIPT $0 $1 then vLLM's arguments
+        args = leader["command"][6:]  # /bin/sh -c SCRIPT $0 $1 $2, then vLLM's arguments
         tp = int(_arg(args, "--tensor-parallel-size"))
         pp = int(_arg(args, "--pipeline-parallel-size"))
         per_pod = leader["resources"]["limits"]["nvidia.com/gpu"]
@@ -377,20 +377,27 @@ def test_the_launch_commands_run_as_vllm_documents(files: dict[str, bytes], tmp_
         subprocess.run(local, env=env, check=True)
         return log.read_text().splitlines()
 
-    wait = leader["command"][4]
+    wait, store = leader["command"][4:6]
     assert int(wait) >= 300
+    # Ray's object store stays inside the /dev/shm emptyDir.
+    volumes = lwt["leaderTemplate"]["spec"]["volumes"]
+    (dshm,) = [v for v in volumes if v["name"] == "dshm"]
+    assert int(store) < int(dshm["emptyDir"]["sizeLimit"].removesuffix("Gi")) * 1024**3
     got = run(leader["command"])
     assert got == [
         "script:leader",
         "script:--ray_cluster_size=2",
         f"script:--ray_init_timeout={wait}",
+        f"script:--object-store-memory={store}",
+        "script:--include-dashboard=false",
         "vllm:serve",
-        *(f"vllm:{a}" for a in leader["command"][5:]),
+        *(f"vllm:{a}" for a in leader["command"][6:]),
     ]
     assert run(worker["command"]) == [
         "script:worker",
         f"script:--ray_address={MODEL}-0.{MODEL}-0.{NS}",
         f"script:--ray_init_timeout={wait}",
+        f"script:--object-store-memory={store}",
     ]
 
 

@@ -63,13 +63,23 @@ MULTI_NODE_SCRIPT = "/vllm-workspace/examples/online_serving/multi-node-serving.
 #: Istio: inbound ports redirected to the sidecar (empty: none).
 INCLUDE_INBOUND = "traffic.sidecar.istio.io/includeInboundPorts"
 
+#: Ray's object store, in /dev/shm (the script passes unknown flags on to
+#: `ray start`). Ray's default, 30 % of the container's memory, exceeds the
+#: /dev/shm emptyDir, and Ray then puts the store under /tmp, whose emptyDir
+#: has a size limit; vLLM moves tensors over NCCL, not through the store.
+RAY_OBJECT_STORE_BYTES = 2 * 1024**3
+
 # The numbers reach the shell as positional arguments, never pasted into the
 # script text; catalog values are vLLM's arguments ("$@"), never evaluated.
 LEADER_SCRIPT = (
     'bash "$0" leader --ray_cluster_size="$LWS_GROUP_SIZE" --ray_init_timeout="$1" '
-    '&& shift && exec vllm serve "$@"'
+    '--object-store-memory="$2" --include-dashboard=false '
+    '&& shift 2 && exec vllm serve "$@"'
 )
-WORKER_SCRIPT = 'exec bash "$0" worker --ray_address="$LWS_LEADER_ADDRESS" --ray_init_timeout="$1"'
+WORKER_SCRIPT = (
+    'exec bash "$0" worker --ray_address="$LWS_LEADER_ADDRESS" --ray_init_timeout="$1" '
+    '--object-store-memory="$2"'
+)
 
 
 def leader_labels(p: Placement) -> dict[str, str]:
@@ -87,11 +97,13 @@ def ray_wait_seconds(cold_start: int) -> int:
 
 
 def leader_command(args: list[str], wait: int) -> list[str]:
-    return ["/bin/sh", "-c", LEADER_SCRIPT, MULTI_NODE_SCRIPT, str(wait), *args]
+    store = str(RAY_OBJECT_STORE_BYTES)
+    return ["/bin/sh", "-c", LEADER_SCRIPT, MULTI_NODE_SCRIPT, str(wait), store, *args]
 
 
 def worker_command(wait: int) -> list[str]:
-    return ["/bin/sh", "-c", WORKER_SCRIPT, MULTI_NODE_SCRIPT, str(wait)]
+    store = str(RAY_OBJECT_STORE_BYTES)
+    return ["/bin/sh", "-c", WORKER_SCRIPT, MULTI_NODE_SCRIPT, str(wait), store]
 
 
 def affinity(name: str) -> dict[str, Any]:
