@@ -489,3 +489,30 @@ def test_the_allocator_gives_a_group_whole_nodes() -> None:
     assert pools.room("pool", "big", 1, nodes=2) == 0
     # A single-node model still packs the node left over.
     assert pools.room("pool", "small", 4) == 4
+
+
+def test_flux_waits_for_every_group_to_be_available(files: dict[str, bytes]) -> None:
+    """The model's Kustomization is healthy when the set is `Available` (every group's
+    leader ready and worker StatefulSet ready, on the current revision), evaluated
+    with a real CEL runtime the way Flux's healthCheckExprs see an object: its
+    top-level fields as variables."""
+    cel = pytest.importorskip("cel_expr_python.cel")
+    ks = one(docs(files, "prod-aws-use1"), "Kustomization", f"model-{MODEL}")["spec"]
+    assert ks["wait"] is True
+    (expr,) = [e for e in ks["healthCheckExprs"] if e["kind"] == "LeaderWorkerSet"]
+    assert expr["apiVersion"] == "leaderworkerset.x-k8s.io/v1"
+    env = cel.NewEnv(
+        variables={"status": cel.Type.DYN, "metadata": cel.Type.DYN, "spec": cel.Type.DYN}
+    )
+    program = env.compile(expr["current"])
+
+    def current(status: dict[str, Any]) -> bool:
+        return bool(program.eval(data={"status": status, "metadata": {}, "spec": {}}).value())
+
+    def cond(kind: str) -> dict[str, str]:
+        return {"type": kind, "status": "True"}
+
+    assert current({"conditions": [cond("Available")]})
+    assert not current({"conditions": [cond("Progressing")]})
+    assert not current({"conditions": [cond("UpdateInProgress"), cond("Progressing")]})
+    assert not current({})

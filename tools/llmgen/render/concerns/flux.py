@@ -112,6 +112,19 @@ HEALTH_EXPRS = (
     {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject"},
     {"apiVersion": "cert-manager.io/v1", "kind": "Certificate"},
 )
+#: A multi-node model's groups are healthy as units: the LWS controller sets
+#: `Available` only when every group below `replicas` has its leader running
+#: and ready and its worker StatefulSet ready, on the current revision (also
+#: at 0 replicas), else `Progressing` or `UpdateInProgress` (lws v0.10.0
+#: pkg/controllers/leaderworkerset_controller.go `updateConditions`). It
+#: reports no failure condition, so a group that never comes up shows as the
+#: Kustomization's health timeout.
+LWS_HEALTH_EXPR = {
+    "apiVersion": "leaderworkerset.x-k8s.io/v1",
+    "kind": "LeaderWorkerSet",
+    "current": "has(status.conditions) && status.conditions.exists(e, "
+    "e.type == 'Available' && e.status == 'True')",
+}
 
 
 @dataclass(frozen=True)
@@ -246,9 +259,21 @@ def _context(
         "wait": not provider,
         "health_checks": health_checks(layer, index) if provider else [],
         "health_exprs": [
-            {**e, "current": _READY, "failed": _NOT_READY}
-            for e in HEALTH_EXPRS
-            if any((r.api_version, r.kind) == (e["apiVersion"], e["kind"]) for r in index[layer])
+            *(
+                {**e, "current": _READY, "failed": _NOT_READY}
+                for e in HEALTH_EXPRS
+                if any(
+                    (r.api_version, r.kind) == (e["apiVersion"], e["kind"]) for r in index[layer]
+                )
+            ),
+            *(
+                [LWS_HEALTH_EXPR]
+                if any(
+                    (r.api_version, r.kind) == (LWS_HEALTH_EXPR["apiVersion"], "LeaderWorkerSet")
+                    for r in index[layer]
+                )
+                else []
+            ),
         ]
         if not provider
         else [],
