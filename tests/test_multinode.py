@@ -516,3 +516,40 @@ def test_flux_waits_for_every_group_to_be_available(files: dict[str, bytes]) -> 
     assert not current({"conditions": [cond("Progressing")]})
     assert not current({"conditions": [cond("UpdateInProgress"), cond("Progressing")]})
     assert not current({})
+
+
+def test_verify_checks_the_group_pod_templates_as_the_api_server_would(
+    files: dict[str, bytes],
+) -> None:
+    """The API server validates a group's pod templates only when the LWS controller
+    creates their StatefulSets; verify runs its pod checks on both templates."""
+    from llmgen.verify.apiserver import check_apiserver
+    from llmgen.verify.manifests import Manifest, split_documents
+    from llmgen.verify.stats import Family
+
+    path = f"generated/clusters/prod-aws-use1/models/{MODEL}/{MODEL}.yaml"
+    text = files[path].decode()
+    (lws,) = [
+        m
+        for m in split_documents(text, path)
+        if isinstance(m, Manifest) and m.kind == "LeaderWorkerSet"
+    ]
+    assert check_apiserver(lws, Family()) == []
+    # A worker mounting a volume its pod does not have: refused, at the worker's line.
+    broken = text.replace(
+        "                mountPath: /dev/shm\n",
+        "                mountPath: /dev/shm\n"
+        "              - name: missing\n"
+        "                mountPath: /x\n",
+        2,
+    )
+    (bad,) = [
+        m
+        for m in split_documents(broken, path)
+        if isinstance(m, Manifest) and m.kind == "LeaderWorkerSet"
+    ]
+    found = [str(d) for d in check_apiserver(bad, Family())]
+    assert len(found) == 2
+    assert "spec.leaderWorkerTemplate.leaderTemplate.spec.containers[0].volumeMounts" in found[0]
+    assert "spec.leaderWorkerTemplate.workerTemplate.spec.containers[0].volumeMounts" in found[1]
+    assert all('volumeMount "missing" names no volume of the pod' in f for f in found)

@@ -126,13 +126,34 @@ def check_apiserver(
         out += _service(m, family)
     found = pod_spec(m)
     if found is None:
-        return out
+        return out + _lws_pods(m, family, kubernetes_version)
     base, spec = found
     family.run += 1
     if base[:2] == ("spec", "template") or base[:2] == ("spec", "jobTemplate"):
         out += _selector(m, base)
     out += _pod(m, base, spec, kubernetes_version)
     family.failed += 1 if out else 0
+    return out
+
+
+def _lws_pods(m: Manifest, family: Family, version: tuple[int, int]) -> list[Diagnostic]:
+    """A LeaderWorkerSet's pod templates: the API server validates them only when
+    the LWS controller creates their StatefulSets, so a mistake there surfaces
+    as a controller error at run time; checked here as for any pod template."""
+    if (m.api_version, m.kind) != ("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet"):
+        return []
+    out: list[Diagnostic] = []
+    lwt = _dict(_dict(m.data.get("spec")).get("leaderWorkerTemplate"))
+    for role in ("leaderTemplate", "workerTemplate"):
+        template = _dict(lwt.get(role))
+        if not template:
+            continue
+        family.run += 1
+        found = _pod(
+            m, ("spec", "leaderWorkerTemplate", role, "spec"), _dict(template.get("spec")), version
+        )
+        family.failed += 1 if found else 0
+        out += found
     return out
 
 
