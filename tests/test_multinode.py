@@ -553,3 +553,14 @@ def test_verify_checks_the_group_pod_templates_as_the_api_server_would(
     assert "spec.leaderWorkerTemplate.leaderTemplate.spec.containers[0].volumeMounts" in found[0]
     assert "spec.leaderWorkerTemplate.workerTemplate.spec.containers[0].volumeMounts" in found[1]
     assert all('volumeMount "missing" names no volume of the pod' in f for f in found)
+
+
+def test_a_cluster_too_old_for_the_group_affinity_is_refused(scratch_repo: Path) -> None:
+    edit(scratch_repo, "catalog/clusters/prod-aws-use1.yaml", '"1.33"', '"1.30"')
+    assert errors(scratch_repo) == [
+        "catalog/clusters/prod-aws-use1.yaml:9:22: spec.kubernetesVersion: Kubernetes 1.30 is "
+        f"older than multi-node model '{MODEL}' needs on 'prod-aws-use1' (1.31 or newer): "
+        "podAffinity matchLabelKeys: feature gate MatchLabelKeysInPodAffinity, alpha (off) in "
+        "1.29 and 1.30, on by default from 1.31 (KEP-3633); an older API server drops it "
+        "silently and a group's pods may land in different zones"
+    ]

@@ -715,6 +715,7 @@ def test_every_rule_is_exercised() -> None:
     assert names == {
         "multi_node",  # tests/test_multinode.py
         "multi_node_canary",  # tests/test_multinode.py
+        "multi_node_versions",  # tests/test_multinode.py
         "environment_clusters",
         "environment_models",
         "model_clusters",

@@ -118,4 +118,37 @@ def cluster_versions(ctx: Context) -> Iterator[Diagnostic]:
         )
 
 
-VERSION_RULES: tuple[Rule, ...] = (cluster_versions,)
+#: A multi-node model's pods keep a group in one zone with a pod-affinity term
+#: using `matchLabelKeys` (render/concerns/group.py). The LeaderWorkerSet CRD
+#: accepts the field at any version; the API server creating the pods (from
+#: the controller's StatefulSets) drops it while the gate is off.
+GROUP_AFFINITY_SINCE = (1, 31)
+GROUP_AFFINITY_EVIDENCE = (
+    "podAffinity matchLabelKeys: feature gate MatchLabelKeysInPodAffinity, alpha (off) in "
+    "1.29 and 1.30, on by default from 1.31 (KEP-3633)"
+)
+
+
+def multi_node_versions(ctx: Context) -> Iterator[Diagnostic]:
+    """A cluster that runs a multi-node model keeps a group's pods in one zone."""
+    cat = ctx.catalog
+    clusters: dict[str, tuple[Cluster, str]] = {}
+    for env, _, dep, model in placed_models(cat):
+        if model.multi_node:
+            for c in targets(cat, env, dep):
+                clusters.setdefault(c.name, (c, model.name))
+    for name in sorted(clusters):
+        cluster, model = clusters[name]
+        have = parse_minor(cluster.kubernetes_version)
+        if have is None or have >= GROUP_AFFINITY_SINCE:
+            continue
+        need = ".".join(map(str, GROUP_AFFINITY_SINCE))
+        yield cluster.where.error(
+            f"Kubernetes {cluster.kubernetes_version} is older than multi-node model {model!r} "
+            f"needs on {cluster.name!r} ({need} or newer): {GROUP_AFFINITY_EVIDENCE}; an older "
+            "API server drops it silently and a group's pods may land in different zones",
+            "kubernetesVersion",
+        )
+
+
+VERSION_RULES: tuple[Rule, ...] = (cluster_versions, multi_node_versions)
