@@ -138,13 +138,13 @@ def multi_node_versions(ctx: Context) -> Iterator[Diagnostic]:
             for c in targets(cat, env, dep):
                 clusters.setdefault(c.name, (c, model.name))
     for name in sorted(clusters):
-        cluster, model = clusters[name]
+        cluster, model_name = clusters[name]
         have = parse_minor(cluster.kubernetes_version)
         if have is None or have >= GROUP_AFFINITY_SINCE:
             continue
         need = ".".join(map(str, GROUP_AFFINITY_SINCE))
         yield cluster.where.error(
-            f"Kubernetes {cluster.kubernetes_version} is older than multi-node model {model!r} "
+            f"Kubernetes {cluster.kubernetes_version} is older than multi-node model {model_name!r} "
             f"needs on {cluster.name!r} ({need} or newer): {GROUP_AFFINITY_EVIDENCE}; an older "
             "API server drops it silently and a group's pods may land in different zones",
             "kubernetesVersion",
