@@ -144,8 +144,8 @@ def multi_node_versions(ctx: Context) -> Iterator[Diagnostic]:
             continue
         need = ".".join(map(str, GROUP_AFFINITY_SINCE))
         yield cluster.where.error(
-            f"Kubernetes {cluster.kubernetes_version} is older than multi-node model {model_name!r} "
-            f"needs on {cluster.name!r} ({need} or newer): {GROUP_AFFINITY_EVIDENCE}; an older "
+            f"Kubernetes {cluster.kubernetes_version} is older than multi-node model "
+            f"{model_name!r} needs on {cluster.name!r} ({need} or newer): {GROUP_AFFINITY_EVIDENCE}; an older "
             "API server drops it silently and a group's pods may land in different zones",
             "kubernetesVersion",
         )
