@@ -145,8 +145,9 @@ def multi_node_versions(ctx: Context) -> Iterator[Diagnostic]:
         need = ".".join(map(str, GROUP_AFFINITY_SINCE))
         yield cluster.where.error(
             f"Kubernetes {cluster.kubernetes_version} is older than multi-node model "
-            f"{model_name!r} needs on {cluster.name!r} ({need} or newer): {GROUP_AFFINITY_EVIDENCE}; an older "
-            "API server drops it silently and a group's pods may land in different zones",
+            f"{model_name!r} needs on {cluster.name!r} ({need} or newer): "
+            f"{GROUP_AFFINITY_EVIDENCE}; an older API server drops it silently and a group's "
+            "pods may land in different zones",
             "kubernetesVersion",
         )
 
