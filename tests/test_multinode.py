@@ -564,3 +564,31 @@ def test_a_cluster_too_old_for_the_group_affinity_is_refused(scratch_repo: Path)
         "1.29 and 1.30, on by default from 1.31 (KEP-3633); an older API server drops it "
         "silently and a group's pods may land in different zones"
     ]
+
+
+def test_status_judges_the_groups_like_a_deployment(plan: Plan) -> None:
+    """`llmgen status` lists a multi-node model's LeaderWorkerSet (readyReplicas and
+    replicas count groups, lws v0.10.0 LeaderWorkerSetStatus) against its ScaledObject."""
+    from llmgen.gitops.status import model_statuses
+
+    p = placement(plan, "prod-aws-use1")
+    labels = {"llmgen.io/model": MODEL, "app.kubernetes.io/managed-by": "llmgen"}
+    lws = {
+        "apiVersion": "leaderworkerset.x-k8s.io/v1",
+        "kind": "LeaderWorkerSet",
+        "metadata": {"name": MODEL, "namespace": NS, "labels": labels},
+        "status": {"readyReplicas": 1, "replicas": 1},
+    }
+    so = {
+        "metadata": {"name": MODEL, "namespace": NS},
+        "spec": {
+            "scaleTargetRef": {"kind": "LeaderWorkerSet", "name": MODEL},
+            "minReplicaCount": 0,
+            "maxReplicaCount": 1,
+        },
+    }
+    (ready,) = model_statuses([p], [lws], [so], stopped=False)
+    assert (ready.state, ready.ready_replicas, ready.max_replicas) == ("ready", 1, 1)
+    idle = {**lws, "status": {}}
+    (zero,) = model_statuses([p], [idle], [so], stopped=False)
+    assert zero.state == "scaled to zero"

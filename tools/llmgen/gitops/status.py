@@ -6,7 +6,8 @@ anything:
 
 - Flux Kustomizations and HelmReleases, ready or not, with the reason and
   message of their Ready condition;
-- each model's Deployments (found by the `llmgen.io/model` label) and their
+- each model's Deployments, or a multi-node model's LeaderWorkerSet (found by
+  the `llmgen.io/model` label), and their
   ready replicas against the bounds of the KEDA ScaledObject that scales them,
   beside the state of the model's own Flux Kustomization (`model-<model>`:
   one per model, so one model's failed apply or health check shows on that
@@ -324,6 +325,13 @@ def query_cluster(cp: ClusterPlan, kubeconfig: str) -> ClusterStatus:
                 )
             )
             scaled = _list_custom(custom, "keda.sh", "v1alpha1", "scaledobjects", MANAGED)
+            # A multi-node model's groups: a LeaderWorkerSet reports readyReplicas and
+            # replicas (in groups) as a Deployment does (lws v0.10.0 LeaderWorkerSetStatus).
+            groups = (
+                _list_custom(custom, "leaderworkerset.x-k8s.io", "v1", "leaderworkersets", MANAGED)
+                if any(p.model.multi_node for p in cp.placements)
+                else None
+            )
             if cp.mirror_items:
                 jobs, pods = read_sync_objects(api_client, TIMEOUT)
                 result.weights = sync_statuses(cp.mirror_items, jobs, pods)
@@ -333,7 +341,7 @@ def query_cluster(cp: ClusterPlan, kubeconfig: str) -> ClusterStatus:
     expected = [*layers_of(cp), *(model_layer(p.model.name) for p in cp.placements)]
     result.flux = flux_objects(kustomizations, releases, expected)
     result.models = model_statuses(
-        cp.placements, _items(deployments), scaled or [], stopped, result.flux
+        cp.placements, [*_items(deployments), *(groups or [])], scaled or [], stopped, result.flux
     )
     return result
 
