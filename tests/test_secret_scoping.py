@@ -52,6 +52,15 @@ def test_every_external_secret_uses_its_own_namespace_store_as_its_model(
             for d in docs
             if d["kind"] == "Deployment" and d["metadata"]["namespace"].startswith("llm-")
         }
+        # A multi-node model's pods (leader and workers) run as one account.
+        for d in docs:
+            if d["kind"] == "LeaderWorkerSet":
+                lwt = d["spec"]["leaderWorkerTemplate"]
+                (account,) = {
+                    lwt[t]["spec"]["serviceAccountName"]
+                    for t in ("leaderTemplate", "workerTemplate")
+                }
+                accounts[d["metadata"]["namespace"]] = account
         for es in (d for d in docs if d["kind"] == "ExternalSecret"):
             ns = es["metadata"]["namespace"]
             if not ns.startswith(names.NAMESPACE_PREFIX):

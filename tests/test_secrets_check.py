@@ -609,8 +609,12 @@ def test_gcp_check_reads_each_secret_once_and_finds_the_key(
     secret = "projects/llm-prod-4821/secrets/llm-serving_hf-token"
     fake.payloads[secret] = json.dumps({"token": value}).encode()
     env, reqs = prod_requirements()
-    # both llama models on both GCP clusters reference the same secret
-    assert [r.model for r in reqs] == ["llama-3-1-8b-instruct", "llama-3-3-70b-instruct"]
+    # the three llama models on the GCP clusters reference the same secret
+    assert [r.model for r in reqs] == [
+        "llama-3-1-405b-instruct",
+        "llama-3-1-8b-instruct",
+        "llama-3-3-70b-instruct",
+    ]
     report = check_requirements(env, reqs, {"gcp": lambda s: GcpReader(s, client=client)})
     assert report.ok, report.diagnostics
     assert fake.requests == [f"{secret}/versions/latest"]
