@@ -37,6 +37,11 @@ Decisions:
   one zone (required affinity on the zone, matching the group's own
   `leaderworkerset.sigs.k8s.io/group-key`, which the webhook puts on the
   leader and the controller on its workers, through `matchLabelKeys`).
+- Names: the longest a set derives is its workers' `controller-revision-hash`
+  label, `<model>-<group>-<10-char hash>` (a label value, <= 63): 13 more
+  than the model name for up to 9 groups, within the 16 that `names`
+  already reserves for `keda-hpa-<model>-canary` (multi-node models have no
+  canary, catalog/rules_capacity.py `multi_node_canary`).
 - The sidecar intercepts only the serving port inbound
   (`traffic.sidecar.istio.io/includeInboundPorts`): Ray's and NCCL's ports
   are dynamic, so they bypass it; a NetworkPolicy lets the set's pods reach
