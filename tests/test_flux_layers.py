@@ -55,6 +55,9 @@ CRDS_OF = {
     "cert-manager": ("cert-manager.io",),
     "kube-prometheus-stack": ("monitoring.coreos.com",),
     "karpenter": ("karpenter.sh", "karpenter.k8s.aws"),
+    # ACK charts ship their CRDs in helm/crds (s3-controller v1.4.0, iam-controller v1.8.1)
+    "ack-s3-controller": ("s3.services.k8s.aws",),
+    "ack-iam-controller": ("iam.services.k8s.aws",),
 }
 #: CRDs a cluster has before llmgen: Kubernetes' and Flux's own, and GKE's.
 BUILT_IN = (

@@ -39,6 +39,10 @@ CRD_GROUPS: dict[str, tuple[str, ...]] = {
     "external-dns": ("externaldns.k8s.io",),
     "aws-load-balancer-controller": ("elbv2.k8s.aws",),
     "gateway-api": ("gateway.networking.k8s.io",),
+    # AWS Controllers for Kubernetes: each chart ships its service's CRDs in
+    # helm/crds/ (s3-controller v1.4.0, iam-controller v1.8.1).
+    "s3-chart": ("s3.services.k8s.aws",),
+    "iam-chart": ("iam.services.k8s.aws",),
 }
 
 # Groups every cluster of a cloud serves: GKE ships ComputeClass and

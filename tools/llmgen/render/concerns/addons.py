@@ -55,6 +55,8 @@ class AddonSpec:
     #: runs pods with the system-node-critical priority class
     node_critical: bool = False
     timeout: str = "10m"
+    #: runs only where the weights layer does (a cloud's weights sync cluster)
+    sync_cluster_only: bool = False
 
 
 # ServiceMonitors need kube-prometheus-stack's CRDs; external-dns watches Istio
@@ -78,6 +80,10 @@ SPECS: dict[str, AddonSpec] = {
     "aws-load-balancer-controller": AddonSpec("aws-load-balancer-controller", _MONITORED),
     "external-dns": AddonSpec("external-dns", ("istio-base",)),
     "reloader": AddonSpec("reloader"),
+    # AWS Controllers for Kubernetes: the mirror bucket and the sync roles
+    # (render/concerns/mirror_aws.py), on the AWS weights sync cluster only.
+    "ack-s3-controller": AddonSpec("ack-system", sync_cluster_only=True),
+    "ack-iam-controller": AddonSpec("ack-system", sync_cluster_only=True),
 }
 
 
@@ -236,7 +242,9 @@ def addons_for(cp: ClusterPlan) -> list[Addon]:
     return [
         a
         for name, a in sorted(cp.platform.addons.items())
-        if name not in SKIPPED and (name in mine or name not in other_clouds)
+        if name not in SKIPPED
+        and (name in mine or name not in other_clouds)
+        and (bool(cp.mirror_items) or not spec_of(name).sync_cluster_only)
     ]
 
 

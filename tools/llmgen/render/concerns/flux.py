@@ -76,6 +76,9 @@ CRD_LAYER = {
     "monitoring.coreos.com": CONTROLLERS,
     "karpenter.sh": CONTROLLERS,
     "karpenter.k8s.aws": CONTROLLERS,
+    # ACK's charts install their CRDs (the weights layer on the AWS sync cluster)
+    "s3.services.k8s.aws": CONTROLLERS,
+    "iam.services.k8s.aws": CONTROLLERS,
     "networking.istio.io": ISTIO,
     "security.istio.io": ISTIO,
     "telemetry.istio.io": ISTIO,

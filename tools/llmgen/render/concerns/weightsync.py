@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 from llmgen.catalog import names
 from llmgen.catalog import secret_backends as sb
 from llmgen.catalog.rules_weights import HF_TOKEN_ENV
-from llmgen.render.concerns import weights
+from llmgen.render.concerns import mirror_aws, mirror_gcp, weights
 from llmgen.render.concerns.monitoring import alert_rule, runbook_base
 from llmgen.render.concerns.security import HTTPS_ANYWHERE, KUBE_DNS
 from llmgen.render.types import Output, file_name
@@ -108,6 +108,10 @@ CHECKOV_SKIPS = (
     "CKV_K8S_43=The model's image is digest-pinned where the environment requires it; "
     "the cloud CLI image is pinned by version like the pods' fetch-weights",
 )
+
+
+#: Per cloud: the bucket, key grant and per-revision identities as cloud resources.
+STORES = {"aws": mirror_aws.outputs, "gcp": mirror_gcp.outputs}
 
 
 def job_name(item: MirrorItem) -> str:
@@ -326,11 +330,20 @@ def outputs(cp: ClusterPlan) -> Iterator[Output]:
         return
     mirror = cp.platform.weights_mirrors[cp.cluster.cloud]
     labels = _labels(cp)
+    gcp = cp.cluster.cloud == "gcp"  # Config Connector takes its project from the namespace
     yield Output(
         f"{LAYER}/{file_name('Namespace', NAMESPACE)}",
         "weights/namespace.yaml.j2",
-        {"name": NAMESPACE, "labels": labels},
+        {
+            "name": NAMESPACE,
+            "labels": labels,
+            "annotations": mirror_gcp.namespace_annotations(cp) if gcp else {},
+        },
     )
+    # The bucket and each revision's writer identity, as cloud resources.
+    store = STORES.get(cp.cluster.cloud)
+    if store is not None:
+        yield from store(cp, mirror, synced(cp), NAMESPACE, labels, identity_id, job_name)
     yield Output(
         f"{LAYER}/{file_name('NetworkPolicy', NAMESPACE)}",
         "mesh/networkpolicy.yaml.j2",

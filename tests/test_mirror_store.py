@@ -1,0 +1,371 @@
+"""The weights mirrors as cloud resources: buckets, key grants, per-revision identities.
+
+What the controllers do with the rendered fields, at the pinned versions:
+
+- ACK s3-controller v1.4.0 (aws-controllers-k8s/s3-controller): the Bucket
+  CRD of this release is the one ../shared/crd-schemas holds (same spec
+  fields; `objectLockConfiguration` arrives in v1.8.0);
+  `objectLockEnabledForBucket` is only sent with CreateBucket
+  (pkg/resource/bucket/sdk.go); the policy is compared as a string with what
+  GetBucketPolicy returns (pkg/resource/bucket/delta.go `Spec.Policy`), so it
+  is rendered compact, the form S3 stores.
+- ACK iam-controller v1.8.1: `inlinePolicies` are put with PutRolePolicy
+  (pkg/resource/role/hooks.go syncInlinePolicies), the trust policy is
+  compared semantically (IAMPolicyDocumentEqual).
+- Cloud Storage: a bucket with a retention policy cannot have Object
+  Versioning; IAM conditions on a bucket need uniform bucket-level access;
+  `resource.name` of an object is `projects/_/buckets/<bucket>/objects/<name>`.
+  The conditions run through a real CEL runtime (cel-expr-python).
+
+AWS policy documents are decided by tests/iampolicy.py (the IAM User Guide's
+evaluation rules), with the prefixes the sync Jobs really write to.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cel_expr_python import cel
+
+from iampolicy import Request, decide
+from llmgen.catalog.names import WEIGHTS_NAMESPACE
+from llmgen.clouds import aws_mirror
+from llmgen.plan.build import Plan
+from llmgen.verify.schemas import SchemaStore, schema_errors
+from rendered import render_repo
+
+REPO = Path(__file__).resolve().parents[1]
+AWS, GCP = "prod-aws-use1", "prod-gcp-usc1"
+Docs = dict[str, list[dict[str, Any]]]
+#: Files a revision holds: nested paths too, and the manifest written last.
+FILES = (
+    "config.json",
+    "model-00001-of-00004.safetensors",
+    "tokenizer/vocab.json",
+    "llmgen-manifest.sha256",
+)
+STORE_KINDS = (
+    ("s3.services.k8s.aws/v1alpha1", "Bucket"),
+    ("iam.services.k8s.aws/v1alpha1", "Role"),
+    ("storage.cnrm.cloud.google.com/v1beta1", "StorageBucket"),
+    ("iam.cnrm.cloud.google.com/v1beta1", "IAMServiceAccount"),
+    ("iam.cnrm.cloud.google.com/v1beta1", "IAMPolicyMember"),
+)
+
+
+@pytest.fixture(scope="module")
+def shipped() -> tuple[Plan, Docs]:
+    return render_repo(REPO)
+
+
+def kind_of(doc: dict[str, Any]) -> tuple[str, str]:
+    return doc["apiVersion"], doc["kind"]
+
+
+def of(docs: Docs, cluster: str, kind: str) -> list[dict[str, Any]]:
+    """The weights namespace's documents of `kind` (ACK's Role, not RBAC's)."""
+    return [
+        d
+        for d in docs[cluster]
+        if d["kind"] == kind
+        and d["metadata"].get("namespace") == WEIGHTS_NAMESPACE
+        and not d["apiVersion"].startswith("rbac.")
+    ]
+
+
+def upload_uri(job: dict[str, Any]) -> tuple[str, str]:
+    """(bucket, prefix) the Job's upload step writes, read as its script reads MIRROR_URI."""
+    upload = next(c for c in job["spec"]["template"]["spec"]["containers"] if c["name"] == "upload")
+    uri = next(e["value"] for e in upload["env"] if e["name"] == "MIRROR_URI")
+    rest = uri.partition("://")[2]
+    bucket, _, prefix = rest.partition("/")
+    assert prefix.endswith("/")
+    return bucket, prefix
+
+
+def service_account(docs: Docs, cluster: str, job: dict[str, Any]) -> dict[str, Any]:
+    name = job["spec"]["template"]["spec"]["serviceAccountName"]
+    return next(s for s in of(docs, cluster, "ServiceAccount") if s["metadata"]["name"] == name)
+
+
+def test_store_resources_pass_the_strict_schemas(
+    shipped: tuple[Plan, Docs], crd_schemas: Path
+) -> None:
+    _plan, docs = shipped
+    store = SchemaStore(crd_schemas)
+    seen: set[str] = set()
+    for cluster in (AWS, GCP):
+        for doc in docs[cluster]:
+            if kind_of(doc) not in STORE_KINDS and doc["kind"] != "ConfigConnectorContext":
+                continue
+            validator = store.validator(doc["apiVersion"], doc["kind"])
+            assert validator is not None, doc["kind"]
+            assert schema_errors(validator, doc) == [], doc["metadata"]["name"]
+            seen.add(kind_of(doc))
+    assert set(STORE_KINDS) <= seen
+    # nowhere else: only the sync clusters own the mirrors
+    others = [c for c in docs if c not in (AWS, GCP)]
+    assert not [d for c in others for d in docs[c] if kind_of(d) in STORE_KINDS]
+
+
+# ------------------------------------------------------------------ AWS
+
+
+def test_each_sync_job_assumes_a_role_only_its_service_account_can(
+    shipped: tuple[Plan, Docs],
+) -> None:
+    plan, docs = shipped
+    settings = plan.clusters[AWS].cluster.cloud_settings
+    issuer, account = settings["oidcIssuer"], settings["accountID"]
+    roles = {r["spec"]["name"]: r for r in of(docs, AWS, "Role")}
+    jobs = of(docs, AWS, "Job")
+    assert jobs and len(roles) == len(jobs)
+    for job in jobs:
+        sa = service_account(docs, AWS, job)
+        arn = sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]
+        assert arn.startswith(f"arn:aws:iam::{account}:role/")
+        role = roles[arn.rpartition("/")[2]]
+        trust = json.loads(role["spec"]["assumeRolePolicyDocument"])
+        (statement,) = trust["Statement"]
+        assert statement["Effect"] == "Allow"
+        assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+        assert statement["Principal"] == {
+            "Federated": f"arn:aws:iam::{account}:oidc-provider/{issuer}"
+        }
+        # StringEquals, not StringLike: exactly this ServiceAccount, for STS.
+        subject = f"system:serviceaccount:{WEIGHTS_NAMESPACE}:{sa['metadata']['name']}"
+        assert statement["Condition"] == {
+            "StringEquals": {
+                f"{issuer}:sub": subject,
+                f"{issuer}:aud": "sts.amazonaws.com",
+            }
+        }
+
+
+def test_each_role_writes_exactly_the_prefix_its_job_uploads_to(
+    shipped: tuple[Plan, Docs],
+) -> None:
+    plan, docs = shipped
+    key = plan.clusters[AWS].platform.weights_mirrors["aws"].kms_key
+    roles = {r["spec"]["name"]: r for r in of(docs, AWS, "Role")}
+    jobs = of(docs, AWS, "Job")
+    prefixes = {upload_uri(j)[1] for j in jobs}
+    for job in jobs:
+        bucket, prefix = upload_uri(job)
+        arn = service_account(docs, AWS, job)["metadata"]["annotations"][
+            "eks.amazonaws.com/role-arn"
+        ]
+        (text,) = roles[arn.rpartition("/")[2]]["spec"]["inlinePolicies"].values()
+        policy = json.loads(text)
+        for f in FILES:
+            obj = f"arn:aws:s3:::{bucket}/{prefix}{f}"
+            assert decide(policy, Request("s3:PutObject", obj)) == "allow", obj
+            assert decide(policy, Request("s3:GetObject", obj)) == "allow", obj  # HeadObject
+            assert decide(policy, Request("s3:DeleteObject", obj)) == "none"
+        for other in prefixes - {prefix}:
+            obj = f"arn:aws:s3:::{bucket}/{other}config.json"
+            assert decide(policy, Request("s3:PutObject", obj)) == "none", other
+        sibling = f"arn:aws:s3:::{bucket}/{prefix.rstrip('/')}-other/config.json"
+        assert decide(policy, Request("s3:PutObject", sibling)) == "none"
+        assert decide(policy, Request("s3:ListBucket", f"arn:aws:s3:::{bucket}")) == "none"
+        via_s3 = {"kms:ViaService": f"s3.{aws_mirror.key_region(key)}.amazonaws.com"}
+        assert decide(policy, Request("kms:GenerateDataKey", key, context=via_s3)) == "allow"
+        assert decide(policy, Request("kms:GenerateDataKey", key)) == "none"
+
+
+def test_bucket_policy_enforces_the_key_and_keeps_revisions_in_use(
+    shipped: tuple[Plan, Docs],
+) -> None:
+    plan, docs = shipped
+    mirror = plan.clusters[AWS].platform.weights_mirrors["aws"]
+    (bucket_doc,) = of(docs, AWS, "Bucket")
+    text = bucket_doc["spec"]["policy"]
+    # ACK s3-controller 1.4.0 compares this string with GetBucketPolicy's.
+    assert text == aws_mirror.compact(json.loads(text))
+    assert len(text.encode()) <= aws_mirror.BUCKET_POLICY_MAX_BYTES
+    policy = json.loads(text)
+    writers = {}
+    for job in of(docs, AWS, "Job"):
+        _bucket, prefix = upload_uri(job)
+        writers[prefix] = service_account(docs, AWS, job)["metadata"]["annotations"][
+            "eks.amazonaws.com/role-arn"
+        ]
+    sse = "s3:x-amz-server-side-encryption"
+    good = {"aws:SecureTransport": "true", sse: "aws:kms", f"{sse}-aws-kms-key-id": mirror.kms_key}
+    tls = {"aws:SecureTransport": "true"}
+    for prefix, role in writers.items():
+        obj = f"arn:aws:s3:::{mirror.bucket}/{prefix}model-00001-of-00004.safetensors"
+
+        def put(context: dict[str, str], principal: str = role, obj: str = obj) -> str:
+            return decide(policy, Request("s3:PutObject", obj, principal, context))
+
+        assert put(good) != "deny"
+        # UploadPart carries no SSE headers; the bucket default (the mirror key) applies.
+        assert put(tls) != "deny"
+        assert (
+            put({**good, f"{sse}-aws-kms-key-id": mirror.kms_key.replace("6c1f", "0000")}) == "deny"
+        )
+        assert put({**tls, sse: "AES256"}) == "deny"
+        assert put({**tls, f"{sse}-customer-algorithm": "AES256"}) == "deny"
+        assert put({**good, "aws:SecureTransport": "false"}) == "deny"
+        # nobody but the revision's own sync role writes there, and nobody deletes
+        assert put(good, principal="arn:aws:iam::111122223333:role/admin") == "deny"
+        for action in aws_mirror.DELETE_ACTIONS:
+            assert decide(policy, Request(action, obj, role, tls)) == "deny"
+    retired = f"arn:aws:s3:::{mirror.bucket}/org/retired-model/{'0' * 40}/config.json"
+    assert decide(policy, Request("s3:DeleteObjectVersion", retired, context=tls)) == "none"
+    assert decide(policy, Request("s3:PutObject", retired, context=tls)) == "none"
+
+
+def test_bucket_is_kms_encrypted_versioned_locked_and_private(
+    shipped: tuple[Plan, Docs],
+) -> None:
+    plan, docs = shipped
+    mirror = plan.clusters[AWS].platform.weights_mirrors["aws"]
+    (bucket,) = of(docs, AWS, "Bucket")
+    spec, annotations = bucket["spec"], bucket["metadata"]["annotations"]
+    assert spec["name"] == mirror.bucket
+    (rule,) = spec["encryption"]["rules"]
+    assert rule == {
+        "applyServerSideEncryptionByDefault": {
+            "sseAlgorithm": "aws:kms",
+            "kmsMasterKeyID": mirror.kms_key,
+        },
+        "bucketKeyEnabled": True,
+    }
+    assert spec["versioning"] == {"status": "Enabled"}
+    # Only CreateBucket takes it (s3-controller v1.4.0): it must be there from the first apply.
+    assert spec["objectLockEnabledForBucket"] is True
+    assert set(spec["publicAccessBlock"].values()) == {True}
+    assert annotations["services.k8s.aws/adoption-policy"] == "adopt-or-create"
+    assert annotations["services.k8s.aws/deletion-policy"] == "retain"
+    # An SSE-KMS key must be in the bucket's region: the bucket takes the key's.
+    assert annotations["services.k8s.aws/region"] == "us-east-1"
+    assert "createBucketConfiguration" not in spec  # us-east-1 takes no constraint
+
+
+def test_location_constraint_follows_s3() -> None:
+    """S3 refuses `us-east-1` as a LocationConstraint and needs every other region named."""
+    assert aws_mirror.location_constraint("us-east-1") is None
+    assert aws_mirror.location_constraint("eu-west-1") == "eu-west-1"
+
+
+def test_ack_controllers_run_only_on_the_aws_sync_cluster(shipped: tuple[Plan, Docs]) -> None:
+    plan, docs = shipped
+    ack = {
+        (c, d["metadata"]["name"])
+        for c, ds in docs.items()
+        for d in ds
+        if d["kind"] == "HelmRelease" and d["metadata"]["name"].startswith("ack-")
+    }
+    assert ack == {(AWS, "ack-s3-controller"), (AWS, "ack-iam-controller")}
+    account = plan.clusters[AWS].cluster.cloud_settings["accountID"]
+    for doc in docs[AWS]:
+        if doc["kind"] == "HelmRelease" and doc["metadata"]["name"].startswith("ack-"):
+            values = doc["spec"]["values"]
+            name = doc["metadata"]["name"]
+            assert values["serviceAccount"]["annotations"] == {
+                "eks.amazonaws.com/role-arn": f"arn:aws:iam::{account}:role/{AWS}-{name}"
+            }
+            assert values["aws"]["region"] == "us-east-1"
+    # the weights layer applies after the controllers layer shows the ACK CRDs
+    ks = {d["metadata"]["name"]: d for d in docs[AWS] if d["kind"] == "Kustomization"}
+    assert {"name": "infrastructure-controllers"} in ks["weights"]["spec"]["dependsOn"]
+    crds = {h["name"] for h in ks["infrastructure-controllers"]["spec"].get("healthChecks", [])}
+    assert {"buckets.s3.services.k8s.aws", "roles.iam.services.k8s.aws"} <= crds
+
+
+# ------------------------------------------------------------------ GCP
+
+
+def test_gcs_bucket_cmek_retention_and_no_versioning(shipped: tuple[Plan, Docs]) -> None:
+    plan, docs = shipped
+    mirror = plan.clusters[GCP].platform.weights_mirrors["gcp"]
+    (bucket,) = of(docs, GCP, "StorageBucket")
+    spec = bucket["spec"]
+    assert spec["resourceID"] == mirror.bucket
+    assert spec["encryption"] == {"kmsKeyRef": {"external": mirror.kms_key}}
+    # CMEK: the key ring's location is the bucket's (us -> US multi-region).
+    assert spec["location"] == mirror.kms_key.split("/")[3].upper()
+    assert spec["retentionPolicy"] == {
+        "retentionPeriod": mirror.retention_days * 86400,
+        "isLocked": False,
+    }
+    # Cloud Storage refuses Object Versioning on a bucket with a retention policy.
+    assert spec["versioning"] == {"enabled": False}
+    assert spec["uniformBucketLevelAccess"] is True  # conditional bucket IAM needs it
+    assert spec["publicAccessPrevention"] == "enforced"
+    assert bucket["metadata"]["annotations"] == {"cnrm.cloud.google.com/deletion-policy": "abandon"}
+    (ns,) = [
+        d
+        for d in docs[GCP]
+        if d["kind"] == "Namespace" and d["metadata"]["name"] == WEIGHTS_NAMESPACE
+    ]
+    project = plan.clusters[GCP].cluster.cloud_settings["projectID"]
+    assert ns["metadata"]["annotations"] == {"cnrm.cloud.google.com/project-id": project}
+
+
+def test_storage_service_agent_gets_the_key(shipped: tuple[Plan, Docs]) -> None:
+    plan, docs = shipped
+    mirror = plan.clusters[GCP].platform.weights_mirrors["gcp"]
+    grants = [
+        m
+        for m in of(docs, GCP, "IAMPolicyMember")
+        if m["spec"]["resourceRef"]["kind"] == "KMSCryptoKey"
+    ]
+    assert [g["spec"] for g in grants] == [
+        {
+            "resourceRef": {"kind": "KMSCryptoKey", "external": mirror.kms_key},
+            "role": "roles/cloudkms.cryptoKeyEncrypterDecrypter",
+            "member": f"serviceAccount:service-{mirror.project_number}"
+            "@gs-project-accounts.iam.gserviceaccount.com",
+        }
+    ]
+
+
+def test_each_gcp_writer_reaches_exactly_the_prefix_its_job_uploads_to(
+    shipped: tuple[Plan, Docs],
+) -> None:
+    plan, docs = shipped
+    project = plan.clusters[GCP].cluster.cloud_settings["projectID"]
+    (bucket_doc,) = of(docs, GCP, "StorageBucket")
+    members = of(docs, GCP, "IAMPolicyMember")
+    accounts = {a["metadata"]["name"] for a in of(docs, GCP, "IAMServiceAccount")}
+    env = cel.NewEnv(variables={"resource": cel.Type.DYN})
+    jobs = of(docs, GCP, "Job")
+    prefixes = {upload_uri(j)[1] for j in jobs}
+    for job in jobs:
+        bucket, prefix = upload_uri(job)
+        sa = service_account(docs, GCP, job)
+        email = sa["metadata"]["annotations"]["iam.gke.io/gcp-service-account"]
+        gsa = email.partition("@")[0]
+        assert email.endswith(f"@{project}.iam.gserviceaccount.com") and gsa in accounts
+        mine = [m for m in members if m["metadata"]["name"].startswith(gsa + "-")]
+        (wi,) = [m for m in mine if m["spec"]["role"] == "roles/iam.workloadIdentityUser"]
+        assert wi["spec"]["resourceRef"]["name"] == gsa
+        assert wi["spec"]["member"] == (
+            f"serviceAccount:{project}.svc.id.goog[{WEIGHTS_NAMESPACE}/{sa['metadata']['name']}]"
+        )
+        on_bucket = [m["spec"] for m in mine if m["spec"]["resourceRef"]["kind"] == "StorageBucket"]
+        assert sorted(s["role"] for s in on_bucket) == [
+            "roles/storage.objectCreator",
+            "roles/storage.objectViewer",
+        ]
+        for spec in on_bucket:
+            assert spec["resourceRef"]["name"] == bucket_doc["metadata"]["name"]
+            assert spec["memberFrom"] == {"serviceAccountRef": {"name": gsa}}
+            program = env.compile(spec["condition"]["expression"])
+
+            def allowed(name: str, program: Any = program) -> bool:
+                return bool(program.eval(data={"resource": {"name": name}}).value())
+
+            objects = f"projects/_/buckets/{bucket}/objects/"
+            for f in FILES:
+                assert allowed(objects + prefix + f), f
+            for other in prefixes - {prefix}:
+                assert not allowed(objects + other + "config.json")
+            assert not allowed(f"{objects}{prefix.rstrip('/')}-other/config.json")
+            assert not allowed(f"projects/_/buckets/{bucket}")  # no listing

@@ -1,0 +1,175 @@
+"""The S3 weights mirror's IAM and bucket policies, as AWS evaluates them.
+
+Pure functions of the catalog: the render concern (`render/concerns/
+mirror_aws.py`) puts them into ACK resources, and the plan's checks measure
+the bucket policy against S3's size limit. The prefixes and role names are
+the ones the sync Job uses (`MirrorItem.prefix`, `weightsync.identity_id`),
+so what a role may write is exactly where its Job writes.
+
+Encryption is a bucket rule, not the uploader's habit: the bucket's default
+encryption is SSE-KMS with the mirror key, and the policy refuses any
+PutObject that *names* another algorithm, another key or a customer-provided
+key (SSE-C). The refusals only fire when the header is present (`Null` =
+false): UploadPart requests of a multipart upload carry no SSE headers, so a
+rule that also refused absent headers would refuse every large upload; an
+upload without headers gets the bucket default, which is the mirror key.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+#: S3 refuses a bucket policy over 20 KB (Amazon S3 quotas: "Bucket policy size").
+BUCKET_POLICY_MAX_BYTES = 20 * 1024
+#: What protecting a revision denies to everyone (its sync role included):
+#: deleting any version of its objects. Overwriting creates a new version under
+#: versioning, which leaves the old one; only the revision's own role may write.
+DELETE_ACTIONS = ("s3:DeleteObject", "s3:DeleteObjectVersion")
+#: IRSA tokens are issued for this audience (EKS pod identity webhook default).
+STS_AUDIENCE = "sts.amazonaws.com"
+
+
+def key_region(kms_key: str) -> str:
+    """`arn:aws:kms:us-east-1:…` -> `us-east-1`: an SSE-KMS key must be in the bucket's region."""
+    return kms_key.split(":")[3]
+
+
+def partition(kms_key: str) -> str:
+    return kms_key.split(":")[1]
+
+
+def location_constraint(region: str) -> str | None:
+    """CreateBucket's LocationConstraint: none in us-east-1.
+
+    S3 answers InvalidLocationConstraint to `us-east-1` as a constraint; every
+    other region must be named, or the bucket is created in us-east-1.
+    """
+    return None if region == "us-east-1" else region
+
+
+def role_arn(account: str, role: str, part: str = "aws") -> str:
+    return f"arn:{part}:iam::{account}:role/{role}"
+
+
+def object_arn(bucket: str, prefix: str, part: str = "aws") -> str:
+    """Every object under `prefix` (which ends with '/'): `arn:aws:s3:::bucket/prefix*`."""
+    return f"arn:{part}:s3:::{bucket}/{prefix}*"
+
+
+def irsa_trust_policy(
+    account: str, oidc_issuer: str, namespace: str, service_account: str, part: str = "aws"
+) -> dict[str, Any]:
+    """Trust of an IRSA role: only this ServiceAccount's tokens, for STS, from this cluster."""
+    subject = f"system:serviceaccount:{namespace}:{service_account}"
+    provider = f"arn:{part}:iam::{account}:oidc-provider/{oidc_issuer}"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ThisServiceAccountOnly",
+                "Effect": "Allow",
+                "Principal": {"Federated": provider},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {
+                    "StringEquals": {
+                        f"{oidc_issuer}:sub": subject,
+                        f"{oidc_issuer}:aud": STS_AUDIENCE,
+                    }
+                },
+            }
+        ],
+    }
+
+
+def bucket_policy(bucket: str, kms_key: str, writers: Mapping[str, str]) -> dict[str, Any]:
+    """The mirror bucket's policy; `writers` maps each synced prefix to its sync role's ARN.
+
+    Denies: any request without TLS; a PutObject naming another encryption
+    algorithm, another KMS key, or a customer-provided key; deleting any
+    version of an object under a prefix in use; writing under a prefix in use
+    by anyone but that prefix's sync role.
+    """
+    part = partition(kms_key)
+    everything = [f"arn:{part}:s3:::{bucket}", f"arn:{part}:s3:::{bucket}/*"]
+    objects = f"arn:{part}:s3:::{bucket}/*"
+    sse = "s3:x-amz-server-side-encryption"
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "DenyInsecureTransport",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": everything,
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        },
+        {
+            "Sid": "DenyOtherEncryption",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:PutObject",
+            "Resource": objects,
+            "Condition": {"StringNotEquals": {sse: "aws:kms"}, "Null": {sse: "false"}},
+        },
+        {
+            "Sid": "DenyOtherKeys",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:PutObject",
+            "Resource": objects,
+            "Condition": {
+                "StringNotEquals": {f"{sse}-aws-kms-key-id": kms_key},
+                "Null": {f"{sse}-aws-kms-key-id": "false"},
+            },
+        },
+        {
+            "Sid": "DenyCustomerProvidedKeys",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:PutObject",
+            "Resource": objects,
+            "Condition": {"Null": {f"{sse}-customer-algorithm": "false"}},
+        },
+    ]
+    prefixes = sorted(writers)
+    if prefixes:
+        statements.append(
+            {
+                "Sid": "KeepRevisionsInUse",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": list(DELETE_ACTIONS),
+                "Resource": [object_arn(bucket, p, part) for p in prefixes],
+            }
+        )
+    for n, prefix in enumerate(prefixes, 1):
+        statements.append(
+            {
+                "Sid": f"OnlyItsSyncRoleWrites{n}",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:PutObject",
+                "Resource": object_arn(bucket, prefix, part),
+                "Condition": {"ArnNotEquals": {"aws:PrincipalArn": writers[prefix]}},
+            }
+        )
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def compact(document: Mapping[str, Any]) -> str:
+    """A policy document as IAM and S3 store it: JSON without insignificant whitespace."""
+    return json.dumps(document, separators=(",", ":"))
+
+
+def policy_bytes(document: Mapping[str, Any]) -> int:
+    return len(compact(document).encode())
+
+
+def prefixes_over_limit(bucket: str, kms_key: str, writers: Mapping[str, str]) -> int:
+    """How many bytes the bucket policy exceeds S3's limit by (0: it fits)."""
+    return max(0, policy_bytes(bucket_policy(bucket, kms_key, writers)) - BUCKET_POLICY_MAX_BYTES)
+
+
+def sorted_tags(tags: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
+    return [{"key": k, "value": v} for k, v in sorted(tags)]
