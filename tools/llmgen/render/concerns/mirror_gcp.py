@@ -173,6 +173,8 @@ def _member(
             else resource_ref,
             "role": role,
             "member": member,
+            # a flag, not the strings' truthiness: the template's shape is fixed here
+            "member_from": not member,
             "member_service_account": service_account,
             "condition": condition,
         },
