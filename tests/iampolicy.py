@@ -13,7 +13,7 @@ rendered policies use and nothing else (an unknown operator fails loudly):
 - "IAM JSON policy elements: Condition operators": operators AND together,
   keys of one operator AND together, values of one key OR together (NOR for
   negated operators). A key absent from the request makes a condition false,
-  except that a negated operator (StringNotEquals, ArnNotEquals) is then
+  except that a negated operator (StringNotEquals, ArnNotLike) is then
   true, and `Null` tests presence itself ("true": the key is absent).
 """
 
@@ -50,7 +50,7 @@ def _condition(op: str, key: str, wanted: list[str], req: Request) -> bool:
     have = req.key(key)
     if op == "Null":
         return (have is None) == (wanted[0] == "true")
-    negated = op in ("StringNotEquals", "ArnNotEquals")
+    negated = op in ("StringNotEquals", "ArnNotEquals", "ArnNotLike")
     if have is None:
         return negated
     if op == "StringEquals":
@@ -58,6 +58,8 @@ def _condition(op: str, key: str, wanted: list[str], req: Request) -> bool:
     if op == "StringNotEquals":
         return have not in wanted
     if op == "ArnNotEquals":
+        return have not in wanted
+    if op == "ArnNotLike":
         return not any(_like(w, have) for w in wanted)
     if op == "Bool":
         return have.lower() in [w.lower() for w in wanted]

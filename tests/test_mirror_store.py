@@ -24,6 +24,7 @@ evaluation rules), with the prefixes the sync Jobs really write to.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +35,14 @@ from iampolicy import Request, decide
 from llmgen.catalog.names import WEIGHTS_NAMESPACE
 from llmgen.clouds import aws_mirror
 from llmgen.plan.build import Plan
+from llmgen.plan.check import validate_with_plan
 from llmgen.verify.schemas import SchemaStore, schema_errors
 from rendered import render_repo
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tools" / "bench"))
+import gencatalog  # noqa: E402
+
 AWS, GCP = "prod-aws-use1", "prod-gcp-usc1"
 Docs = dict[str, list[dict[str, Any]]]
 #: Files a revision holds: nested paths too, and the manifest written last.
@@ -187,16 +192,19 @@ def test_bucket_policy_enforces_the_key_and_keeps_revisions_in_use(
     assert text == aws_mirror.compact(json.loads(text))
     assert len(text.encode()) <= aws_mirror.BUCKET_POLICY_MAX_BYTES
     policy = json.loads(text)
-    writers = {}
+    roles = {r["spec"]["name"]: r for r in of(docs, AWS, "Role")}
+    writers: dict[str, tuple[str, dict[str, Any]]] = {}  # prefix -> (role ARN, IAM policy)
     for job in of(docs, AWS, "Job"):
         _bucket, prefix = upload_uri(job)
-        writers[prefix] = service_account(docs, AWS, job)["metadata"]["annotations"][
+        arn = service_account(docs, AWS, job)["metadata"]["annotations"][
             "eks.amazonaws.com/role-arn"
         ]
+        (inline,) = roles[arn.rpartition("/")[2]]["spec"]["inlinePolicies"].values()
+        writers[prefix] = (arn, json.loads(inline))
     sse = "s3:x-amz-server-side-encryption"
     good = {"aws:SecureTransport": "true", sse: "aws:kms", f"{sse}-aws-kms-key-id": mirror.kms_key}
     tls = {"aws:SecureTransport": "true"}
-    for prefix, role in writers.items():
+    for prefix, (role, _own) in writers.items():
         obj = f"arn:aws:s3:::{mirror.bucket}/{prefix}model-00001-of-00004.safetensors"
 
         def put(context: dict[str, str], principal: str = role, obj: str = obj) -> str:
@@ -211,13 +219,22 @@ def test_bucket_policy_enforces_the_key_and_keeps_revisions_in_use(
         assert put({**tls, sse: "AES256"}) == "deny"
         assert put({**tls, f"{sse}-customer-algorithm": "AES256"}) == "deny"
         assert put({**good, "aws:SecureTransport": "false"}) == "deny"
-        # nobody but the revision's own sync role writes there, and nobody deletes
+        # nobody but a sync role writes, and no sync role has another's prefix:
+        # same account, so a request needs an Allow in either policy and no Deny
         assert put(good, principal="arn:aws:iam::111122223333:role/admin") == "deny"
+        for other, (other_role, other_policy) in writers.items():
+            mine = other == prefix
+            bucket_says = put(good, principal=other_role)
+            iam_says = decide(other_policy, Request("s3:PutObject", obj, other_role, good))
+            allowed = "deny" not in (bucket_says, iam_says) and "allow" in (bucket_says, iam_says)
+            assert allowed == mine, (prefix, other)
         for action in aws_mirror.DELETE_ACTIONS:
             assert decide(policy, Request(action, obj, role, tls)) == "deny"
     retired = f"arn:aws:s3:::{mirror.bucket}/org/retired-model/{'0' * 40}/config.json"
     assert decide(policy, Request("s3:DeleteObjectVersion", retired, context=tls)) == "none"
-    assert decide(policy, Request("s3:PutObject", retired, context=tls)) == "none"
+    assert (
+        decide(policy, Request("s3:PutObject", retired, context=good)) == "deny"
+    )  # not a sync role
 
 
 def test_bucket_is_kms_encrypted_versioned_locked_and_private(
@@ -369,3 +386,20 @@ def test_each_gcp_writer_reaches_exactly_the_prefix_its_job_uploads_to(
                 assert not allowed(objects + other + "config.json")
             assert not allowed(f"{objects}{prefix.rstrip('/')}-other/config.json")
             assert not allowed(f"projects/_/buckets/{bucket}")  # no listing
+
+
+def test_too_many_revisions_for_one_bucket_policy_is_refused_at_the_mirror(
+    tmp_path: Path,
+) -> None:
+    """S3 refuses a bucket policy over 20 KB; validate says so before ACK would fail."""
+    root = tmp_path / "big"
+    gencatalog.generate(root, models=260, clusters=2, environments=1)
+    result, _plan = validate_with_plan(root)
+    errors = [str(d) for d in result.diagnostics if d.is_error]
+    assert len(errors) == 1, errors
+    assert errors[0].startswith("catalog/platform.yaml:99:7: spec.weightsMirror.aws: ")
+    assert "the bucket policy protecting the 260 revisions in use would be" in errors[0]
+    assert "over S3's 20,480" in errors[0]
+    gencatalog.generate(root, models=200, clusters=2, environments=1)
+    result, _plan = validate_with_plan(root)
+    assert not [d for d in result.diagnostics if d.is_error]

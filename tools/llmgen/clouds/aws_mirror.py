@@ -27,6 +27,8 @@ BUCKET_POLICY_MAX_BYTES = 20 * 1024
 #: deleting any version of its objects. Overwriting creates a new version under
 #: versioning, which leaves the old one; only the revision's own role may write.
 DELETE_ACTIONS = ("s3:DeleteObject", "s3:DeleteObjectVersion")
+#: Every sync role's name starts so (`weightsync.identity_id`: `wsync-<12 hex>`).
+SYNC_ROLE_PREFIX = "wsync-"
 #: IRSA tokens are issued for this audience (EKS pod identity webhook default).
 STS_AUDIENCE = "sts.amazonaws.com"
 
@@ -83,14 +85,22 @@ def irsa_trust_policy(
     }
 
 
-def bucket_policy(bucket: str, kms_key: str, writers: Mapping[str, str]) -> dict[str, Any]:
-    """The mirror bucket's policy; `writers` maps each synced prefix to its sync role's ARN.
+def bucket_policy(
+    bucket: str, kms_key: str, account: str, prefixes: Iterable[str]
+) -> dict[str, Any]:
+    """The mirror bucket's policy; `prefixes` are the revisions in use (synced).
 
     Denies: any request without TLS; a PutObject naming another encryption
-    algorithm, another KMS key, or a customer-provided key; deleting any
-    version of an object under a prefix in use; writing under a prefix in use
-    by anyone but that prefix's sync role.
+    algorithm, another KMS key, or a customer-provided key; a PutObject by
+    anyone but a sync role (`wsync-*` of the sync cluster's account; each
+    one's own IAM policy allows only its prefix, so together only a
+    revision's own role writes it); deleting any version of an object under
+    a prefix in use. One statement lists the prefixes, so the policy grows by
+    one ARN per revision: S3's 20 KB limit holds about 170 of them
+    (`policy_bytes`; validate refuses more).
     """
+    writer_pattern = f"arn:{partition(kms_key)}:iam::{account}:role/{SYNC_ROLE_PREFIX}*"
+    in_use = sorted(set(prefixes))
     part = partition(kms_key)
     everything = [f"arn:{part}:s3:::{bucket}", f"arn:{part}:s3:::{bucket}/*"]
     objects = f"arn:{part}:s3:::{bucket}/*"
@@ -132,26 +142,24 @@ def bucket_policy(bucket: str, kms_key: str, writers: Mapping[str, str]) -> dict
             "Condition": {"Null": {f"{sse}-customer-algorithm": "false"}},
         },
     ]
-    prefixes = sorted(writers)
-    if prefixes:
+    statements.append(
+        {
+            "Sid": "OnlySyncRolesWrite",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:PutObject",
+            "Resource": objects,
+            "Condition": {"ArnNotLike": {"aws:PrincipalArn": writer_pattern}},
+        }
+    )
+    if in_use:
         statements.append(
             {
                 "Sid": "KeepRevisionsInUse",
                 "Effect": "Deny",
                 "Principal": "*",
                 "Action": list(DELETE_ACTIONS),
-                "Resource": [object_arn(bucket, p, part) for p in prefixes],
-            }
-        )
-    for n, prefix in enumerate(prefixes, 1):
-        statements.append(
-            {
-                "Sid": f"OnlyItsSyncRoleWrites{n}",
-                "Effect": "Deny",
-                "Principal": "*",
-                "Action": "s3:PutObject",
-                "Resource": object_arn(bucket, prefix, part),
-                "Condition": {"ArnNotEquals": {"aws:PrincipalArn": writers[prefix]}},
+                "Resource": [object_arn(bucket, p, part) for p in in_use],
             }
         )
     return {"Version": "2012-10-17", "Statement": statements}
@@ -164,11 +172,6 @@ def compact(document: Mapping[str, Any]) -> str:
 
 def policy_bytes(document: Mapping[str, Any]) -> int:
     return len(compact(document).encode())
-
-
-def prefixes_over_limit(bucket: str, kms_key: str, writers: Mapping[str, str]) -> int:
-    """How many bytes the bucket policy exceeds S3's limit by (0: it fits)."""
-    return max(0, policy_bytes(bucket_policy(bucket, kms_key, writers)) - BUCKET_POLICY_MAX_BYTES)
 
 
 def sorted_tags(tags: Iterable[tuple[str, str]]) -> list[dict[str, str]]:

@@ -46,16 +46,6 @@ def bucket_object_name(bucket: str) -> str:
     return bucket.replace("_", "-").replace(".", "-")
 
 
-def writers(
-    cp: ClusterPlan, items: list[MirrorItem], identity: Callable[[MirrorItem], str]
-) -> dict[str, str]:
-    """Each synced prefix -> the ARN of the role its Job's ServiceAccount assumes."""
-    account = cp.cluster.cloud_settings.get("accountID", "")
-    mirror = cp.platform.weights_mirrors[cp.cluster.cloud]
-    part = aws_mirror.partition(mirror.kms_key)
-    return {i.prefix: aws_mirror.role_arn(account, identity(i), part) for i in items}
-
-
 def outputs(
     cp: ClusterPlan,
     mirror: WeightsMirror,
@@ -67,7 +57,10 @@ def outputs(
 ) -> Iterator[Output]:
     region = aws_mirror.key_region(mirror.kms_key)
     name = bucket_object_name(mirror.bucket)
-    policy = aws_mirror.bucket_policy(mirror.bucket, mirror.kms_key, writers(cp, items, identity))
+    account = cp.cluster.cloud_settings.get("accountID", "")
+    policy = aws_mirror.bucket_policy(
+        mirror.bucket, mirror.kms_key, account, (i.prefix for i in items)
+    )
     yield Output(
         f"weights/{file_name('Bucket', name)}",
         "weights/aws/bucket.yaml.j2",
@@ -87,7 +80,6 @@ def outputs(
             "tags": aws_mirror.sorted_tags([("llmgen.io/component", "weights-mirror")]),
         },
     )
-    account = cp.cluster.cloud_settings.get("accountID", "")
     issuer = cp.cluster.cloud_settings.get("oidcIssuer", "")
     part = aws_mirror.partition(mirror.kms_key)
     for item in items:

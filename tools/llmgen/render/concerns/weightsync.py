@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 from llmgen.catalog import names
 from llmgen.catalog import secret_backends as sb
 from llmgen.catalog.rules_weights import HF_TOKEN_ENV
+from llmgen.clouds.aws_mirror import SYNC_ROLE_PREFIX
 from llmgen.render.concerns import mirror_aws, mirror_gcp, weights
 from llmgen.render.concerns.monitoring import alert_rule, runbook_base
 from llmgen.render.concerns.security import HTTPS_ANYWHERE, KUBE_DNS
@@ -126,7 +127,7 @@ def job_name(item: MirrorItem) -> str:
 
 def identity_id(item: MirrorItem) -> str:
     """The per-revision cloud identity: `wsync-<12 hex of the URI>` fits every cloud's limits."""
-    return "wsync-" + hashlib.sha256(item.uri.encode()).hexdigest()[:12]
+    return SYNC_ROLE_PREFIX + hashlib.sha256(item.uri.encode()).hexdigest()[:12]
 
 
 def staging_gib(item: MirrorItem) -> int:
