@@ -675,7 +675,7 @@ WEIGHTS_CASES = [
         id="mirror-ack-addons",
     ),
     pytest.param(
-        [("catalog/clusters/prod-aws-use1.yaml", "    oidcIssuer: oidc.eks.us-east-1.amazonaws.com/id/5C7B2E9A4D1F3A6B8E0C2D4F6A8B0C1D\n", "")],
+        [("catalog/clusters/prod-aws-use1.yaml", " oidcIssuer: oidc.eks.us-east-1.amazonaws.com/id/5C7B2E9A4D1F3A6B8E0C2D4F6A8B0C1D,", "")],
         ["catalog/platform.yaml:101:20: spec.weightsMirror.aws.syncCluster: sync cluster 'prod-aws-use1' has no spec.aws.oidcIssuer; the sync roles' trust policy (IRSA) names the cluster's OIDC provider: add it (aws eks describe-cluster --query cluster.identity.oidc.issuer, without https://)"],
         id="mirror-oidc-issuer",
     ),
