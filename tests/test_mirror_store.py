@@ -55,6 +55,7 @@ FILES = (
 STORE_KINDS = (
     ("s3.services.k8s.aws/v1alpha1", "Bucket"),
     ("iam.services.k8s.aws/v1alpha1", "Role"),
+    ("iam.services.k8s.aws/v1alpha1", "Policy"),
     ("storage.cnrm.cloud.google.com/v1beta1", "StorageBucket"),
     ("iam.cnrm.cloud.google.com/v1beta1", "IAMServiceAccount"),
     ("iam.cnrm.cloud.google.com/v1beta1", "IAMPolicyMember"),
@@ -179,6 +180,39 @@ def test_each_role_writes_exactly_the_prefix_its_job_uploads_to(
         via_s3 = {"kms:ViaService": f"s3.{aws_mirror.key_region(key)}.amazonaws.com"}
         assert decide(policy, Request("kms:GenerateDataKey", key, context=via_s3)) == "allow"
         assert decide(policy, Request("kms:GenerateDataKey", key)) == "none"
+
+
+def test_every_sync_role_is_bounded_to_the_mirror(shipped: tuple[Plan, Docs]) -> None:
+    """Effective permissions are the role policy's intersected with the boundary's."""
+    plan, docs = shipped
+    mirror = plan.clusters[AWS].platform.weights_mirrors["aws"]
+    (boundary_doc,) = of(docs, AWS, "Policy")
+    boundary = json.loads(boundary_doc["spec"]["policyDocument"])
+    via_s3 = {"kms:ViaService": "s3.us-east-1.amazonaws.com"}
+    for role in of(docs, AWS, "Role"):
+        # ACK resolves the reference to the Policy's ARN (iam-controller generator.yaml
+        # Role.PermissionsBoundary references Policy Status.ACKResourceMetadata.ARN).
+        assert role["spec"]["permissionsBoundaryRef"] == {
+            "from": {"name": boundary_doc["metadata"]["name"]}
+        }
+        assert boundary_doc["metadata"]["namespace"] == role["metadata"]["namespace"]
+        (inline,) = role["spec"]["inlinePolicies"].values()
+        own = json.loads(inline)
+        prefix = own["Statement"][0]["Resource"]
+        for f in FILES:
+            req = Request("s3:PutObject", prefix.replace("*", f))
+            assert decide(own, req) == decide(boundary, req) == "allow"
+        req = Request("kms:GenerateDataKey", mirror.kms_key, context=via_s3)
+        assert decide(own, req) == decide(boundary, req) == "allow"
+    outside = [
+        Request("s3:DeleteObject", f"arn:aws:s3:::{mirror.bucket}/x"),
+        Request("s3:ListBucket", f"arn:aws:s3:::{mirror.bucket}"),
+        Request("s3:PutBucketPolicy", f"arn:aws:s3:::{mirror.bucket}"),
+        Request("s3:PutObject", "arn:aws:s3:::another-bucket/x"),
+        Request("iam:CreateRole", "arn:aws:iam::111122223333:role/x"),
+        Request("kms:GenerateDataKey", mirror.kms_key),  # not through S3
+    ]
+    assert [decide(boundary, r) for r in outside] == ["none"] * len(outside)
 
 
 def test_bucket_policy_enforces_the_key_and_keeps_revisions_in_use(

@@ -29,6 +29,8 @@ BUCKET_POLICY_MAX_BYTES = 20 * 1024
 DELETE_ACTIONS = ("s3:DeleteObject", "s3:DeleteObjectVersion")
 #: Every sync role's name starts so (`weightsync.identity_id`: `wsync-<12 hex>`).
 SYNC_ROLE_PREFIX = "wsync-"
+#: The sync roles' permissions boundary (an IAM managed policy llmgen creates).
+SYNC_BOUNDARY = "llmgen-weights-sync-boundary"
 #: IRSA tokens are issued for this audience (EKS pod identity webhook default).
 STS_AUDIENCE = "sts.amazonaws.com"
 
@@ -163,6 +165,39 @@ def bucket_policy(
             }
         )
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def sync_boundary(bucket: str, kms_key: str) -> dict[str, Any]:
+    """The permissions boundary of every sync role: the most any of them may ever do.
+
+    Write and read objects of the mirror bucket, use the mirror key through
+    S3. A role's effective permissions are its policy's intersected with
+    this, so a role created (by anyone who can write ACK `Role` objects) with
+    a broader policy still cannot leave the mirror, when the ACK iam
+    controller's own IAM policy requires this boundary on the roles it makes
+    (docs/weights.md).
+    """
+    part = partition(kms_key)
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "MirrorObjects",
+                "Effect": "Allow",
+                "Action": ["s3:PutObject", "s3:GetObject"],
+                "Resource": f"arn:{part}:s3:::{bucket}/*",
+            },
+            {
+                "Sid": "MirrorKeyThroughS3",
+                "Effect": "Allow",
+                "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+                "Resource": kms_key,
+                "Condition": {
+                    "StringEquals": {"kms:ViaService": f"s3.{key_region(kms_key)}.amazonaws.com"}
+                },
+            },
+        ],
+    }
 
 
 def compact(document: Mapping[str, Any]) -> str:

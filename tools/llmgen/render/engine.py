@@ -72,6 +72,7 @@ ALLOWED_KINDS: frozenset[tuple[str, str]] = frozenset(
         ("iam.cnrm.cloud.google.com/v1beta1", "IAMPolicyMember"),
         ("s3.services.k8s.aws/v1alpha1", "Bucket"),
         ("iam.services.k8s.aws/v1alpha1", "Role"),
+        ("iam.services.k8s.aws/v1alpha1", "Policy"),
         ("networking.istio.io/v1", "Gateway"),
         ("networking.istio.io/v1", "VirtualService"),
         ("networking.istio.io/v1", "DestinationRule"),

@@ -13,6 +13,10 @@
   inline policy `AwsProvider.mirror_writer_policy` (write and read its own
   prefix, GenerateDataKey/Decrypt on the key through S3). An inline policy
   lives and dies with its role: a revision leaving the catalog takes both.
+  Every sync role carries the permissions boundary
+  `llmgen-weights-sync-boundary` (an IAM `Policy`, referenced by
+  `permissionsBoundaryRef`, which ACK resolves to its ARN once it exists):
+  the mirror's objects and key, nothing else.
 
 What ACK s3-controller 1.4.0 does with these fields (its source at v1.4.0):
 `objectLockEnabledForBucket` is only sent with CreateBucket
@@ -80,6 +84,18 @@ def outputs(
             "tags": aws_mirror.sorted_tags([("llmgen.io/component", "weights-mirror")]),
         },
     )
+    yield Output(
+        f"weights/{file_name('Policy', aws_mirror.SYNC_BOUNDARY)}",
+        "weights/aws/policy.yaml.j2",
+        {
+            "name": aws_mirror.SYNC_BOUNDARY,
+            "namespace": namespace,
+            "labels": labels,
+            "policy_name": aws_mirror.SYNC_BOUNDARY,
+            "description": f"The most an llmgen weights sync role may do: {mirror.bucket}",
+            "document": aws_mirror.compact(aws_mirror.sync_boundary(mirror.bucket, mirror.kms_key)),
+        },
+    )
     issuer = cp.cluster.cloud_settings.get("oidcIssuer", "")
     part = aws_mirror.partition(mirror.kms_key)
     for item in items:
@@ -100,6 +116,7 @@ def outputs(
                 "description": f"llmgen weights sync of {item.uri}"[:1000],
                 "trust_policy": aws_mirror.compact(trust),
                 "inline_policies": {"write-this-revision": aws_mirror.compact(write)},
+                "boundary": aws_mirror.SYNC_BOUNDARY,
                 "tags": aws_mirror.sorted_tags(
                     [("llmgen.io/model", item.model.name), ("llmgen.io/component", "weights-sync")]
                 ),
