@@ -357,6 +357,12 @@ def test_gcs_bucket_cmek_retention_and_no_versioning(shipped: tuple[Plan, Docs])
     ]
     project = plan.clusters[GCP].cluster.cloud_settings["projectID"]
     assert ns["metadata"]["annotations"] == {"cnrm.cloud.google.com/project-id": project}
+    # namespaced Config Connector ignores a namespace without its context
+    (ctx,) = of(docs, GCP, "ConfigConnectorContext")
+    assert ctx["metadata"]["name"] == "configconnectorcontext.core.cnrm.cloud.google.com"
+    assert (
+        ctx["spec"]["googleServiceAccount"] == f"llmgen-weights@{project}.iam.gserviceaccount.com"
+    )
 
 
 def test_storage_service_agent_gets_the_key(shipped: tuple[Plan, Docs]) -> None:
