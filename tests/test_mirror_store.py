@@ -443,3 +443,64 @@ def test_too_many_revisions_for_one_bucket_policy_is_refused_at_the_mirror(
     gencatalog.generate(root, models=200, clusters=2, environments=1)
     result, _plan = validate_with_plan(root)
     assert not [d for d in result.diagnostics if d.is_error]
+
+
+def _cond(type_: str, status: str, reason: str | None = None) -> dict[str, str]:
+    return {"type": type_, "status": status, **({"reason": reason} if reason else {})}
+
+
+# (status.conditions as the controller writes them, expected (current, failed))
+ACK_STATES = [
+    ([], (False, False)),  # not reconciled yet: in progress
+    ([_cond("ACK.ResourceSynced", "True"), _cond("Ready", "True")], (True, False)),
+    # a recoverable error (a permission being fixed): in progress, not failed
+    (
+        [_cond("ACK.Recoverable", "True"), _cond("Ready", "False", "ACK.Recoverable")],
+        (False, False),
+    ),
+    ([_cond("ACK.Terminal", "True"), _cond("Ready", "False", "ACK.Terminal")], (False, True)),
+]
+CNRM_STATES = [
+    ([], (False, False)),
+    ([_cond("Ready", "True", "UpToDate")], (True, False)),
+    ([_cond("Ready", "False", "DependencyNotFound")], (False, False)),
+    ([_cond("Ready", "False", "UpdateFailed")], (False, True)),
+]
+
+
+def test_the_weights_layer_reads_the_controllers_ready_conditions(
+    shipped: tuple[Plan, Docs],
+) -> None:
+    """kstatus ignores Ready on custom kinds; Flux's healthCheckExprs say what it means.
+
+    Evaluated with a real CEL runtime over the conditions ACK (runtime v0.58.1
+    pkg/runtime/reconciler.go: Ready from ACK.ResourceSynced, False with the
+    terminal or recoverable reason) and Config Connector write.
+    """
+    _plan, docs = shipped
+    env = cel.NewEnv(variables={"status": cel.Type.DYN})
+    for cluster, group, states in (
+        (AWS, "services.k8s.aws", ACK_STATES),
+        (GCP, "cnrm", CNRM_STATES),
+    ):
+        (ks,) = [
+            d
+            for d in docs[cluster]
+            if d["kind"] == "Kustomization" and d["metadata"]["name"] == "weights"
+        ]
+        assert ks["spec"]["wait"] is True
+        exprs = [e for e in ks["spec"]["healthCheckExprs"] if group in e["apiVersion"]]
+        rendered = {
+            kind_of(d)
+            for d in docs[cluster]
+            if d["metadata"].get("namespace") == WEIGHTS_NAMESPACE
+            and group in d["apiVersion"]
+            and d["kind"] != "ConfigConnectorContext"
+        }
+        assert {(e["apiVersion"], e["kind"]) for e in exprs} == rendered
+        for e in exprs:
+            current, failed = env.compile(e["current"]), env.compile(e["failed"])
+            for conditions, expected in states:
+                data = {"status": {"conditions": conditions} if conditions else {}}
+                got = (current.eval(data=data).value(), failed.eval(data=data).value())
+                assert got == expected, (e["kind"], conditions)
