@@ -23,10 +23,11 @@ from typing import Any
 
 #: S3 refuses a bucket policy over 20 KB (Amazon S3 quotas: "Bucket policy size").
 BUCKET_POLICY_MAX_BYTES = 20 * 1024
-#: What protecting a revision denies to everyone (its sync role included):
-#: deleting any version of its objects. Overwriting creates a new version under
-#: versioning, which leaves the old one; only the revision's own role may write.
-DELETE_ACTIONS = ("s3:DeleteObject", "s3:DeleteObjectVersion")
+#: What protecting a revision in use denies to every principal but the sync
+#: roles: writing and deleting any version of its objects. The sync roles get
+#: no delete permission at all (their policy and boundary), and each writes
+#: only its own prefix; under versioning an overwrite leaves the old version.
+PROTECTED_ACTIONS = ("s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion")
 #: Every sync role's name starts so (`weightsync.identity_id`: `wsync-<12 hex>`).
 SYNC_ROLE_PREFIX = "wsync-"
 #: The sync roles' permissions boundary (an IAM managed policy llmgen creates).
@@ -93,13 +94,14 @@ def bucket_policy(
     """The mirror bucket's policy; `prefixes` are the revisions in use (synced).
 
     Denies: any request without TLS; a PutObject naming another encryption
-    algorithm, another KMS key, or a customer-provided key; a PutObject by
-    anyone but a sync role (`wsync-*` of the sync cluster's account; each
-    one's own IAM policy allows only its prefix, so together only a
-    revision's own role writes it); deleting any version of an object under
-    a prefix in use. One statement lists the prefixes, so the policy grows by
-    one ARN per revision: S3's 20 KB limit holds about 170 of them
-    (`policy_bytes`; validate refuses more).
+    algorithm, another KMS key, or a customer-provided key; writing or
+    deleting any version under a prefix in use by anyone but a sync role
+    (`wsync-*` of the sync cluster's account, whose own policies allow only
+    writing their own prefix, so together: only a revision's own role writes
+    it, nobody deletes it). Prefixes not in use (a revision filled by hand,
+    one retired) stay under the account's own IAM. One statement lists the
+    prefixes, so the policy grows by one ARN per revision: S3's 20 KB limit
+    holds about 170 of them (`policy_bytes`; validate refuses more).
     """
     writer_pattern = f"arn:{partition(kms_key)}:iam::{account}:role/{SYNC_ROLE_PREFIX}*"
     in_use = sorted(set(prefixes))
@@ -144,24 +146,15 @@ def bucket_policy(
             "Condition": {"Null": {f"{sse}-customer-algorithm": "false"}},
         },
     ]
-    statements.append(
-        {
-            "Sid": "OnlySyncRolesWrite",
-            "Effect": "Deny",
-            "Principal": "*",
-            "Action": "s3:PutObject",
-            "Resource": objects,
-            "Condition": {"ArnNotLike": {"aws:PrincipalArn": writer_pattern}},
-        }
-    )
     if in_use:
         statements.append(
             {
                 "Sid": "KeepRevisionsInUse",
                 "Effect": "Deny",
                 "Principal": "*",
-                "Action": list(DELETE_ACTIONS),
+                "Action": list(PROTECTED_ACTIONS),
                 "Resource": [object_arn(bucket, p, part) for p in in_use],
+                "Condition": {"ArnNotLike": {"aws:PrincipalArn": writer_pattern}},
             }
         )
     return {"Version": "2012-10-17", "Statement": statements}
