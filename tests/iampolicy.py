@@ -66,7 +66,23 @@ def _condition(op: str, key: str, wanted: list[str], req: Request) -> bool:
     raise AssertionError(f"operator {op} is not implemented by this evaluator")
 
 
+def _principal(statement: Mapping[str, Any], req: Request) -> bool:
+    """`*`, or `{"AWS": [...]}` naming the principal or its account's root (the
+    whole account, which then delegates to its own IAM). Identity policies have
+    no Principal: they apply to whoever holds them."""
+    principal = statement.get("Principal")
+    if principal is None or principal == "*":
+        return True
+    account = req.principal_arn.split(":")[4]
+    for arn in _list(principal.get("AWS", [])):
+        if arn == req.principal_arn or arn == f"arn:aws:iam::{account}:root":
+            return True
+    return False
+
+
 def applies(statement: Mapping[str, Any], req: Request) -> bool:
+    if not _principal(statement, req):
+        return False
     if not any(_like(a, req.action) for a in _list(statement["Action"])):
         return False
     if not any(_like(r, req.resource) for r in _list(statement["Resource"])):

@@ -504,3 +504,38 @@ def test_the_weights_layer_reads_the_controllers_ready_conditions(
                 data = {"status": {"conditions": conditions} if conditions else {}}
                 got = (current.eval(data=data).value(), failed.eval(data=data).value())
                 assert got == expected, (e["kind"], conditions)
+
+
+def test_model_clusters_in_other_accounts_may_read_the_mirror(shipped: tuple[Plan, Docs]) -> None:
+    """llmgen owns the bucket policy, so it must let in every account whose clusters read it.
+
+    A cross-account read needs an Allow in the bucket policy as well as in
+    the reader's own IAM (S3 "Bucket owner granting cross-account
+    permissions"); the readers' own roles and the key policy stay theirs.
+    """
+    plan, docs = shipped
+    mirror = plan.clusters[AWS].platform.weights_mirrors["aws"]
+    own = plan.clusters[AWS].cluster.cloud_settings["accountID"]
+    readers = {
+        cp.cluster.cloud_settings["accountID"]
+        for cp in plan.clusters.values()
+        if cp.cluster.cloud == "aws" and any("aws" in p.model.weight_uris for p in cp.placements)
+    }
+    assert readers - {own}  # the shipped catalog's staging and dev accounts
+    assert set(plan.clusters[AWS].mirror_reader_accounts) == readers - {own}
+    (bucket_doc,) = of(docs, AWS, "Bucket")
+    policy = json.loads(bucket_doc["spec"]["policy"])
+    tls = {"aws:SecureTransport": "true"}
+    (job, *_) = of(docs, AWS, "Job")
+    _bucket, prefix = upload_uri(job)
+    obj = f"arn:aws:s3:::{mirror.bucket}/{prefix}config.json"
+    for account in readers - {own}:
+        role = f"arn:aws:iam::{account}:role/staging-aws-use1-llama"
+        assert decide(policy, Request("s3:GetObject", obj, role, tls)) == "allow"
+        listing = Request("s3:ListBucket", f"arn:aws:s3:::{mirror.bucket}", role, tls)
+        assert decide(policy, listing) == "allow"
+        assert decide(policy, Request("s3:PutObject", obj, role, tls)) == "deny"
+        plain = {"aws:SecureTransport": "false"}
+        assert decide(policy, Request("s3:GetObject", obj, role, plain)) == "deny"
+    stranger = "arn:aws:iam::999999999999:role/reader"
+    assert decide(policy, Request("s3:GetObject", obj, stranger, tls)) == "none"

@@ -89,7 +89,11 @@ def irsa_trust_policy(
 
 
 def bucket_policy(
-    bucket: str, kms_key: str, account: str, prefixes: Iterable[str]
+    bucket: str,
+    kms_key: str,
+    account: str,
+    prefixes: Iterable[str],
+    readers: Iterable[str] = (),
 ) -> dict[str, Any]:
     """The mirror bucket's policy; `prefixes` are the revisions in use (synced).
 
@@ -99,7 +103,11 @@ def bucket_policy(
     (`wsync-*` of the sync cluster's account, whose own policies allow only
     writing their own prefix, so together: only a revision's own role writes
     it, nobody deletes it). Prefixes not in use (a revision filled by hand,
-    one retired) stay under the account's own IAM. One statement lists the
+    one retired) stay under the account's own IAM. `readers`, the other
+    accounts whose clusters run models from the mirror, may list and read it
+    (a cross-account read needs the bucket policy's Allow as well as the
+    reader's own; their model roles' policies and the key policy decide the
+    rest). One statement lists the
     prefixes, so the policy grows by one ARN per revision: S3's 20 KB limit
     holds about 170 of them (`policy_bytes`; validate refuses more).
     """
@@ -146,6 +154,17 @@ def bucket_policy(
             "Condition": {"Null": {f"{sse}-customer-algorithm": "false"}},
         },
     ]
+    other_accounts = sorted(set(readers) - {account})
+    if other_accounts:
+        statements.append(
+            {
+                "Sid": "ReadersInOtherAccounts",
+                "Effect": "Allow",
+                "Principal": {"AWS": [f"arn:{part}:iam::{a}:root" for a in other_accounts]},
+                "Action": ["s3:GetObject", "s3:ListBucket"],
+                "Resource": everything,
+            }
+        )
     if in_use:
         statements.append(
             {

@@ -68,7 +68,9 @@ def _bucket_policy(catalog: Catalog, plan: Plan) -> list[Diagnostic]:
     prefixes = [i.prefix for i in cp.mirror_items if i.commit]
     account = cp.cluster.cloud_settings.get("accountID", "")
     size = aws_mirror.policy_bytes(
-        aws_mirror.bucket_policy(mirror.bucket, mirror.kms_key, account, prefixes)
+        aws_mirror.bucket_policy(
+            mirror.bucket, mirror.kms_key, account, prefixes, cp.mirror_reader_accounts
+        )
     )
     if size <= aws_mirror.BUCKET_POLICY_MAX_BYTES:
         return []

@@ -63,7 +63,11 @@ def outputs(
     name = bucket_object_name(mirror.bucket)
     account = cp.cluster.cloud_settings.get("accountID", "")
     policy = aws_mirror.bucket_policy(
-        mirror.bucket, mirror.kms_key, account, (i.prefix for i in items)
+        mirror.bucket,
+        mirror.kms_key,
+        account,
+        (i.prefix for i in items),
+        cp.mirror_reader_accounts,
     )
     yield Output(
         f"weights/{file_name('Bucket', name)}",
