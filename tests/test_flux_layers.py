@@ -57,6 +57,9 @@ CRDS_OF = {
     "karpenter": ("karpenter.sh", "karpenter.k8s.aws"),
     # kubernetes-sigs/lws v0.10.0 charts/lws/crds/ (Flux installs crds/ on install).
     "leaderworkerset": ("leaderworkerset.x-k8s.io",),
+    # ACK charts ship their CRDs in helm/crds (s3-controller v1.4.0, iam-controller v1.8.1)
+    "ack-s3-controller": ("s3.services.k8s.aws",),
+    "ack-iam-controller": ("iam.services.k8s.aws",),
 }
 #: CRDs a cluster has before llmgen: Kubernetes' and Flux's own, and GKE's.
 BUILT_IN = (

@@ -650,16 +650,12 @@ def test_rule(
 WEIGHTS_CASES = [
     pytest.param(
         [("catalog/platform.yaml", "syncCluster: prod-aws-use1", "syncCluster: prod-aws-use9")],
-        [
-            "catalog/platform.yaml:95:20: spec.weightsMirror.aws.syncCluster: unknown cluster 'prod-aws-use9'; did you mean 'prod-aws-use1'?"
-        ],
+        ["catalog/platform.yaml:106:20: spec.weightsMirror.aws.syncCluster: unknown cluster 'prod-aws-use9'; did you mean 'prod-aws-use1'?"],
         id="sync-cluster-unknown",
     ),
     pytest.param(
         [("catalog/platform.yaml", "syncCluster: prod-gcp-usc1", "syncCluster: prod-aws-usw2")],
-        [
-            "catalog/platform.yaml:99:20: spec.weightsMirror.gcp.syncCluster: cluster 'prod-aws-usw2' is on aws; the gcp mirror's sync Jobs need a gcp cluster (its workload identity writes the bucket)"
-        ],
+        ["catalog/platform.yaml:111:20: spec.weightsMirror.gcp.syncCluster: cluster 'prod-aws-usw2' is on aws; the gcp mirror's sync Jobs need a gcp cluster (its workload identity writes the bucket)"],
         id="sync-cluster-other-cloud",
     ),
     pytest.param(
@@ -674,6 +670,26 @@ WEIGHTS_CASES = [
             "catalog/models/bge-m3.yaml:15:12: spec.weights.uris.aws: bucket 'other-weights' is not the aws mirror 'example-llm-weights' (platform spec.weightsMirror); llmgen syncs and checks only that bucket"
         ],
         id="mirror-bucket",
+    ),
+    pytest.param(
+        [("catalog/platform.yaml", "    ack-iam-controller:\n", "    ack-iam-controllers:\n")],
+        ["catalog/platform.yaml:104:7: spec.weightsMirror.aws: the S3 mirror's bucket and sync roles are ACK resources; add the platform add-on(s) ack-iam-controller (AWS Controllers for Kubernetes s3-chart and iam-chart, docs/weights.md), or nothing creates them"],
+        id="mirror-ack-addons",
+    ),
+    pytest.param(
+        [("catalog/clusters/prod-aws-use1.yaml", " oidcIssuer: oidc.eks.us-east-1.amazonaws.com/id/5C7B2E9A4D1F3A6B8E0C2D4F6A8B0C1D,", "")],
+        ["catalog/platform.yaml:106:20: spec.weightsMirror.aws.syncCluster: sync cluster 'prod-aws-use1' has no spec.aws.oidcIssuer; the sync roles' trust policy (IRSA) names the cluster's OIDC provider: add it (aws eks describe-cluster --query cluster.identity.oidc.issuer, without https://)"],
+        id="mirror-oidc-issuer",
+    ),
+    pytest.param(
+        [("catalog/platform.yaml", '      projectNumber: "482193650417"\n', "")],
+        ["catalog/platform.yaml:109:7: warning: spec.weightsMirror.gcp: no projectNumber: llmgen does not grant the Cloud Storage service agent roles/cloudkms.cryptoKeyEncrypterDecrypter on kmsKey; grant it once yourself (docs/weights.md), or the bucket cannot use the key"],
+        id="mirror-project-number",
+    ),
+    pytest.param(
+        [("catalog/clusters/prod-gcp-usc1.yaml", "    - storage.cnrm.cloud.google.com\n", "")],
+        ["catalog/platform.yaml:111:20: spec.weightsMirror.gcp.syncCluster: sync cluster 'prod-gcp-usc1' does not declare storage.cnrm.cloud.google.com in spec.prerequisites; the bucket and sync service accounts are Config Connector resources: enable Config Connector there and list its groups"],
+        id="mirror-cnrm-prerequisites",
     ),
 ]
 
@@ -750,6 +766,7 @@ def test_every_rule_is_exercised() -> None:
         "lbc_vpc",  # tests/test_network_rules.py
         "global_name_coverage",  # tests/test_network_rules.py
         "sync_clusters",
+        "mirror_resources",
         "mirror_uris",
         "unsynced_revisions",
     }

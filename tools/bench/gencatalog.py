@@ -51,7 +51,11 @@ def cluster_yaml(name: str, cloud: str, region: str) -> str:
             ("a100-x8", "A100-80GB", 8, "instanceTypes: [p4de.24xlarge]", "on-demand", 60),
             ("h100-x8", "H100-80GB", 8, "instanceTypes: [p5.48xlarge]", "on-demand", 120),
         ]
-        extra = f'  aws:\n    accountID: "111122223333"\n    vpcName: {name}\n'
+        oidc_id = hashlib.sha256(name.encode()).hexdigest()[:32].upper()
+        extra = (
+            f'  aws:\n    accountID: "111122223333"\n    vpcName: {name}\n'
+            f"    oidcIssuer: oidc.eks.{region}.amazonaws.com/id/{oidc_id}\n"
+        )
     else:
         pools = [
             ("l4-x1", "L4", 1, "machineType: g2-standard-8", "spot", 400),
@@ -61,8 +65,10 @@ def cluster_yaml(name: str, cloud: str, region: str) -> str:
         ]
         extra = (
             "  gcp:\n    projectID: llm-bench-1234\n"
-            # Config Connector is a GKE add-on, enabled with the cluster (verify checks it).
-            "  prerequisites: [container.cnrm.cloud.google.com, core.cnrm.cloud.google.com]\n"
+            # Config Connector is a GKE add-on, enabled with the cluster (verify checks it);
+            # its IAM and Storage kinds serve the weights mirror on the sync cluster.
+            "  prerequisites: [container.cnrm.cloud.google.com, core.cnrm.cloud.google.com,"
+            " iam.cnrm.cloud.google.com, storage.cnrm.cloud.google.com]\n"
         )
     lines = [
         "apiVersion: llmgen.io/v1alpha1",

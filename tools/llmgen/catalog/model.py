@@ -287,6 +287,10 @@ class WeightsMirror:
     #: None: the cloud's list price (`CloudProvider.storage_usd_per_gib_month`)
     storage_usd_per_gib_month: float | None
     where: Where
+    #: days an object is kept before it may be deleted or replaced (`retentionDays`)
+    retention_days: int = 30
+    #: GCP: the bucket project's number, for the Cloud Storage service agent's key grant
+    project_number: str | None = None
 
 
 @dataclass(frozen=True)
@@ -589,6 +593,8 @@ def _platform(cat: Catalog, doc: Document, spec: dict[str, Any]) -> None:
                     float(m["storageUSDPerGiBMonth"]) if "storageUSDPerGiBMonth" in m else None
                 ),
                 where=_where(doc, "spec", "weightsMirror", cloud),
+                retention_days=int(m.get("retentionDays", 30)),
+                project_number=m.get("projectNumber"),
             )
             for cloud, m in spec.get("weightsMirror", {}).items()
         },

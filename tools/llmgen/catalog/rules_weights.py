@@ -23,6 +23,15 @@ from llmgen.errors import Diagnostic
 _COMMIT = re.compile(r"[0-9a-f]{40}\Z")
 #: the model secret the sync Job's download reads (the hub token)
 HF_TOKEN_ENV = "HF_TOKEN"
+#: The platform add-ons (AWS Controllers for Kubernetes, their charts name their
+#: ServiceAccounts alike) that create the S3 mirror's bucket and sync roles.
+ACK_ADDONS = ("ack-s3-controller", "ack-iam-controller")
+#: The Config Connector API groups of the GCS mirror's resources (GKE add-on).
+CNRM_GROUPS = (
+    "core.cnrm.cloud.google.com",
+    "iam.cnrm.cloud.google.com",
+    "storage.cnrm.cloud.google.com",
+)
 
 
 def is_commit(revision: str) -> bool:
@@ -77,6 +86,57 @@ def sync_clusters(ctx: Context) -> Iterator[Diagnostic]:
                     yield s.where.error(
                         f"the {cloud} weights sync on {name!r} reads this hub token: {why}"
                     )
+
+
+def mirror_resources(ctx: Context) -> Iterator[Diagnostic]:
+    """What rendering each mirror's bucket and sync identities needs from the catalog.
+
+    AWS: the ACK add-ons that reconcile the Bucket and Roles, and the sync
+    cluster's OIDC issuer (the roles' IRSA trust names it). GCP: the project
+    number for the Cloud Storage service agent's key grant (a warning: the
+    grant can be made by hand once). A GCS bucket's CMEK key must be in the
+    bucket's location and the bucket takes the key's location, so there is
+    nothing to disagree; likewise an S3 bucket takes its key's region.
+    """
+    cat = ctx.catalog
+    if cat.platform is None:
+        return
+    aws = cat.platform.weights_mirrors.get("aws")
+    if aws is not None:
+        missing = [a for a in ACK_ADDONS if a not in cat.platform.addons]
+        if missing:
+            yield aws.where.error(
+                f"the S3 mirror's bucket and sync roles are ACK resources; add the platform "
+                f"add-on(s) {', '.join(missing)} (AWS Controllers for Kubernetes s3-chart and "
+                "iam-chart, docs/weights.md), or nothing creates them"
+            )
+        cluster = cat.clusters.get(aws.sync_cluster)
+        issuer = cluster.cloud_settings.get("oidcIssuer") if cluster is not None else "-"
+        if cluster is not None and cluster.cloud == "aws" and not issuer:
+            yield aws.where.error(
+                f"sync cluster {aws.sync_cluster!r} has no spec.aws.oidcIssuer; the sync "
+                "roles' trust policy (IRSA) names the cluster's OIDC provider: add it "
+                "(aws eks describe-cluster --query cluster.identity.oidc.issuer, "
+                "without https://)",
+                "syncCluster",
+            )
+    gcp = cat.platform.weights_mirrors.get("gcp")
+    cluster = cat.clusters.get(gcp.sync_cluster) if gcp is not None else None
+    if gcp is not None and cluster is not None and cluster.cloud == "gcp":
+        missing = [g for g in CNRM_GROUPS if g not in cluster.prerequisites]
+        if missing:
+            yield gcp.where.error(
+                f"sync cluster {gcp.sync_cluster!r} does not declare {', '.join(missing)} in "
+                "spec.prerequisites; the bucket and sync service accounts are Config "
+                "Connector resources: enable Config Connector there and list its groups",
+                "syncCluster",
+            )
+    if gcp is not None and gcp.project_number is None:
+        yield gcp.where.warning(
+            "no projectNumber: llmgen does not grant the Cloud Storage service agent "
+            "roles/cloudkms.cryptoKeyEncrypterDecrypter on kmsKey; grant it once yourself "
+            "(docs/weights.md), or the bucket cannot use the key"
+        )
 
 
 def mirror_uris(ctx: Context) -> Iterator[Diagnostic]:
@@ -135,4 +195,4 @@ def unsynced_revisions(ctx: Context) -> Iterator[Diagnostic]:
             )
 
 
-WEIGHTS_RULES = (sync_clusters, mirror_uris, unsynced_revisions)
+WEIGHTS_RULES = (sync_clusters, mirror_resources, mirror_uris, unsynced_revisions)

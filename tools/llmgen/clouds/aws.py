@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from llmgen.catalog import images, names
+from llmgen.catalog.rules_weights import ACK_ADDONS
 from llmgen.clouds.base import CloudProvider, NodePoolResource, WeightsSync, register
 
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ class AwsProvider(CloudProvider):
     storage_usd_per_gib_month: ClassVar[float] = STORAGE_USD_PER_GIB_MONTH
     secret_store_backend: ClassVar[str] = "aws"
     cloud_addons: ClassVar[frozenset[str]] = frozenset(
-        {"karpenter", "aws-load-balancer-controller"}
+        {"karpenter", "aws-load-balancer-controller", *ACK_ADDONS}
     )
     dns_routing_policies: ClassVar[bool] = True
     #: instance-store NVMe, per device, MiB/s read (the EC2NodeClass stripes them, RAID0)
@@ -369,6 +370,18 @@ class AwsProvider(CloudProvider):
                 # Pod Security `restricted` on top of the chart's defaults.
                 "podSecurityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
                 "securityContext": {"capabilities": {"drop": ["ALL"]}},
+            }
+        if addon in ACK_ADDONS:
+            # The mirror bucket's region comes from each Bucket's region
+            # annotation; this is the controller's default and its STS region.
+            return {
+                "aws": {"region": cluster.region},
+                "serviceAccount": {
+                    # the charts name their ServiceAccount like the add-on
+                    "annotations": self.workload_identity_annotations(cluster, "ack-system", addon)
+                },
+                # A bucket or role made by hand before is taken over, not refused.
+                "featureGates": {"ResourceAdoption": True},
             }
         if addon == "cert-manager":
             # Route 53 DNS-01 challenges through IRSA.

@@ -178,6 +178,9 @@ class ClusterPlan:
     #: on a cloud's weights sync cluster: every revision any environment reads
     #: from that cloud's mirror (plan/mirror.py); empty elsewhere
     mirror_items: tuple[MirrorItem, ...] = ()
+    #: on the AWS sync cluster: the other AWS accounts whose clusters read the
+    #: mirror (the bucket policy llmgen owns must let them in)
+    mirror_reader_accounts: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -469,12 +472,20 @@ def _attach_mirror_items(
     """Give each cloud's sync cluster the revisions its mirror must hold."""
     from llmgen.plan.mirror import items_of
 
-    items = items_of(p for ep in env_plans.values() for p in ep.placements)
+    placements = [p for ep in env_plans.values() for p in ep.placements]
+    items = items_of(placements)
     for cloud, mirror in platform.weights_mirrors.items():
         cp = clusters.get(mirror.sync_cluster)
         if cp is not None and cp.cluster.cloud == cloud:
             mine = tuple(i for i in items if i.cloud == cloud)
-            clusters[cp.name] = replace(cp, mirror_items=mine)
+            own = cp.cluster.cloud_settings.get("accountID", "")
+            readers = {
+                str(p.cluster.cloud_settings.get("accountID", ""))
+                for p in placements
+                if cloud == "aws" and p.cluster.cloud == cloud and cloud in p.model.weight_uris
+            }
+            accounts = tuple(sorted(readers - {own, ""}))
+            clusters[cp.name] = replace(cp, mirror_items=mine, mirror_reader_accounts=accounts)
 
 
 def _node_caps(cluster: Cluster, placements: tuple[Placement, ...]) -> dict[str, int]:

@@ -21,6 +21,7 @@ from llmgen.catalog import cost
 from llmgen.catalog.load import PathKey
 from llmgen.catalog.model import Catalog, Environment, ModelDeployment
 from llmgen.catalog.validate import ValidationResult, validate
+from llmgen.clouds import aws_mirror
 from llmgen.errors import Diagnostic
 from llmgen.plan.allocate import Allocation, Demand
 from llmgen.plan.build import EnvironmentPlan, Plan, build_plan
@@ -54,7 +55,32 @@ def plan_diagnostics(catalog: Catalog, plan: Plan) -> list[Diagnostic]:
             demand = ep.demands.get(dep.name)
             if demand is not None:
                 found += _model(env, ep, i, dep, demand, capped)
+    found += _bucket_policy(catalog, plan)
     return sorted(found)
+
+
+def _bucket_policy(catalog: Catalog, plan: Plan) -> list[Diagnostic]:
+    """The S3 mirror's bucket policy lists every revision in use; S3 takes 20 KB at most."""
+    mirror = catalog.platform.weights_mirrors.get("aws") if catalog.platform else None
+    cp = plan.clusters.get(mirror.sync_cluster) if mirror is not None else None
+    if mirror is None or cp is None:
+        return []
+    prefixes = [i.prefix for i in cp.mirror_items if i.commit]
+    account = cp.cluster.cloud_settings.get("accountID", "")
+    size = aws_mirror.policy_bytes(
+        aws_mirror.bucket_policy(
+            mirror.bucket, mirror.kms_key, account, prefixes, cp.mirror_reader_accounts
+        )
+    )
+    if size <= aws_mirror.BUCKET_POLICY_MAX_BYTES:
+        return []
+    return [
+        mirror.where.error(
+            f"the bucket policy protecting the {len(prefixes)} revisions in use would be "
+            f"{size:,} bytes, over S3's {aws_mirror.BUCKET_POLICY_MAX_BYTES:,} (about 170 "
+            "revisions fit); finish canaries and drop revisions no environment needs"
+        )
+    ]
 
 
 def _usd(amount: float) -> str:

@@ -41,6 +41,10 @@ CRD_GROUPS: dict[str, tuple[str, ...]] = {
     "gateway-api": ("gateway.networking.k8s.io",),
     # kubernetes-sigs/lws v0.10.0 charts/lws/crds/ (LeaderWorkerSet, DisaggregatedSet).
     "lws": ("leaderworkerset.x-k8s.io", "disaggregatedset.x-k8s.io"),
+    # AWS Controllers for Kubernetes: each chart ships its service's CRDs in
+    # helm/crds/ (s3-controller v1.4.0, iam-controller v1.8.1).
+    "s3-chart": ("s3.services.k8s.aws",),
+    "iam-chart": ("iam.services.k8s.aws",),
 }
 
 # Groups every cluster of a cloud serves: GKE ships ComputeClass and

@@ -9,6 +9,8 @@ Each check here is one a cluster accepts and then silently gets wrong:
   istio-proxy counts, with the one port it declares (15090 http-envoy-prom);
 - a KEDA ScaledObject whose target does not exist, or sets `replicas` (Flux
   re-applies it on every reconcile and fights the HPA KEDA owns);
+- a ServiceAccount and the cloud identity rendered for it that do not name
+  each other (`identities`);
 
 `check_wiring(manifests)` runs these, the mesh's (`routes`) and the layers'
 (`refs`, `pods`) on every cluster;
@@ -24,6 +26,7 @@ from typing import Any
 from llmgen.errors import Diagnostic
 from llmgen.verify.apiserver import selector_matches
 from llmgen.verify.cluster import Cluster, ClusterFacts, Pods, group_clusters
+from llmgen.verify.identities import check_identities
 from llmgen.verify.manifests import Manifest
 from llmgen.verify.refs import check_refs
 from llmgen.verify.routes import check_routes
@@ -59,6 +62,7 @@ def check_wiring(
         out += _keda(cluster, family)
         out += check_routes(cluster, family)
         out += check_refs(cluster, family)
+        out += check_identities(cluster, family)
     return out
 
 

@@ -55,6 +55,8 @@ class AddonSpec:
     #: runs pods with the system-node-critical priority class
     node_critical: bool = False
     timeout: str = "10m"
+    #: runs only where the weights layer does (a cloud's weights sync cluster)
+    sync_cluster_only: bool = False
 
 
 # ServiceMonitors need kube-prometheus-stack's CRDs; external-dns watches Istio
@@ -82,6 +84,10 @@ SPECS: dict[str, AddonSpec] = {
     # only) must serve before a group's pods are created: model layers wait
     # for the CRD in the controllers layer (flux.py CRD_LAYER).
     "leaderworkerset": AddonSpec("lws-system", _MONITORED),
+    # AWS Controllers for Kubernetes: the mirror bucket and the sync roles
+    # (render/concerns/mirror_aws.py), on the AWS weights sync cluster only.
+    "ack-s3-controller": AddonSpec("ack-system", sync_cluster_only=True),
+    "ack-iam-controller": AddonSpec("ack-system", sync_cluster_only=True),
 }
 
 
@@ -259,7 +265,9 @@ def addons_for(cp: ClusterPlan) -> list[Addon]:
     return [
         a
         for name, a in sorted(cp.platform.addons.items())
-        if name not in SKIPPED and (name in mine or name not in other_clouds)
+        if name not in SKIPPED
+        and (name in mine or name not in other_clouds)
+        and (bool(cp.mirror_items) or not spec_of(name).sync_cluster_only)
     ]
 
 

@@ -77,6 +77,9 @@ CRD_LAYER = {
     "karpenter.sh": CONTROLLERS,
     "karpenter.k8s.aws": CONTROLLERS,
     "leaderworkerset.x-k8s.io": CONTROLLERS,
+    # ACK's charts install their CRDs (the weights layer on the AWS sync cluster)
+    "s3.services.k8s.aws": CONTROLLERS,
+    "iam.services.k8s.aws": CONTROLLERS,
     "networking.istio.io": ISTIO,
     "security.istio.io": ISTIO,
     "telemetry.istio.io": ISTIO,
@@ -107,7 +110,7 @@ _PROVIDERS = frozenset(d for deps in LAYER_DEPENDS.values() for d in deps)
 _READY_IS = "has(status.conditions) && status.conditions.exists(e, e.type == 'Ready' && "
 _READY = _READY_IS + "e.status == 'True')"
 _NOT_READY = _READY_IS + "e.status == 'False')"
-HEALTH_EXPRS = (
+HEALTH_EXPRS: tuple[dict[str, str], ...] = (
     {"apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret"},
     {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject"},
     {"apiVersion": "cert-manager.io/v1", "kind": "Certificate"},
@@ -125,6 +128,33 @@ LWS_HEALTH_EXPR = {
     "current": "has(status.conditions) && status.conditions.exists(e, "
     "e.type == 'Available' && e.status == 'True')",
 }
+# The weights mirror's cloud resources (layer `weights`). ACK (runtime
+# v0.58.1 and later, pkg/runtime/reconciler.go ensureConditions) sets `Ready`
+# from ACK.ResourceSynced, False on ACK.Terminal or ACK.Recoverable; only a
+# terminal error (the spec must change) counts as failed, a recoverable one
+# (a missing permission being fixed, a reference not resolved yet) is still
+# in progress. Config Connector sets `Ready`, False with reason
+# `UpdateFailed` when the cloud refused the resource.
+_ACK_FAILED = (
+    "has(status.conditions) && status.conditions.exists(e, e.type == 'ACK.Terminal' && "
+    "e.status == 'True')"
+)
+_CNRM_FAILED = _READY_IS + "e.status == 'False' && has(e.reason) && e.reason == 'UpdateFailed')"
+HEALTH_EXPRS += tuple(
+    {"apiVersion": api, "kind": kind, "current": _READY, "failed": _ACK_FAILED}
+    for api, kind in (
+        ("s3.services.k8s.aws/v1alpha1", "Bucket"),
+        ("iam.services.k8s.aws/v1alpha1", "Role"),
+        ("iam.services.k8s.aws/v1alpha1", "Policy"),
+    )
+) + tuple(
+    {"apiVersion": api, "kind": kind, "current": _READY, "failed": _CNRM_FAILED}
+    for api, kind in (
+        ("storage.cnrm.cloud.google.com/v1beta1", "StorageBucket"),
+        ("iam.cnrm.cloud.google.com/v1beta1", "IAMServiceAccount"),
+        ("iam.cnrm.cloud.google.com/v1beta1", "IAMPolicyMember"),
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -260,7 +290,12 @@ def _context(
         "health_checks": health_checks(layer, index) if provider else [],
         "health_exprs": [
             *(
-                {**e, "current": _READY, "failed": _NOT_READY}
+                {
+                    "apiVersion": e["apiVersion"],
+                    "kind": e["kind"],
+                    "current": e.get("current", _READY),
+                    "failed": e.get("failed", _NOT_READY),
+                }
                 for e in HEALTH_EXPRS
                 if any(
                     (r.api_version, r.kind) == (e["apiVersion"], e["kind"]) for r in index[layer]

@@ -42,7 +42,8 @@ from typing import TYPE_CHECKING, Any
 from llmgen.catalog import names
 from llmgen.catalog import secret_backends as sb
 from llmgen.catalog.rules_weights import HF_TOKEN_ENV
-from llmgen.render.concerns import weights
+from llmgen.clouds.aws_mirror import SYNC_ROLE_PREFIX
+from llmgen.render.concerns import mirror_aws, mirror_gcp, weights
 from llmgen.render.concerns.monitoring import alert_rule, runbook_base
 from llmgen.render.concerns.security import HTTPS_ANYWHERE, KUBE_DNS
 from llmgen.render.types import Output, file_name
@@ -110,6 +111,10 @@ CHECKOV_SKIPS = (
 )
 
 
+#: Per cloud: the bucket, key grant and per-revision identities as cloud resources.
+STORES = {"aws": mirror_aws.outputs, "gcp": mirror_gcp.outputs}
+
+
 def job_name(item: MirrorItem) -> str:
     """`<model>-<revision[:8]>`, shortened with a stable hash past 63 characters."""
     rev = "".join(c for c in item.revision.lower() if c.isalnum())[:8] or "rev"
@@ -122,7 +127,7 @@ def job_name(item: MirrorItem) -> str:
 
 def identity_id(item: MirrorItem) -> str:
     """The per-revision cloud identity: `wsync-<12 hex of the URI>` fits every cloud's limits."""
-    return "wsync-" + hashlib.sha256(item.uri.encode()).hexdigest()[:12]
+    return SYNC_ROLE_PREFIX + hashlib.sha256(item.uri.encode()).hexdigest()[:12]
 
 
 def staging_gib(item: MirrorItem) -> int:
@@ -326,11 +331,20 @@ def outputs(cp: ClusterPlan) -> Iterator[Output]:
         return
     mirror = cp.platform.weights_mirrors[cp.cluster.cloud]
     labels = _labels(cp)
+    gcp = cp.cluster.cloud == "gcp"  # Config Connector takes its project from the namespace
     yield Output(
         f"{LAYER}/{file_name('Namespace', NAMESPACE)}",
         "weights/namespace.yaml.j2",
-        {"name": NAMESPACE, "labels": labels},
+        {
+            "name": NAMESPACE,
+            "labels": labels,
+            "annotations": mirror_gcp.namespace_annotations(cp) if gcp else {},
+        },
     )
+    # The bucket and each revision's writer identity, as cloud resources.
+    store = STORES.get(cp.cluster.cloud)
+    if store is not None:
+        yield from store(cp, mirror, synced(cp), NAMESPACE, labels, identity_id, job_name)
     yield Output(
         f"{LAYER}/{file_name('NetworkPolicy', NAMESPACE)}",
         "mesh/networkpolicy.yaml.j2",
