@@ -11,7 +11,7 @@ Each check here is one a cluster accepts and then silently gets wrong:
   re-applies it on every reconcile and fights the HPA KEDA owns);
 
 `check_wiring(manifests)` runs these, the mesh's (`routes`) and the layers'
-(`refs`, `pods`) on every cluster;
+(`refs`, `pods`) and InferencePool routing's (`pools`) on every cluster;
 `check_scrape_targets(manifests)` is the PodMonitor/ServiceMonitor/Service
 port check alone, for tests of rendered output.
 """
@@ -25,6 +25,7 @@ from llmgen.errors import Diagnostic
 from llmgen.verify.apiserver import selector_matches
 from llmgen.verify.cluster import Cluster, ClusterFacts, Pods, group_clusters
 from llmgen.verify.manifests import Manifest
+from llmgen.verify.pools import check_pools
 from llmgen.verify.refs import check_refs
 from llmgen.verify.routes import check_routes
 from llmgen.verify.stats import Family
@@ -58,6 +59,7 @@ def check_wiring(
         out += _scrape(cluster, family)
         out += _keda(cluster, family)
         out += check_routes(cluster, family)
+        out += check_pools(cluster, family)
         out += check_refs(cluster, family)
     return out
 

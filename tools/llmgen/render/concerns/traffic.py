@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from llmgen.plan import routing
-from llmgen.render.concerns import bodyrouting, gateway, istio
+from llmgen.render.concerns import bodyrouting, gateway, inferencegateway, istio
 from llmgen.render.concerns.istio import MeshView
 from llmgen.render.types import Output, file_name
 
@@ -90,7 +90,21 @@ def cors_policy(origins: tuple[str, ...]) -> dict[str, Any] | None:
 
 
 def destinations(mv: MeshView, model: Model) -> list[dict[str, Any]]:
-    """Stable and canary subsets with weights summing to 100 (stable alone: 100)."""
+    """Stable and canary subsets with weights summing to 100 (stable alone: 100).
+
+    With InferencePools, a model placed in this cluster goes to the cluster's
+    inference gateway instead, whose HTTPRoute applies the canary split
+    between the model's pools (inferencepool.py)."""
+    if inferencegateway.pooled_locally(mv, model.name):
+        return [
+            {
+                "destination": {
+                    "host": inferencegateway.gateway_host(),
+                    "port": {"number": inferencegateway.PORT},
+                },
+                "weight": 100,
+            }
+        ]
     stable, canary = routing.canary_split(mv.canary_weight(model.name))
     host = istio.service_host(model.name)
     out: list[dict[str, Any]] = [
@@ -123,6 +137,8 @@ def _route(
     route: dict[str, Any] = {"name": f"{model.name}-{kind}", "match": [match]}
     if rewrite is not None:
         route["rewrite"] = {"uri": rewrite}
+    if inferencegateway.pooled_locally(mv, model.name):
+        route["headers"] = {"request": {"set": {inferencegateway.POOL_HEADER: model.name}}}
     route["route"] = destinations(mv, model)
     route["timeout"] = f"{routing.route_timeout_seconds(model)}s"
     route["retries"] = {
@@ -207,8 +223,6 @@ def preflight_route(mv: MeshView, models: list[Model]) -> dict[str, Any] | None:
         },
         "corsPolicy": cors,
     }
-
-
 
 
 def api_routes(mv: MeshView) -> list[dict[str, Any]]:

@@ -1,0 +1,450 @@
+"""Inference-aware endpoint picking (issue 18 point 2): InferencePools on Istio 1.28.
+
+The shipped catalog's staging environment sets `routing.endpointPicking:
+inferencePool`. These tests read its rendered documents and assert what the
+controllers do with them at the pinned versions:
+
+- Istio 1.28.0 `pilot/pkg/config/kube/gateway/inferencepool_collection.go`
+  (shadow Service from `selector.matchLabels` and `targetPorts`, ext_proc to
+  `endpointPickerRef`), `conversion.go` (an InferencePool backendRef is looked
+  up in the route's namespace and refused unless istiod runs with
+  ENABLE_GATEWAY_API_INFERENCE_EXTENSION; an `ISTIO_MUTUAL` listener option;
+  `<gateway>-<class>` names), `pilot/pkg/features/experimental.go`;
+- gateway-api-inference-extension v1.3.0 `pkg/epp/server/options.go` (the
+  picker's `--pool-name`, `--pool-namespace`, `--pool-group`, ports) and
+  `config/charts/inferencepool` (the EPP objects and plugin config).
+
+Where a test says the wiring check catches a mistake, it breaks one rendered
+document and runs verify's real check on the cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from llmgen.catalog import images
+from llmgen.plan import routing
+from llmgen.plan.build import Plan
+from llmgen.render.concerns import inferencegateway, inferencepool, istio
+from llmgen.verify.flux_refs import check_flux_refs
+from llmgen.verify.kustomize import find_kubectl
+from llmgen.verify.manifests import Manifest, split_documents
+from llmgen.verify.runner import catalog_facts, verify_tree
+from llmgen.verify.stats import Family
+from llmgen.verify.wiring import check_wiring
+
+POOL_CLUSTERS = ["staging-aws-use1", "staging-gcp-usc1"]
+OTHER_CLUSTERS = ["prod-aws-use1", "prod-gcp-usc1", "dev-aws-use2"]
+#: The lowest Istio release serving InferencePool v1 (1.27.x imports api/v1alpha2).
+ISTIO_WITH_V1_POOLS = (1, 28, 0)
+
+
+def docs(files: dict[str, bytes], cluster: str) -> list[dict[str, Any]]:
+    out = []
+    prefix = f"generated/clusters/{cluster}/"
+    for path, content in sorted(files.items()):
+        if path.startswith(prefix):
+            out += [d for d in yaml.safe_load_all(content) if isinstance(d, dict)]
+    return out
+
+
+def find(ds: list[dict[str, Any]], kind: str, ns: str | None = None) -> list[dict[str, Any]]:
+    return [
+        d
+        for d in ds
+        if d.get("kind") == kind and (ns is None or d.get("metadata", {}).get("namespace") == ns)
+    ]
+
+
+def one(ds: list[dict[str, Any]], kind: str, name: str, ns: str) -> dict[str, Any]:
+    (found,) = [d for d in find(ds, kind, ns) if d["metadata"]["name"] == name]
+    return found
+
+
+def manifests(files: dict[str, bytes], cluster: str) -> list[Manifest]:
+    prefix = f"generated/clusters/{cluster}/"
+    return [
+        d
+        for path, content in sorted(files.items())
+        if path.startswith(prefix)
+        for d in split_documents(content.decode(), path)
+        if isinstance(d, Manifest)
+    ]
+
+
+@pytest.mark.parametrize("cluster", POOL_CLUSTERS)
+def test_a_pool_per_model_and_track_selects_that_tracks_vllm_pods(
+    plan: Plan, files: dict[str, bytes], cluster: str
+) -> None:
+    ds = docs(files, cluster)
+    cp = plan.clusters[cluster]
+    assert cp.placements
+    for p in cp.placements:
+        tracks = (routing.STABLE, routing.CANARY) if p.has_canary else (routing.STABLE,)
+        for track in tracks:
+            name = inferencepool.pool_name(p.name, track)
+            pool = one(ds, "InferencePool", name, p.namespace)
+            assert pool["apiVersion"] == "inference.networking.k8s.io/v1"
+            deployment = name  # the track's Deployment has the pool's name
+            dep = one(ds, "Deployment", deployment, p.namespace)
+            pod_labels = dep["spec"]["template"]["metadata"]["labels"]
+            match = pool["spec"]["selector"]["matchLabels"]
+            # Istio's shadow Service selects exactly matchLabels: the track's pods, not the other's.
+            assert match == dep["spec"]["selector"]["matchLabels"]
+            assert all(pod_labels[k] == v for k, v in match.items())
+            assert match[istio.TRACK_LABEL] == track
+            vllm = next(
+                c for c in dep["spec"]["template"]["spec"]["containers"] if c["name"] == "vllm"
+            )
+            ports = {port["containerPort"] for port in vllm["ports"]}
+            assert [t["number"] for t in pool["spec"]["targetPorts"]] == [istio.VLLM_PORT]
+            assert istio.VLLM_PORT in ports
+            assert "--port" not in vllm.get("args", []) or (
+                vllm["args"][vllm["args"].index("--port") + 1] == str(istio.VLLM_PORT)
+            )
+
+
+@pytest.mark.parametrize("cluster", POOL_CLUSTERS)
+def test_the_picker_watches_its_own_pool(plan: Plan, files: dict[str, bytes], cluster: str) -> None:
+    """options.go: the picker reads only the pool named by --pool-name in
+    --pool-namespace of --pool-group; a wrong name picks among another pool's pods."""
+    ds = docs(files, cluster)
+    for pool in find(ds, "InferencePool"):
+        ns = pool["metadata"]["namespace"]
+        ref = pool["spec"]["endpointPickerRef"]
+        service = one(ds, "Service", ref["name"], ns)
+        assert ref["port"]["number"] in {p["port"] for p in service["spec"]["ports"]}
+        assert ref.get("failureMode") == "FailClose"
+        pickers = [
+            d
+            for d in find(ds, "Deployment", ns)
+            if all(
+                d["spec"]["template"]["metadata"]["labels"].get(k) == v
+                for k, v in service["spec"]["selector"].items()
+            )
+        ]
+        assert len(pickers) == 1
+        (container,) = pickers[0]["spec"]["template"]["spec"]["containers"]
+        args = container["args"]
+        assert args[args.index("--pool-name") + 1] == pool["metadata"]["name"]
+        assert args[args.index("--pool-namespace") + 1] == ns
+        assert "--pool-group" not in args  # default inference.networking.k8s.io: the v1 pool
+        assert container["image"] == images.tool_image(
+            plan.clusters[cluster].platform, "endpointPicker"
+        )
+        ports = {p["containerPort"] for p in container["ports"]}
+        assert {inferencepool.EXT_PROC_PORT, inferencepool.METRICS_PORT} <= ports
+        # The plugin config the chart ships at v1.3.0: queue depth, KV cache, prefix cache.
+        config = one(ds, "ConfigMap", ref["name"], ns)["data"][inferencepool.CONFIG_FILE]
+        parsed = yaml.safe_load(config)
+        assert [p["type"] for p in parsed["plugins"]] == [
+            "queue-scorer",
+            "kv-cache-utilization-scorer",
+            "prefix-cache-scorer",
+        ]
+        assert f"--config-file=/config/{inferencepool.CONFIG_FILE}" in " ".join(args).replace(
+            "--config-file /", "--config-file=/"
+        )
+
+
+@pytest.mark.parametrize("cluster", POOL_CLUSTERS)
+def test_routes_hang_off_the_inference_gateway_and_split_like_the_canary(
+    plan: Plan, files: dict[str, bytes], cluster: str
+) -> None:
+    ds = docs(files, cluster)
+    gw = one(ds, "Gateway", inferencegateway.GATEWAY, istio.INGRESS_NAMESPACE)
+    assert gw["apiVersion"] == "gateway.networking.k8s.io/v1"
+    assert gw["spec"]["gatewayClassName"] == "istio"
+    (listener,) = gw["spec"]["listeners"]
+    selector = listener["allowedRoutes"]["namespaces"]["selector"]["matchLabels"]
+    env = plan.clusters[cluster].environment
+    assert env is not None
+    for p in plan.clusters[cluster].placements:
+        route = one(ds, "HTTPRoute", p.name, p.namespace)
+        (parent,) = route["spec"]["parentRefs"]
+        assert (parent["name"], parent["namespace"], parent["sectionName"]) == (
+            inferencegateway.GATEWAY,
+            istio.INGRESS_NAMESPACE,
+            listener["name"],
+        )
+        ns_docs = [d for d in find(ds, "Namespace") if d["metadata"]["name"] == p.namespace]
+        (namespace,) = ns_docs
+        assert all(namespace["metadata"]["labels"].get(k) == v for k, v in selector.items())
+        (rule,) = route["spec"]["rules"]
+        (match,) = rule["matches"]
+        assert match["headers"] == [
+            {"type": "Exact", "name": inferencegateway.POOL_HEADER, "value": p.name}
+        ]
+        backends = {b["name"]: b for b in rule["backendRefs"]}
+        assert all(b["kind"] == "InferencePool" for b in backends.values())
+        assert all(b["group"] == "inference.networking.k8s.io" for b in backends.values())
+        dep = next(d for d in env.models if d.name == p.name)
+        if p.has_canary:
+            assert dep.canary is not None
+            stable, canary = routing.canary_split(dep.canary.weight)
+            assert backends[p.name]["weight"] == stable
+            assert backends[inferencepool.pool_name(p.name, routing.CANARY)]["weight"] == canary
+            assert canary == dep.canary.weight
+        else:
+            assert list(backends) == [p.name]
+
+
+@pytest.mark.parametrize("cluster", POOL_CLUSTERS)
+def test_the_edge_marks_and_forwards_local_models_and_keeps_auth(
+    plan: Plan, files: dict[str, bytes], cluster: str
+) -> None:
+    """The edge keeps TLS, JWT, WAF, CORS and body routing; for a local model it
+    sets the pool header the HTTPRoute matches and goes to the inference gateway
+    over ISTIO_MUTUAL, which only the edge's identity may call."""
+    ds = docs(files, cluster)
+    (vs,) = find(ds, "VirtualService", istio.INGRESS_NAMESPACE)
+    local = {p.name for p in plan.clusters[cluster].placements}
+    seen = set()
+    for route in vs["spec"]["http"]:
+        model = route.get("name", "").rsplit("-", 1)[0]
+        if model not in local or "route" not in route:
+            continue
+        seen.add(model)
+        assert route["headers"]["request"]["set"] == {inferencegateway.POOL_HEADER: model}
+        (dest,) = route["route"]
+        assert dest["destination"]["host"] == (
+            f"{inferencegateway.DEPLOYMENT}.{istio.INGRESS_NAMESPACE}.svc.cluster.local"
+        )
+        assert dest["destination"]["port"]["number"] == inferencegateway.PORT
+    assert seen == local
+    dr = one(ds, "DestinationRule", inferencegateway.GATEWAY, istio.INGRESS_NAMESPACE)
+    assert dr["spec"]["trafficPolicy"]["tls"]["mode"] == "ISTIO_MUTUAL"
+    (listener,) = one(ds, "Gateway", inferencegateway.GATEWAY, istio.INGRESS_NAMESPACE)["spec"][
+        "listeners"
+    ]
+    assert listener["tls"]["options"] == {"gateway.istio.io/tls-terminate-mode": "ISTIO_MUTUAL"}
+    policy = one(ds, "AuthorizationPolicy", inferencegateway.GATEWAY, istio.INGRESS_NAMESPACE)
+    (rule,) = policy["spec"]["rules"]
+    edge = rule["from"][0]["source"]["principals"]
+    assert edge == [
+        f"staging.mesh.example.com/ns/{istio.INGRESS_NAMESPACE}/sa/istio-ingressgateway"
+    ]
+    # The edge's own JWT and WAF objects are still there.
+    assert find(ds, "RequestAuthentication", istio.INGRESS_NAMESPACE)
+    assert find(ds, "WasmPlugin")
+    # Models accept the inference gateway with a token, as they accept the edge.
+    for p in plan.clusters[cluster].placements:
+        allow = one(ds, "AuthorizationPolicy", f"{p.name}-inference-pool", p.namespace)
+        source = allow["spec"]["rules"][0]["from"][0]["source"]
+        assert source["principals"] == [
+            f"staging.mesh.example.com/ns/{istio.INGRESS_NAMESPACE}/sa/{inferencegateway.DEPLOYMENT}"
+        ]
+        assert source["requestPrincipals"] == ["*"]
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.lstrip("v").split("."))
+
+
+def test_istio_serves_v1_pools_where_pools_are_rendered(
+    plan: Plan, files: dict[str, bytes]
+) -> None:
+    addons = plan.clusters["staging-aws-use1"].platform.addons
+    for key in ("istio-base", "istiod", "istio-gateway", "istio-cni"):
+        assert _version(addons[key].version) >= ISTIO_WITH_V1_POOLS, key
+    for cluster in POOL_CLUSTERS + OTHER_CLUSTERS:
+        ds = docs(files, cluster)
+        release = one(ds, "HelmRelease", "istiod", "flux-system")
+        env = release["spec"]["values"]["pilot"]["env"]
+        pooled = cluster in POOL_CLUSTERS
+        assert (env.get(inferencegateway.ISTIOD_ENV) == "true") is pooled, cluster
+        assert bool(find(ds, "InferencePool")) is pooled
+        crds = find(ds, "Kustomization", "flux-system")
+        names = {k["metadata"]["name"] for k in crds}
+        assert ("gateway-api-inference-extension" in names) is pooled
+
+
+@pytest.mark.parametrize("cluster", POOL_CLUSTERS)
+def test_models_wait_for_the_pool_crds(files: dict[str, bytes], cluster: str) -> None:
+    """The controllers layer health-checks the CRDs the models use (kustomize-controller
+    would otherwise dry-run-fail a model layer with `no matches for kind`)."""
+    ds = docs(files, cluster)
+    layer = one(ds, "Kustomization", "infrastructure-controllers", "flux-system")
+    checked = {h["name"] for h in layer["spec"]["healthChecks"]}
+    assert {
+        "inferencepools.inference.networking.k8s.io",
+        "httproutes.gateway.networking.k8s.io",
+        "gateways.gateway.networking.k8s.io",
+    } <= checked
+    for model in find(ds, "Kustomization", "flux-system"):
+        if model["metadata"]["name"].startswith("model-"):
+            assert "infrastructure-controllers" in {d["name"] for d in model["spec"]["dependsOn"]}
+
+
+@pytest.mark.parametrize("cluster", POOL_CLUSTERS)
+def test_pool_documents_validate_against_the_strict_schemas(
+    files: dict[str, bytes], cluster: str, crd_schemas: Path
+) -> None:
+    ds = docs(files, cluster)
+    for kind, group, file in (
+        ("InferencePool", "inference.networking.k8s.io", "inferencepool_v1.json"),
+        ("HTTPRoute", "gateway.networking.k8s.io", "httproute_v1.json"),
+        ("Gateway", "gateway.networking.k8s.io", "gateway_v1.json"),
+    ):
+        validator = jsonschema.Draft202012Validator(
+            json.loads((crd_schemas / group / file).read_text())
+        )
+        found = [d for d in find(ds, kind) if d["apiVersion"].startswith(group)]
+        assert found, kind
+        for d in found:
+            assert [e.message for e in validator.iter_errors(d)] == [], d["metadata"]["name"]
+
+
+def test_the_staging_tree_verifies_strictly_and_builds(
+    files: dict[str, bytes], repo_root: Path, crd_schemas: Path, tmp_path: Path
+) -> None:
+    if find_kubectl() is None:
+        pytest.skip("kubectl not installed")
+    for rel, data in files.items():
+        if any(rel.startswith(f"generated/clusters/{c}/") for c in POOL_CLUSTERS):
+            path = tmp_path / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+    if (repo_root / "overlays").is_dir():
+        shutil.copytree(repo_root / "overlays", tmp_path / "overlays")
+    report = verify_tree(tmp_path, crd_schemas, clusters=catalog_facts(repo_root))
+    assert [str(d) for d in report.diagnostics if d.is_error] == []
+
+
+# ------------------------------------------------------- verify's pool wiring
+
+
+def _break(ms: list[Manifest], kind: str, name: str, change: Any) -> list[Manifest]:
+    out = []
+    for m in ms:
+        if m.kind == kind and m.name == name:
+            data = yaml.safe_load(yaml.safe_dump(m.data))
+            change(data)
+            m = Manifest(m.file, m.line, data)
+        out.append(m)
+    return out
+
+
+def _wiring(ms: list[Manifest]) -> list[str]:
+    return [d.message for d in check_wiring(ms, Family())]
+
+
+CLUSTER = "staging-aws-use1"
+MODEL = "llama-3-1-8b-instruct"
+
+
+def test_wiring_passes_as_rendered(files: dict[str, bytes]) -> None:
+    assert _wiring(manifests(files, CLUSTER)) == []
+
+
+def _set_arg(flag: str, value: str) -> Any:
+    def change(d: dict[str, Any]) -> None:
+        args = d["spec"]["template"]["spec"]["containers"][0]["args"]
+        args[args.index(flag) + 1] = value
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "change", "expected"),
+    [
+        (
+            "Deployment",
+            f"{MODEL}-epp",
+            _set_arg("--pool-name", "other"),
+            "picks for another pool",
+        ),
+        (
+            "Deployment",
+            f"{MODEL}-epp",
+            _set_arg("--pool-namespace", "default"),
+            "picks for another pool",
+        ),
+        (
+            "InferencePool",
+            MODEL,
+            lambda d: d["spec"]["targetPorts"][0].update(number=8080),
+            "declares no container port 8080",
+        ),
+        (
+            "InferencePool",
+            MODEL,
+            lambda d: d["spec"]["selector"]["matchLabels"].update({istio.TRACK_LABEL: "blue"}),
+            "selects no pod",
+        ),
+        (
+            "InferencePool",
+            MODEL,
+            lambda d: d["spec"]["endpointPickerRef"]["port"].update(number=9000),
+            "has no port 9000",
+        ),
+        (
+            "HTTPRoute",
+            MODEL,
+            lambda d: d["spec"]["rules"][0]["backendRefs"][0].update(name="nope"),
+            "no InferencePool nope",
+        ),
+        (
+            "HTTPRoute",
+            MODEL,
+            lambda d: d["spec"]["parentRefs"][0].update(sectionName="web"),
+            'has no listener "web"',
+        ),
+        (
+            "HTTPRoute",
+            MODEL,
+            lambda d: d["spec"]["parentRefs"][0].update(name="missing"),
+            "no Gateway missing",
+        ),
+        (
+            "Gateway",
+            inferencegateway.GATEWAY,
+            lambda d: d["spec"]["listeners"][0]["allowedRoutes"]["namespaces"].update(
+                {"from": "Same"}
+            ),
+            "admits routes from namespace",
+        ),
+    ],
+)
+def test_wiring_catches_a_broken_pool(
+    files: dict[str, bytes], kind: str, name: str, change: Any, expected: str
+) -> None:
+    found = _wiring(_break(manifests(files, CLUSTER), kind, name, change))
+    assert any(expected in message for message in found), found
+
+
+def test_an_unread_upstream_crd_folder_is_reported(files: dict[str, bytes], tmp_path: Path) -> None:
+    """Only the folders read at the pinned tags (verify/charts.py GIT_CRD_SOURCES) pass."""
+    ms = _break(
+        manifests(files, CLUSTER),
+        "GitRepository",
+        "gateway-api-inference-extension",
+        lambda d: d["spec"]["ref"].update(tag="v1.2.0"),
+    )
+    # (tmp_path holds no generated/ folder: only the upstream path's message matters here)
+    found = [d.message for d in check_flux_refs(tmp_path, ms, {}) if "GIT_CRD" in d.message]
+    assert found == [
+        '"./config/crd" of https://github.com/kubernetes-sigs/gateway-api-inference-extension '
+        "at v1.2.0 is not a folder llmgen has read (verify/charts.py GIT_CRD_SOURCES)"
+    ]
+
+
+def test_without_the_crd_source_models_cannot_apply(files: dict[str, bytes]) -> None:
+    ms = [
+        m
+        for m in manifests(files, CLUSTER)
+        if not (m.kind == "Kustomization" and m.name == "gateway-api-inference-extension")
+    ]
+    found = _wiring(ms)
+    assert any(
+        "InferencePool (inference.networking.k8s.io/v1): no earlier layer installs "
+        "inference.networking.k8s.io" in message
+        for message in found
+    ), found

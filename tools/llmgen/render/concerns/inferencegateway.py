@@ -1,0 +1,331 @@
+"""The cluster side of InferencePool routing: the inference Gateway and its CRDs.
+
+In an environment with `routing.endpointPicking: inferencePool` the edge stays
+what it is everywhere else (the Istio ingress gateway of the `gateway` chart:
+TLS, the public load balancer and DNS, JWT authentication, the WAF, CORS, the
+body-based router, `GET /v1/models`). For a model placed in its own cluster
+the edge's route (traffic.py) sets `x-llmgen-pool: <model>` and forwards to a
+second, cluster-internal gateway, a Gateway API `Gateway` of class `istio`
+(Istio deploys it as `llm-inference-istio` in `istio-ingress`, a ClusterIP
+Service). Its HTTPRoutes (one per model, inferencepool.py) match that header
+and send to the model's InferencePools, where Istio asks the pool's endpoint
+picker which replica serves the request. Pools are cluster-local: the edge
+reaches this gateway only in its own cluster (meshConfig `serviceSettings`
+`clusterLocal`), and a model placed elsewhere is routed by the edge to its
+Service across the east-west gateway, as without pools (docs/inference-pools.md).
+
+Into `infrastructure/configs/inference-gateway/`:
+- the `Gateway`: one HTTPS listener terminating the mesh's own mTLS
+  (`gateway.istio.io/tls-terminate-mode: ISTIO_MUTUAL`, Istio 1.28.0
+  `pilot/pkg/config/kube/gateway/conversion.go` buildTLS), routes from the
+  environment's model namespaces only;
+- an `AuthorizationPolicy` on its pods: only the edge gateway's identity may
+  call it, so nothing skips the edge's JWT check and WAF;
+- the edge's `DestinationRule` for it: ISTIO_MUTUAL (the Gateway API
+  gateway's pods carry no `security.istio.io/tlsMode` label, so auto-mTLS
+  would send plain text, which the listener refuses).
+
+Into `infrastructure/controllers/inference-crds/`: the Gateway API CRDs
+(v1.4.0, the version Istio 1.28.0's go.mod builds against) and the Gateway API
+Inference Extension CRDs (v1.3.0, InferencePool v1 and the x-k8s.io
+InferenceObjective, InferenceModelRewrite, InferencePoolImport) from their
+repositories' `config/crd` folders, applied by Flux Kustomizations. The
+controllers layer health-checks the CRDs the models use (flux.py CRD_LAYER),
+so no model applies before they are Established. They are never pruned:
+deleting a CRD deletes every object of its kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from llmgen.render.concerns import inferencepool, istio
+from llmgen.render.types import Output, file_name
+
+if TYPE_CHECKING:
+    from llmgen.plan.build import ClusterPlan, Placement
+    from llmgen.render.concerns.istio import MeshView
+
+CONFIGS = "infrastructure/configs/inference-gateway"
+CRDS = "infrastructure/controllers/inference-crds"
+GATEWAY = inferencepool.GATEWAY
+GATEWAY_CLASS = "istio"
+#: Istio names the Deployment, Service and ServiceAccount `<gateway>-<class>`
+#: (1.28.0 pilot/pkg/config/kube/gateway/conversion.go getDefaultName).
+DEPLOYMENT = f"{GATEWAY}-{GATEWAY_CLASS}"
+#: The label Istio puts on the gateway's pods (istio-discovery files/kube-gateway.yaml).
+GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
+LISTENER = inferencepool.LISTENER
+PORT = 443
+POOL_HEADER = inferencepool.POOL_HEADER
+#: istiod's switch for InferencePool backends (1.28.0 pilot/pkg/features/experimental.go).
+ISTIOD_ENV = "ENABLE_GATEWAY_API_INFERENCE_EXTENSION"
+
+#: (name, repository, tag, path, API groups its CRDs serve)
+CRD_SOURCES = (
+    (
+        "gateway-api",
+        "https://github.com/kubernetes-sigs/gateway-api",
+        "v1.4.0",
+        "./config/crd/standard",
+        ("gateway.networking.k8s.io",),
+    ),
+    (
+        "gateway-api-inference-extension",
+        "https://github.com/kubernetes-sigs/gateway-api-inference-extension",
+        inferencepool.GIE_VERSION,
+        "./config/crd",
+        ("inference.networking.k8s.io", "inference.networking.x-k8s.io"),
+    ),
+)
+
+
+def uses_pools(cp: ClusterPlan) -> bool:
+    env = cp.environment
+    return env is not None and env.endpoint_picking == "inferencePool" and bool(cp.placements)
+
+
+def gateway_host() -> str:
+    return f"{DEPLOYMENT}.{istio.INGRESS_NAMESPACE}.svc.cluster.local"
+
+
+def principal(mv: MeshView) -> str:
+    return istio.principal(istio.trust_domain(mv.cp), istio.INGRESS_NAMESPACE, DEPLOYMENT)
+
+
+def istiod_values(cp: ClusterPlan) -> dict[str, Any]:
+    """What istiod needs for pools: the feature switch, and the gateway kept cluster-local."""
+    if not uses_pools(cp):
+        return {}
+    return {
+        "pilot": {"env": {ISTIOD_ENV: "true"}},
+        "meshConfig": {
+            "serviceSettings": [{"settings": {"clusterLocal": True}, "hosts": [gateway_host()]}]
+        },
+    }
+
+
+def pooled_locally(mv: MeshView, model: str) -> bool:
+    """Does the edge of this cluster send `model` to the inference gateway?"""
+    return inferencepool.enabled(mv) and any(p.name == model for p in mv.cp.placements)
+
+
+def gateway_spec(mv: MeshView) -> dict[str, Any]:
+    return {
+        "gatewayClassName": GATEWAY_CLASS,
+        "listeners": [
+            {
+                "name": LISTENER,
+                "port": PORT,
+                "protocol": "HTTPS",
+                "tls": {
+                    "mode": "Terminate",
+                    "options": {"gateway.istio.io/tls-terminate-mode": "ISTIO_MUTUAL"},
+                },
+                "allowedRoutes": {
+                    "namespaces": {
+                        "from": "Selector",
+                        "selector": {
+                            "matchLabels": {
+                                "app.kubernetes.io/managed-by": "llmgen",
+                                "llmgen.io/environment": mv.cp.env_name,
+                            }
+                        },
+                    },
+                    "kinds": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute"}],
+                },
+            }
+        ],
+    }
+
+
+def cluster_outputs(mv: MeshView) -> Iterator[Output]:
+    cp = mv.cp
+    if not uses_pools(cp):
+        return
+    ns = istio.INGRESS_NAMESPACE
+    base = {"namespace": ns, "labels": cp.labels, "annotations": {}}
+    yield Output(
+        f"{CONFIGS}/{file_name('Gateway', GATEWAY)}",
+        "inference/gateway.yaml.j2",
+        {
+            **base,
+            "name": GATEWAY,
+            # Internal only: the edge gateway is the one public entry.
+            "annotations": {"networking.istio.io/service-type": "ClusterIP"},
+            "spec": gateway_spec(mv),
+        },
+        cp.input_hash,
+    )
+    yield Output(
+        f"{CONFIGS}/{file_name('AuthorizationPolicy', GATEWAY)}",
+        "inference/authorizationpolicy.yaml.j2",
+        {
+            **base,
+            "name": GATEWAY,
+            "spec": {
+                "selector": {"matchLabels": {GATEWAY_NAME_LABEL: GATEWAY}},
+                "action": "ALLOW",
+                "rules": [{"from": [{"source": {"principals": [mv.ingress_principal]}}]}],
+            },
+        },
+        cp.input_hash,
+    )
+    yield Output(
+        f"{CONFIGS}/{file_name('DestinationRule', GATEWAY)}",
+        "inference/destinationrule.yaml.j2",
+        {
+            **base,
+            "name": GATEWAY,
+            "spec": {
+                "host": gateway_host(),
+                "exportTo": ["."],
+                "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}},
+            },
+        },
+        cp.input_hash,
+    )
+
+
+def crd_outputs(cp: ClusterPlan) -> Iterator[Output]:
+    if not uses_pools(cp):
+        return
+    for name, url, tag, path, _groups in CRD_SOURCES:
+        base = {
+            "name": name,
+            "namespace": istio.FLUX_NAMESPACE,
+            "labels": cp.labels,
+            "annotations": {},
+        }
+        yield Output(
+            f"{CRDS}/{file_name('GitRepository', name)}",
+            "inference/gitrepository.yaml.j2",
+            {**base, "spec": {"interval": "1h", "url": url, "ref": {"tag": tag}}},
+        )
+        yield Output(
+            f"{CRDS}/{file_name('Kustomization', name)}",
+            "inference/kustomization.yaml.j2",
+            {
+                **base,
+                "spec": {
+                    "interval": "1h",
+                    "sourceRef": {"kind": "GitRepository", "name": name},
+                    "path": path,
+                    "prune": False,
+                    "wait": True,
+                    "timeout": "5m",
+                },
+            },
+        )
+
+
+def model_policies(mv: MeshView, p: Placement) -> Iterator[Output]:
+    """The model namespace's allows for the pool: gateway -> pods and picker, picker -> pods."""
+    folder = f"models/{p.name}"
+    ns = p.namespace
+    vllm = {"protocol": "TCP", "port": istio.VLLM_PORT}
+    ext_proc = {"protocol": "TCP", "port": inferencepool.EXT_PROC_PORT}
+    gateway_pods = {
+        "namespaceSelector": {
+            "matchLabels": {"kubernetes.io/metadata.name": istio.INGRESS_NAMESPACE}
+        },
+        "podSelector": {"matchLabels": {GATEWAY_NAME_LABEL: GATEWAY}},
+    }
+    pickers = {
+        "podSelector": {
+            "matchExpressions": [{"key": inferencepool.SELECTOR_LABEL, "operator": "Exists"}]
+        }
+    }
+    yield Output(
+        f"{folder}/{file_name('NetworkPolicy', 'allow-inference-pool')}",
+        "inference/networkpolicy.yaml.j2",
+        {
+            "name": "allow-inference-pool",
+            "namespace": ns,
+            "labels": p.labels,
+            "annotations": {},
+            "spec": {
+                "podSelector": {},
+                "policyTypes": ["Ingress", "Egress"],
+                "ingress": [
+                    {"from": [gateway_pods], "ports": [vllm, ext_proc]},
+                    {"from": [pickers], "ports": [vllm]},
+                ],
+                "egress": [
+                    {
+                        "to": [{"podSelector": {"matchLabels": dict(p.selector_labels)}}],
+                        "ports": [vllm],
+                    }
+                ],
+            },
+        },
+        p.input_hash,
+    )
+    source: dict[str, Any] = {"principals": [principal(mv)]}
+    if mv.environment.oidc is not None:
+        # The edge forwards the client's token; the model checks it again.
+        source["requestPrincipals"] = ["*"]
+    td = istio.trust_domain(mv.cp)
+    epps = [
+        istio.principal(td, ns, inferencepool.epp_name(inferencepool.pool_name(p.name, t)))
+        for t in inferencepool.tracks(p)
+    ]
+    yield Output(
+        f"{folder}/{file_name('AuthorizationPolicy', p.name + '-inference-pool')}",
+        "inference/authorizationpolicy.yaml.j2",
+        {
+            "name": p.name + "-inference-pool",
+            "namespace": ns,
+            "labels": p.labels,
+            "annotations": {},
+            "spec": {
+                "selector": {"matchLabels": dict(p.selector_labels)},
+                "action": "ALLOW",
+                "rules": [
+                    {
+                        "from": [{"source": source}],
+                        "to": [{"operation": {"ports": [str(istio.VLLM_PORT)]}}],
+                    },
+                    {
+                        # The picker reads each replica's queue, KV cache and adapters.
+                        "from": [{"source": {"principals": epps}}],
+                        "to": [{"operation": {"methods": ["GET"], "paths": ["/metrics"]}}],
+                    },
+                ],
+            },
+        },
+        p.input_hash,
+    )
+    for track in inferencepool.tracks(p):
+        epp = inferencepool.epp_name(inferencepool.pool_name(p.name, track))
+        yield Output(
+            f"{folder}/{file_name('AuthorizationPolicy', epp)}",
+            "inference/authorizationpolicy.yaml.j2",
+            {
+                "name": epp,
+                "namespace": ns,
+                "labels": p.labels,
+                "annotations": {},
+                "spec": {
+                    # Istio's workload selector takes matchLabels only.
+                    "selector": {"matchLabels": {inferencepool.SELECTOR_LABEL: epp}},
+                    "action": "ALLOW",
+                    "rules": [
+                        {
+                            "from": [{"source": {"principals": [principal(mv)]}}],
+                            "to": [{"operation": {"ports": [str(inferencepool.EXT_PROC_PORT)]}}],
+                        }
+                    ],
+                },
+            },
+            p.input_hash,
+        )
+
+
+def outputs(mv: MeshView) -> Iterator[Output]:
+    yield from cluster_outputs(mv)
+    if inferencepool.enabled(mv):
+        for p in mv.cp.placements:
+            yield from inferencepool.model_outputs(mv, p)
+            yield from model_policies(mv, p)
