@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -197,39 +198,43 @@ def test_routes_hang_off_the_inference_gateway_and_split_like_the_canary(
 
 
 @pytest.mark.parametrize("cluster", POOL_CLUSTERS)
-def test_the_edge_marks_and_forwards_local_models_and_keeps_auth(
+def test_the_edge_marks_and_forwards_every_model_and_keeps_auth(
     plan: Plan, files: dict[str, bytes], cluster: str
 ) -> None:
-    """The edge keeps TLS, JWT, WAF, CORS and body routing; for a local model it
-    sets the pool header the HTTPRoute matches and goes to the inference gateway
-    over ISTIO_MUTUAL, which only the edge's identity may call."""
+    """The edge keeps TLS, JWT, WAF, CORS and body routing; it sets the pool header
+    the HTTPRoutes match and goes to the model's entry on the inference gateways
+    over ISTIO_MUTUAL (their pods carry no tlsMode label, so no auto-mTLS), which
+    only the edge's identity may call."""
     ds = docs(files, cluster)
     (vs,) = find(ds, "VirtualService", istio.INGRESS_NAMESPACE)
-    local = {p.name for p in plan.clusters[cluster].placements}
+    env = plan.clusters[cluster].environment
+    assert env is not None
+    served = {d.name for d in env.models}
     seen = set()
     for route in vs["spec"]["http"]:
         model = route.get("name", "").rsplit("-", 1)[0]
-        if model not in local or "route" not in route:
+        if model not in served or "route" not in route:
             continue
         seen.add(model)
         assert route["headers"]["request"]["set"] == {inferencegateway.POOL_HEADER: model}
         (dest,) = route["route"]
-        assert dest["destination"]["host"] == (
-            f"{inferencegateway.DEPLOYMENT}.{istio.INGRESS_NAMESPACE}.svc.cluster.local"
-        )
+        assert dest["destination"]["host"] == inferencegateway.entry_host(model)
         assert dest["destination"]["port"]["number"] == inferencegateway.PORT
-    assert seen == local
-    dr = one(ds, "DestinationRule", inferencegateway.GATEWAY, istio.INGRESS_NAMESPACE)
-    assert dr["spec"]["trafficPolicy"]["tls"]["mode"] == "ISTIO_MUTUAL"
+        rule = one(ds, "DestinationRule", model, istio.INGRESS_NAMESPACE)
+        assert rule["spec"]["host"] == inferencegateway.entry_host(model)
+        assert rule["spec"]["trafficPolicy"]["tls"] == {"mode": "ISTIO_MUTUAL"}
+        assert "subsets" not in rule["spec"]  # the split is the HTTPRoute's
+    assert seen == served
     (listener,) = one(ds, "Gateway", inferencegateway.GATEWAY, istio.INGRESS_NAMESPACE)["spec"][
         "listeners"
     ]
     assert listener["tls"]["options"] == {"gateway.istio.io/tls-terminate-mode": "ISTIO_MUTUAL"}
+    assert listener["port"] == inferencegateway.PORT
     policy = one(ds, "AuthorizationPolicy", inferencegateway.GATEWAY, istio.INGRESS_NAMESPACE)
     (rule,) = policy["spec"]["rules"]
     edge = rule["from"][0]["source"]["principals"]
     assert edge == [
-        f"staging.mesh.example.com/ns/{istio.INGRESS_NAMESPACE}/sa/istio-ingressgateway"
+        f"staging.mesh.example.com/ns/{istio.INGRESS_NAMESPACE}/sa/{istio.INGRESS_RELEASE}"
     ]
     # The edge's own JWT and WAF objects are still there.
     assert find(ds, "RequestAuthentication", istio.INGRESS_NAMESPACE)
@@ -242,6 +247,39 @@ def test_the_edge_marks_and_forwards_local_models_and_keeps_auth(
             f"staging.mesh.example.com/ns/{istio.INGRESS_NAMESPACE}/sa/{inferencegateway.DEPLOYMENT}"
         ]
         assert source["requestPrincipals"] == ["*"]
+
+
+def test_entries_exist_where_the_model_runs_and_fail_over_across_clusters(
+    plan: Plan, files: dict[str, bytes]
+) -> None:
+    """`<model>-pool` selects the inference gateway's pods (the label Istio 1.28.0's
+    kube-gateway.yaml puts on them) only where the model is placed: its endpoints
+    across the mesh are the clusters that can serve it, and the edge's locality
+    failover moves to the next one when outlier detection ejects the local entry."""
+    placed: dict[str, set[str]] = {}
+    for cluster in POOL_CLUSTERS:
+        for p in plan.clusters[cluster].placements:
+            placed.setdefault(p.name, set()).add(cluster)
+    for cluster in POOL_CLUSTERS:
+        ds = docs(files, cluster)
+        entries = {
+            d["metadata"]["name"]: d
+            for d in find(ds, "Service", istio.INGRESS_NAMESPACE)
+            if d["metadata"]["name"].endswith("-pool")
+        }
+        local = {p.name for p in plan.clusters[cluster].placements}
+        assert set(entries) == {inferencegateway.entry_name(m) for m in local}
+        for entry in entries.values():
+            assert entry["spec"]["selector"] == {
+                "gateway.networking.k8s.io/gateway-name": inferencegateway.GATEWAY
+            }
+            assert [p["port"] for p in entry["spec"]["ports"]] == [inferencegateway.PORT]
+        for model, where in placed.items():
+            rule = one(ds, "DestinationRule", model, istio.INGRESS_NAMESPACE)
+            policy = rule["spec"]["trafficPolicy"]
+            assert policy["outlierDetection"]["maxEjectionPercent"] == 100
+            if len(where) > 1:
+                assert policy["loadBalancer"]["localityLbSetting"]["failover"]
 
 
 def _version(text: str) -> tuple[int, ...]:
@@ -404,6 +442,14 @@ def _set_arg(flag: str, value: str) -> Any:
             "no Gateway missing",
         ),
         (
+            "Service",
+            f"{MODEL}-pool",
+            lambda d: d["spec"]["selector"].update(
+                {"gateway.networking.k8s.io/gateway-name": "llm-gateway"}
+            ),
+            "selects no pod",
+        ),
+        (
             "Gateway",
             inferencegateway.GATEWAY,
             lambda d: d["spec"]["listeners"][0]["allowedRoutes"]["namespaces"].update(
@@ -448,3 +494,176 @@ def test_without_the_crd_source_models_cannot_apply(files: dict[str, bytes]) -> 
         "inference.networking.k8s.io" in message
         for message in found
     ), found
+
+
+# ------------------------------------------------------- picker metrics and alerts
+
+
+def test_pickers_are_scraped_through_the_merged_metrics_port(files: dict[str, bytes]) -> None:
+    """verify's own scrape check (PodMonitor port declared by the selected pods) and
+    the picker's annotations, which the injector turns into the merged 15020 scrape."""
+    ds = docs(files, CLUSTER)
+    monitor = one(ds, "PodMonitor", f"{MODEL}-endpoint-picker", f"llm-{MODEL}")
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    assert endpoint["port"] == "metrics"
+    assert endpoint["path"] == "/stats/prometheus"
+    assert {r["replacement"] for r in endpoint["relabelings"]} == {"${1}:15020", "[${1}]:15020"}
+    picker = one(ds, "Deployment", f"{MODEL}-epp", f"llm-{MODEL}")
+    template = picker["spec"]["template"]
+    assert all(
+        template["metadata"]["labels"].get(k) == v
+        for k, v in monitor["spec"]["selector"]["matchLabels"].items()
+    )
+    assert template["metadata"]["annotations"] == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(inferencepool.METRICS_PORT),
+        "prometheus.io/path": "/metrics",
+    }
+    assert "--metrics-endpoint-auth=false" in template["spec"]["containers"][0]["args"]
+
+
+PROMTOOL = shutil.which("promtool")
+
+
+def _alert_test(tmp_path: Path, spec: dict[str, Any], tests: list[dict[str, Any]]) -> str:
+    rules = {
+        "groups": [
+            {
+                **g,
+                "rules": [
+                    {**r, "annotations": {"summary": r["annotations"]["summary"]}}
+                    for r in g["rules"]
+                ],
+            }
+            for g in spec["groups"]
+        ]
+    }
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(rules))
+    (tmp_path / "test.yaml").write_text(
+        yaml.safe_dump({"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": tests})
+    )
+    assert PROMTOOL is not None
+    out = subprocess.run(
+        [PROMTOOL, "test", "rules", "test.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return "" if out.returncode == 0 else out.stdout + out.stderr
+
+
+@pytest.mark.skipif(PROMTOOL is None, reason="promtool (Debian prometheus) not installed")
+def test_picker_alerts_fire_when_they_should_and_only_then(
+    files: dict[str, bytes], tmp_path: Path
+) -> None:
+    ds = docs(files, CLUSTER)
+    ns = f"llm-{MODEL}"
+    rule = one(ds, "PrometheusRule", f"{MODEL}-endpoint-picker", ns)
+    by_name = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
+
+    def expect(name: str) -> list[dict[str, Any]]:
+        r = by_name[name]
+        return [
+            {"exp_labels": r["labels"], "exp_annotations": {"summary": r["annotations"]["summary"]}}
+        ]
+
+    def available(deployment: str, values: str) -> dict[str, str]:
+        return {
+            "series": f'kube_deployment_status_replicas_available{{namespace="{ns}",'
+            f' deployment="{deployment}"}}',
+            "values": values,
+        }
+
+    ready = f'inference_pool_ready_pods{{namespace="{ns}", name="{MODEL}", pod="p"}}'
+    total = f'inference_objective_request_total{{namespace="{ns}", model_name="m"}}'
+    errors = f'inference_objective_request_error_total{{namespace="{ns}", model_name="m"}}'
+    tests = [
+        {
+            # The picker is gone for 10 minutes; the pool's replicas are fine.
+            "interval": "1m",
+            "input_series": [available(f"{MODEL}-epp", "0x20"), available(MODEL, "2x20")],
+            "alert_rule_test": [
+                {
+                    "eval_time": "10m",
+                    "alertname": "LlmgenEndpointPickerDown",
+                    "exp_alerts": expect("LlmgenEndpointPickerDown"),
+                },
+                {"eval_time": "3m", "alertname": "LlmgenEndpointPickerDown", "exp_alerts": []},
+            ],
+        },
+        {
+            # The picker runs, the Deployment has 2 replicas, the picker counts 0.
+            "interval": "1m",
+            "input_series": [
+                available(f"{MODEL}-epp", "1x20"),
+                available(MODEL, "2x20"),
+                {"series": ready, "values": "0x20"},
+            ],
+            "alert_rule_test": [
+                {
+                    "eval_time": "10m",
+                    "alertname": "LlmgenInferencePoolEmpty",
+                    "exp_alerts": expect("LlmgenInferencePoolEmpty"),
+                },
+                {"eval_time": "10m", "alertname": "LlmgenEndpointPickerDown", "exp_alerts": []},
+            ],
+        },
+        {
+            # Scaled to zero: an empty pool is expected, no alert.
+            "interval": "1m",
+            "input_series": [
+                available(f"{MODEL}-epp", "1x20"),
+                available(MODEL, "0x20"),
+                {"series": ready, "values": "0x20"},
+            ],
+            "alert_rule_test": [
+                {"eval_time": "10m", "alertname": "LlmgenInferencePoolEmpty", "exp_alerts": []}
+            ],
+        },
+        {
+            # 10% of the picker's requests fail: over 5%.
+            "interval": "1m",
+            "input_series": [
+                {"series": total, "values": "0+100x30"},
+                {"series": errors, "values": "0+10x30"},
+            ],
+            "alert_rule_test": [
+                {
+                    "eval_time": "20m",
+                    "alertname": "LlmgenEndpointPickerErrors",
+                    "exp_alerts": expect("LlmgenEndpointPickerErrors"),
+                }
+            ],
+        },
+        {
+            # 1% fail: under the threshold.
+            "interval": "1m",
+            "input_series": [
+                {"series": total, "values": "0+100x30"},
+                {"series": errors, "values": "0+1x30"},
+            ],
+            "alert_rule_test": [
+                {"eval_time": "20m", "alertname": "LlmgenEndpointPickerErrors", "exp_alerts": []}
+            ],
+        },
+    ]
+    assert _alert_test(tmp_path, rule["spec"], tests) == ""
+
+
+def test_picker_alerts_have_runbooks(files: dict[str, bytes], repo_root: Path) -> None:
+    text = (repo_root / "docs" / "runbooks.md").read_text()
+    names = {
+        r["alert"]
+        for d in find(docs(files, CLUSTER), "PrometheusRule")
+        if d["metadata"]["name"].endswith("-endpoint-picker")
+        for g in d["spec"]["groups"]
+        for r in g["rules"]
+    }
+    assert names == {
+        "LlmgenEndpointPickerDown",
+        "LlmgenInferencePoolEmpty",
+        "LlmgenEndpointPickerErrors",
+    }
+    for name in names:
+        assert f"## {name}\n" in text

@@ -1,29 +1,40 @@
-"""The cluster side of InferencePool routing: the inference Gateway and its CRDs.
+"""The cluster side of InferencePool routing: the inference Gateway, its entries, its CRDs.
 
 In an environment with `routing.endpointPicking: inferencePool` the edge stays
 what it is everywhere else (the Istio ingress gateway of the `gateway` chart:
 TLS, the public load balancer and DNS, JWT authentication, the WAF, CORS, the
-body-based router, `GET /v1/models`). For a model placed in its own cluster
-the edge's route (traffic.py) sets `x-llmgen-pool: <model>` and forwards to a
-second, cluster-internal gateway, a Gateway API `Gateway` of class `istio`
-(Istio deploys it as `llm-inference-istio` in `istio-ingress`, a ClusterIP
-Service). Its HTTPRoutes (one per model, inferencepool.py) match that header
-and send to the model's InferencePools, where Istio asks the pool's endpoint
-picker which replica serves the request. Pools are cluster-local: the edge
-reaches this gateway only in its own cluster (meshConfig `serviceSettings`
-`clusterLocal`), and a model placed elsewhere is routed by the edge to its
-Service across the east-west gateway, as without pools (docs/inference-pools.md).
+body-based router, `GET /v1/models`). Its route for a model sets
+`x-llmgen-pool: <model>` and forwards to the Service `<model>-pool` in
+`istio-ingress` instead of the model's Service. That Service selects the pods
+of a second gateway, a Gateway API `Gateway` of class `istio` (Istio deploys
+it as `llm-inference-istio`), and exists only on clusters where the model is
+placed. There the model's HTTPRoute (inferencepool.py) matches the header and
+sends to the model's InferencePools, where Istio asks the pool's endpoint
+picker which replica serves the request.
+
+Pools are cluster-local (a pool selects its own cluster's pods; the picker
+scores only them). Cross-cluster failover happens one level up, exactly as
+for models without pools: `<model>-pool` has endpoints in every cluster
+running the model (namespace sameness over the multi-cluster mesh), the edge
+prefers its own locality and fails over along `routing.failover_targets`
+when outlier detection ejects the local entry (a pool with no ready replica
+answers 503 through it), reaching the other cluster's inference gateway
+through the east-west gateway, whose picker chooses among that cluster's
+replicas (docs/inference-pools.md).
 
 Into `infrastructure/configs/inference-gateway/`:
 - the `Gateway`: one HTTPS listener terminating the mesh's own mTLS
   (`gateway.istio.io/tls-terminate-mode: ISTIO_MUTUAL`, Istio 1.28.0
-  `pilot/pkg/config/kube/gateway/conversion.go` buildTLS), routes from the
-  environment's model namespaces only;
-- an `AuthorizationPolicy` on its pods: only the edge gateway's identity may
-  call it, so nothing skips the edge's JWT check and WAF;
-- the edge's `DestinationRule` for it: ISTIO_MUTUAL (the Gateway API
-  gateway's pods carry no `security.istio.io/tlsMode` label, so auto-mTLS
-  would send plain text, which the listener refuses).
+  `pilot/pkg/config/kube/gateway/conversion.go` buildTLS): the Gateway API
+  gateway's pods carry no `security.istio.io/tlsMode` label, so the edge
+  originates mTLS explicitly (traffic.py's DestinationRule), which also lets
+  it cross the east-west gateway (AUTO_PASSTHROUGH passes only mTLS); routes
+  from the environment's model namespaces only; a ClusterIP Service;
+- an `AuthorizationPolicy` on its pods: only the edge gateways' identity (the
+  same in every cluster of the environment) may call it, so nothing skips
+  the edge's JWT check and WAF.
+
+Into each model's folder: the entry Service `<model>-pool` (istio-ingress).
 
 Into `infrastructure/controllers/inference-crds/`: the Gateway API CRDs
 (v1.4.0, the version Istio 1.28.0's go.mod builds against) and the Gateway API
@@ -40,7 +51,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from llmgen.render.concerns import inferencepool, istio
+from llmgen.render.concerns import inferencemonitoring, inferencepool, istio
 from llmgen.render.types import Output, file_name
 
 if TYPE_CHECKING:
@@ -86,29 +97,51 @@ def uses_pools(cp: ClusterPlan) -> bool:
     return env is not None and env.endpoint_picking == "inferencePool" and bool(cp.placements)
 
 
-def gateway_host() -> str:
-    return f"{DEPLOYMENT}.{istio.INGRESS_NAMESPACE}.svc.cluster.local"
-
-
 def principal(mv: MeshView) -> str:
     return istio.principal(istio.trust_domain(mv.cp), istio.INGRESS_NAMESPACE, DEPLOYMENT)
 
 
 def istiod_values(cp: ClusterPlan) -> dict[str, Any]:
-    """What istiod needs for pools: the feature switch, and the gateway kept cluster-local."""
+    """What istiod needs for pools: the feature switch (off by default at 1.28.0)."""
     if not uses_pools(cp):
         return {}
-    return {
-        "pilot": {"env": {ISTIOD_ENV: "true"}},
-        "meshConfig": {
-            "serviceSettings": [{"settings": {"clusterLocal": True}, "hosts": [gateway_host()]}]
+    return {"pilot": {"env": {ISTIOD_ENV: "true"}}}
+
+
+def entry_name(model: str) -> str:
+    """The model's entry Service in istio-ingress (its inference gateway pods)."""
+    return f"{model}-pool"
+
+
+def entry_host(model: str) -> str:
+    return f"{entry_name(model)}.{istio.INGRESS_NAMESPACE}.svc.cluster.local"
+
+
+def entry_output(mv: MeshView, p: Placement) -> Output:
+    return Output(
+        f"models/{p.name}/{file_name('Service', entry_name(p.name))}",
+        "inference/service.yaml.j2",
+        {
+            "name": entry_name(p.name),
+            "namespace": istio.INGRESS_NAMESPACE,
+            "labels": p.labels,
+            "annotations": {},
+            "spec": {
+                "type": "ClusterIP",
+                "selector": {GATEWAY_NAME_LABEL: GATEWAY},
+                "ports": [
+                    {
+                        "name": "https",
+                        "port": PORT,
+                        "targetPort": PORT,
+                        "protocol": "TCP",
+                        "appProtocol": "https",
+                    }
+                ],
+            },
         },
-    }
-
-
-def pooled_locally(mv: MeshView, model: str) -> bool:
-    """Does the edge of this cluster send `model` to the inference gateway?"""
-    return inferencepool.enabled(mv) and any(p.name == model for p in mv.cp.placements)
+        p.input_hash,
+    )
 
 
 def gateway_spec(mv: MeshView) -> dict[str, Any]:
@@ -168,20 +201,6 @@ def cluster_outputs(mv: MeshView) -> Iterator[Output]:
                 "selector": {"matchLabels": {GATEWAY_NAME_LABEL: GATEWAY}},
                 "action": "ALLOW",
                 "rules": [{"from": [{"source": {"principals": [mv.ingress_principal]}}]}],
-            },
-        },
-        cp.input_hash,
-    )
-    yield Output(
-        f"{CONFIGS}/{file_name('DestinationRule', GATEWAY)}",
-        "inference/destinationrule.yaml.j2",
-        {
-            **base,
-            "name": GATEWAY,
-            "spec": {
-                "host": gateway_host(),
-                "exportTo": ["."],
-                "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}},
             },
         },
         cp.input_hash,
@@ -328,4 +347,6 @@ def outputs(mv: MeshView) -> Iterator[Output]:
     if inferencepool.enabled(mv):
         for p in mv.cp.placements:
             yield from inferencepool.model_outputs(mv, p)
+            yield entry_output(mv, p)
             yield from model_policies(mv, p)
+            yield from inferencemonitoring.model_outputs(mv, p)

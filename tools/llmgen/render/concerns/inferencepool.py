@@ -99,6 +99,8 @@ RUN_AS = 65532
 GRACE_SECONDS = 130
 #: The label telling a picker's pods apart (the chart's `inferencepool: <name>-epp`).
 SELECTOR_LABEL = "inferencepool"
+#: Every picker pod of a model carries this (its PodMonitor selects it).
+PICKER_OF_LABEL = "llmgen.io/endpoint-picker-of"
 #: The cluster's inference Gateway (inferencegateway.py) and its listener.
 GATEWAY = "llm-inference"
 LISTENER = "mesh"
@@ -115,8 +117,10 @@ def pool_name(model: str, track: str) -> str:
 
 
 def epp_name(pool: str) -> str:
-    """The chart's name helper: the release (pool) name cut to 40, plus `-epp`."""
-    return pool.lower().strip()[:40] + "-epp"
+    """`<pool>-epp`, the chart's name for the picker's objects. The chart also cuts
+    the pool name to 40 characters first; llmgen does not, or a long model's stable
+    and canary pickers would share one name (model names leave room: catalog/names.py)."""
+    return pool + "-epp"
 
 
 def tracks(p: Placement) -> tuple[str, ...]:
@@ -210,7 +214,7 @@ def epp_pod_spec(mv: MeshView, pool: str, namespace: str) -> dict[str, Any]:
     }
 
 
-def epp_deployment_spec(mv: MeshView, pool: str, namespace: str) -> dict[str, Any]:
+def epp_deployment_spec(mv: MeshView, model: str, pool: str, namespace: str) -> dict[str, Any]:
     selector = {SELECTOR_LABEL: epp_name(pool)}
     return {
         "replicas": 1,
@@ -218,7 +222,7 @@ def epp_deployment_spec(mv: MeshView, pool: str, namespace: str) -> dict[str, An
         "selector": {"matchLabels": selector},
         "template": {
             "metadata": {
-                "labels": selector,
+                "labels": {**selector, PICKER_OF_LABEL: model},
                 # Istio merges these into the sidecar's port 15020 (the PodMonitor's).
                 "annotations": {
                     "prometheus.io/scrape": "true",
@@ -352,7 +356,7 @@ def model_outputs(mv: MeshView, p: Placement) -> Iterator[Output]:
                         "CKV_K8S_15=IfNotPresent: the release tag is immutable upstream"
                     ),
                 },
-                "spec": epp_deployment_spec(mv, pool, ns),
+                "spec": epp_deployment_spec(mv, p.name, pool, ns),
             },
             p.input_hash,
         )
