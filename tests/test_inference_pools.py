@@ -41,6 +41,24 @@ from llmgen.verify.runner import catalog_facts, verify_tree
 from llmgen.verify.stats import Family
 from llmgen.verify.wiring import check_wiring
 
+#: gateway-api-inference-extension v1.3.0 config/charts/inferencepool/templates/
+#: epp-config.yaml `default-plugins.yaml`, as the chart renders it (no latency predictor).
+CHART_DEFAULT_CONFIG = """apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: queue-scorer
+- type: kv-cache-utilization-scorer
+- type: prefix-cache-scorer
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: queue-scorer
+    weight: 2
+  - pluginRef: kv-cache-utilization-scorer
+    weight: 2
+  - pluginRef: prefix-cache-scorer
+    weight: 3
+"""
 POOL_CLUSTERS = ["staging-aws-use1", "staging-gcp-usc1"]
 OTHER_CLUSTERS = ["prod-aws-use1", "prod-gcp-usc1", "dev-aws-use2"]
 #: The lowest Istio release serving InferencePool v1 (1.27.x imports api/v1alpha2).
@@ -145,11 +163,14 @@ def test_the_picker_watches_its_own_pool(plan: Plan, files: dict[str, bytes], cl
         # The plugin config the chart ships at v1.3.0: queue depth, KV cache, prefix cache.
         config = one(ds, "ConfigMap", ref["name"], ns)["data"][inferencepool.CONFIG_FILE]
         parsed = yaml.safe_load(config)
-        assert [p["type"] for p in parsed["plugins"]] == [
-            "queue-scorer",
-            "kv-cache-utilization-scorer",
-            "prefix-cache-scorer",
-        ]
+        model = next(p.model for p in plan.clusters[cluster].placements if p.namespace == ns)
+        expected = ["queue-scorer", "kv-cache-utilization-scorer", "prefix-cache-scorer"]
+        if model.adapters:
+            expected.append("lora-affinity-scorer")
+        assert [p["type"] for p in parsed["plugins"]] == expected
+        assert [p["pluginRef"] for p in parsed["schedulingProfiles"][0]["plugins"]] == expected
+        if not model.adapters:
+            assert config == CHART_DEFAULT_CONFIG
         assert f"--config-file=/config/{inferencepool.CONFIG_FILE}" in " ".join(args).replace(
             "--config-file /", "--config-file=/"
         )
@@ -667,3 +688,30 @@ def test_picker_alerts_have_runbooks(files: dict[str, bytes], repo_root: Path) -
     }
     for name in names:
         assert f"## {name}\n" in text
+
+
+def test_a_model_with_adapters_prefers_replicas_with_the_adapter_loaded(
+    plan: Plan, files: dict[str, bytes]
+) -> None:
+    """lora_affinity.go (v1.3.0) scores 1.0 a pod whose `vllm:lora_requests_info`
+    lists the requested adapter as running; the picker only has it if configured."""
+    with_adapters = [
+        p for c in POOL_CLUSTERS for p in plan.clusters[c].placements if p.model.adapters
+    ]
+    assert with_adapters  # the shipped llama-3-1-8b-instruct has two
+    for p in with_adapters:
+        ds = docs(files, p.cluster.name)
+        config = yaml.safe_load(
+            one(ds, "ConfigMap", f"{p.name}-epp", p.namespace)["data"][inferencepool.CONFIG_FILE]
+        )
+        profile = {x["pluginRef"]: x["weight"] for x in config["schedulingProfiles"][0]["plugins"]}
+        assert profile["lora-affinity-scorer"] == 2
+        # vLLM reports the adapters the picker reads (--enable-lora with --max-loras).
+        vllm = next(
+            c
+            for c in one(ds, "Deployment", p.name, p.namespace)["spec"]["template"]["spec"][
+                "containers"
+            ]
+            if c["name"] == "vllm"
+        )
+        assert "--enable-lora" in " ".join(vllm.get("args", []) + vllm.get("command", []))

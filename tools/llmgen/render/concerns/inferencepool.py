@@ -12,7 +12,9 @@ track (stable, and canary where the plan runs one), in its own folder:
   ServiceAccount, Role and RoleBinding (read pods, the pool, objectives), and
   the ConfigMap with the chart's default `EndpointPickerConfig`: the
   `queue-scorer` (weight 2), `kv-cache-utilization-scorer` (2) and
-  `prefix-cache-scorer` (3) plugins;
+  `prefix-cache-scorer` (3) plugins, plus `lora-affinity-scorer` (2) for a
+  model with LoRA adapters (a request naming an adapter goes to a replica
+  that has it loaded);
 - an `HTTPRoute` whose parent is the cluster's inference `Gateway`
   (render/concerns/inferencegateway.py) and whose backends are the model's
   pools, weighted by the environment's canary split;
@@ -65,23 +67,38 @@ EXT_PROC_PORT = 9002
 HEALTH_PORT = 9003
 METRICS_PORT = 9090
 CONFIG_FILE = "default-plugins.yaml"
-#: The chart's ConfigMap `default-plugins.yaml` (templates/epp-config.yaml, v1.3.0).
-PLUGINS_CONFIG = """apiVersion: inference.networking.x-k8s.io/v1alpha1
-kind: EndpointPickerConfig
-plugins:
-- type: queue-scorer
-- type: kv-cache-utilization-scorer
-- type: prefix-cache-scorer
-schedulingProfiles:
-- name: default
-  plugins:
-  - pluginRef: queue-scorer
-    weight: 2
-  - pluginRef: kv-cache-utilization-scorer
-    weight: 2
-  - pluginRef: prefix-cache-scorer
-    weight: 3
-"""
+#: The chart's ConfigMap `default-plugins.yaml` (templates/epp-config.yaml, v1.3.0):
+#: (plugin type, weight in the default scheduling profile).
+SCORERS = (
+    ("queue-scorer", 2),
+    ("kv-cache-utilization-scorer", 2),
+    ("prefix-cache-scorer", 3),
+)
+#: For a model with LoRA adapters: prefer a replica that has the requested
+#: adapter loaded, then one with room to load it (pkg/epp/scheduling/framework/
+#: plugins/scorer/lora_affinity.go, registered in cmd/epp/runner/runner.go at
+#: v1.3.0; it reads vLLM's `vllm:lora_requests_info`, the picker's default
+#: --lora-info-metric). Not in the chart's default config.
+LORA_SCORER = ("lora-affinity-scorer", 2)
+
+
+def plugins_config(with_adapters: bool) -> str:
+    """The picker's EndpointPickerConfig (the file named by --config-file)."""
+    scorers = (*SCORERS, LORA_SCORER) if with_adapters else SCORERS
+    lines = [
+        "apiVersion: inference.networking.x-k8s.io/v1alpha1",
+        "kind: EndpointPickerConfig",
+        "plugins:",
+        *(f"- type: {name}" for name, _ in scorers),
+        "schedulingProfiles:",
+        "- name: default",
+        "  plugins:",
+    ]
+    for name, weight in scorers:
+        lines += [f"  - pluginRef: {name}", f"    weight: {weight}"]
+    return "\n".join(lines) + "\n"
+
+
 #: The chart's Role (templates/rbac.yaml) for a v1 pool.
 RULES = [
     {
@@ -312,7 +329,7 @@ def model_outputs(mv: MeshView, p: Placement) -> Iterator[Output]:
         yield Output(
             f"{folder}/{file_name('ConfigMap', epp)}",
             "inference/configmap.yaml.j2",
-            {**base, "name": epp, "data": {CONFIG_FILE: PLUGINS_CONFIG}},
+            {**base, "name": epp, "data": {CONFIG_FILE: plugins_config(bool(p.model.adapters))}},
             p.input_hash,
         )
         for kind, template in (
