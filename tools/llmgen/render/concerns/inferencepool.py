@@ -387,5 +387,5 @@ def model_outputs(mv: MeshView, p: Placement) -> Iterator[Output]:
             "annotations": {},
             "spec": route_spec(mv, p),
         },
-        mv.env_hash,
+        p.input_hash,  # its own route only: other models do not touch it
     )
