@@ -319,6 +319,13 @@ def test_istio_serves_v1_pools_where_pools_are_rendered(
         env = release["spec"]["values"]["pilot"]["env"]
         pooled = cluster in POOL_CLUSTERS
         assert (env.get(inferencegateway.ISTIOD_ENV) == "true") is pooled, cluster
+        # istio-ingress is `restricted`: the gateways istiod deploys need a seccomp profile.
+        gateways = release["spec"]["values"].get("gateways", {})
+        assert (gateways.get("seccompProfile") == {"type": "RuntimeDefault"}) is pooled
+        (ingress,) = [
+            d for d in find(ds, "Namespace") if d["metadata"]["name"] == istio.INGRESS_NAMESPACE
+        ]
+        assert ingress["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
         assert bool(find(ds, "InferencePool")) is pooled
         crds = find(ds, "Kustomization", "flux-system")
         names = {k["metadata"]["name"] for k in crds}
@@ -715,3 +722,49 @@ def test_a_model_with_adapters_prefers_replicas_with_the_adapter_loaded(
             if c["name"] == "vllm"
         )
         assert "--enable-lora" in " ".join(vllm.get("args", []) + vllm.get("command", []))
+
+
+@pytest.mark.parametrize("cluster", POOL_CLUSTERS)
+def test_the_inference_gateway_runs_like_the_edge(files: dict[str, bytes], cluster: str) -> None:
+    """Without overlays Istio 1.28.0 deploys one gateway pod, no HPA and no PDB
+    (deploymentcontroller.go: `horizontalPodAutoscaler` and `podDisruptionBudget`
+    are required overlays). The parameters ConfigMap gives it the edge's bounds."""
+    ds = docs(files, cluster)
+    gw = one(ds, "Gateway", inferencegateway.GATEWAY, istio.INGRESS_NAMESPACE)
+    ref = gw["spec"]["infrastructure"]["parametersRef"]
+    assert (ref["group"], ref["kind"]) == ("", "ConfigMap")
+    options = one(ds, "ConfigMap", ref["name"], istio.INGRESS_NAMESPACE)["data"]
+    assert set(options) == {"deployment", "horizontalPodAutoscaler", "podDisruptionBudget"}
+    hpa = yaml.safe_load(options["horizontalPodAutoscaler"])["spec"]
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (2, 10)
+    assert yaml.safe_load(options["podDisruptionBudget"]) == {"spec": {"minAvailable": 1}}
+    spread = yaml.safe_load(options["deployment"])["spec"]["template"]["spec"][
+        "topologySpreadConstraints"
+    ]
+    assert spread[0]["labelSelector"]["matchLabels"] == {
+        "gateway.networking.k8s.io/gateway-name": inferencegateway.GATEWAY
+    }
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "change", "expected"),
+    [
+        (
+            "Gateway",
+            inferencegateway.GATEWAY,
+            lambda d: d["spec"]["infrastructure"]["parametersRef"].update(name="nope"),
+            "no ConfigMap nope",
+        ),
+        (
+            "ConfigMap",
+            inferencegateway.OPTIONS,
+            lambda d: d["data"].update(hpa="{}"),
+            "has keys Istio does not support (hpa)",
+        ),
+    ],
+)
+def test_wiring_catches_broken_gateway_parameters(
+    files: dict[str, bytes], kind: str, name: str, change: Any, expected: str
+) -> None:
+    found = _wiring(_break(manifests(files, CLUSTER), kind, name, change))
+    assert any(expected in message for message in found), found

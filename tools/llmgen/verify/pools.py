@@ -51,7 +51,48 @@ def check_pools(cluster: Cluster, family: Family) -> list[Diagnostic]:
     for m in cluster.by_kind.get("InferencePool", []):
         if m.api_version == f"{POOL_GROUP}/v1":
             out += _pool(cluster, m, family)
+    for m in cluster.by_kind.get("Gateway", []):
+        if m.api_version.startswith(GATEWAY_GROUP + "/"):
+            out += _parameters(cluster, m, family)
     return out
+
+
+#: The overlay keys Istio 1.28.0 accepts in a Gateway's parameters ConfigMap
+#: (deploymentcontroller.go `supportedOverlays`; any other key fails the whole
+#: deployment of the gateway).
+ISTIO_OVERLAYS = frozenset(
+    {"deployment", "service", "serviceAccount", "horizontalPodAutoscaler", "podDisruptionBudget"}
+)
+
+
+def _parameters(cluster: Cluster, m: Manifest, family: Family) -> list[Diagnostic]:
+    """A Gateway's `infrastructure.parametersRef` ConfigMap exists, with keys Istio knows."""
+    ref = _dict(_dict(_dict(m.data.get("spec")).get("infrastructure")).get("parametersRef"))
+    if ref.get("kind") != "ConfigMap" or ref.get("group", "") != "":
+        return []
+    family.run += 1
+    path = ("spec", "infrastructure", "parametersRef", "name")
+    found = cluster.get("ConfigMap", cluster.namespace_of(m), str(ref.get("name")))
+    if found is None:
+        family.failed += 1
+        return [
+            m.diagnostic(
+                path,
+                f"no ConfigMap {ref.get('name')} in namespace {cluster.namespace_of(m)}; "
+                "the gateway controller does not deploy the gateway",
+            )
+        ]
+    unknown = sorted(set(_dict(found.data.get("data"))) - ISTIO_OVERLAYS)
+    if unknown and _dict(m.data.get("spec")).get("gatewayClassName") == "istio":
+        family.failed += 1
+        return [
+            m.diagnostic(
+                path,
+                f"{found.identity} has keys Istio does not support ({', '.join(unknown)}); "
+                "Istio refuses to deploy the gateway",
+            )
+        ]
+    return []
 
 
 def _admits(cluster: Cluster, listener: dict[str, Any], gw_ns: str, route_ns: str) -> bool:

@@ -48,10 +48,11 @@ deleting a CRD deletes every object of its kind.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from llmgen.render.concerns import inferencemonitoring, inferencepool, istio
+from llmgen.render.concerns import gateway, inferencemonitoring, inferencepool, istio
 from llmgen.render.types import Output, file_name
 
 if TYPE_CHECKING:
@@ -102,10 +103,18 @@ def principal(mv: MeshView) -> str:
 
 
 def istiod_values(cp: ClusterPlan) -> dict[str, Any]:
-    """What istiod needs for pools: the feature switch (off by default at 1.28.0)."""
+    """What istiod needs for pools: the feature switch (off by default at 1.28.0),
+    and the seccomp profile of the gateways it deploys. istio-ingress enforces
+    Pod Security `restricted`, which requires one, and istiod's template for a
+    Gateway API gateway (istio-discovery files/kube-gateway.yaml, 1.28.0) sets
+    the pod's `seccompProfile` only from `gateways.seccompProfile` (default {}):
+    without it the namespace refuses the inference gateway's pods."""
     if not uses_pools(cp):
         return {}
-    return {"pilot": {"env": {ISTIOD_ENV: "true"}}}
+    return {
+        "pilot": {"env": {ISTIOD_ENV: "true"}},
+        "gateways": {"seccompProfile": {"type": "RuntimeDefault"}},
+    }
 
 
 def entry_name(model: str) -> str:
@@ -144,9 +153,55 @@ def entry_output(mv: MeshView, p: Placement) -> Output:
     )
 
 
+#: The ConfigMap Istio reads the gateway's Deployment, HPA and PDB overlays from
+#: (`spec.infrastructure.parametersRef`; 1.28.0 deploymentcontroller.go
+#: `fetchParameters`, `applyOverlay`: strategic merge patches under the keys
+#: `deployment`, `horizontalPodAutoscaler`, `podDisruptionBudget`; the HPA and
+#: PDB exist only when their key is set, else the Deployment runs one pod).
+OPTIONS = f"{GATEWAY}-options"
+
+
+def overlays() -> dict[str, str]:
+    """As many pods as the edge gateway, spread over zones, never all evicted at once."""
+    low, high = gateway.GATEWAY_REPLICAS
+    labels = {GATEWAY_NAME_LABEL: GATEWAY}
+    spread = [
+        {
+            "maxSkew": 1,
+            "topologyKey": "topology.kubernetes.io/zone",
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": labels},
+        }
+    ]
+    hpa = {
+        "spec": {
+            "minReplicas": low,
+            "maxReplicas": high,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": 70},
+                    },
+                }
+            ],
+        }
+    }
+    return {
+        "deployment": json.dumps(
+            {"spec": {"template": {"spec": {"topologySpreadConstraints": spread}}}},
+            sort_keys=True,
+        ),
+        "horizontalPodAutoscaler": json.dumps(hpa, sort_keys=True),
+        "podDisruptionBudget": json.dumps({"spec": {"minAvailable": 1}}, sort_keys=True),
+    }
+
+
 def gateway_spec(mv: MeshView) -> dict[str, Any]:
     return {
         "gatewayClassName": GATEWAY_CLASS,
+        "infrastructure": {"parametersRef": {"group": "", "kind": "ConfigMap", "name": OPTIONS}},
         "listeners": [
             {
                 "name": LISTENER,
@@ -189,6 +244,12 @@ def cluster_outputs(mv: MeshView) -> Iterator[Output]:
             "annotations": {"networking.istio.io/service-type": "ClusterIP"},
             "spec": gateway_spec(mv),
         },
+        cp.input_hash,
+    )
+    yield Output(
+        f"{CONFIGS}/{file_name('ConfigMap', OPTIONS)}",
+        "inference/configmap.yaml.j2",
+        {**base, "name": OPTIONS, "data": overlays()},
         cp.input_hash,
     )
     yield Output(
