@@ -768,3 +768,29 @@ def test_wiring_catches_broken_gateway_parameters(
 ) -> None:
     found = _wiring(_break(manifests(files, CLUSTER), kind, name, change))
     assert any(expected in message for message in found), found
+
+
+@pytest.mark.parametrize("cluster", POOL_CLUSTERS)
+def test_the_picker_reads_replicas_through_the_merged_metrics_port(
+    plan: Plan, files: dict[str, bytes], cluster: str
+) -> None:
+    """STRICT mTLS refuses the picker's plain-text scrape of a pod IP on 8000, so the
+    picker reads the sidecar's merged endpoint (15020, outside mTLS, excluded from
+    capture by the injector), which carries vLLM's series because the pods say
+    where they are (prometheus.io annotations); the NetworkPolicy admits it."""
+    ds = docs(files, cluster)
+    for p in plan.clusters[cluster].placements:
+        picker = one(ds, "Deployment", f"{p.name}-epp", p.namespace)
+        args = picker["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert args[args.index("--model-server-metrics-port") + 1] == "15020"
+        assert args[args.index("--model-server-metrics-path") + 1] == "/stats/prometheus"
+        pods = one(ds, "Deployment", p.name, p.namespace)["spec"]["template"]["metadata"]
+        assert pods["annotations"]["prometheus.io/port"] == str(istio.VLLM_PORT)
+        policy = one(ds, "NetworkPolicy", "allow-inference-pool", p.namespace)["spec"]
+        from_pickers = [
+            rule
+            for rule in policy["ingress"]
+            if any(inferencepool.SELECTOR_LABEL in str(f) for f in rule["from"])
+        ]
+        assert [port["port"] for r in from_pickers for port in r["ports"]] == [15020]
+        assert [port["port"] for r in policy["egress"] for port in r["ports"]] == [15020]

@@ -306,6 +306,7 @@ def model_policies(mv: MeshView, p: Placement) -> Iterator[Output]:
     ns = p.namespace
     vllm = {"protocol": "TCP", "port": istio.VLLM_PORT}
     ext_proc = {"protocol": "TCP", "port": inferencepool.EXT_PROC_PORT}
+    merged = {"protocol": "TCP", "port": inferencepool.POD_METRICS_PORT}
     gateway_pods = {
         "namespaceSelector": {
             "matchLabels": {"kubernetes.io/metadata.name": istio.INGRESS_NAMESPACE}
@@ -330,12 +331,13 @@ def model_policies(mv: MeshView, p: Placement) -> Iterator[Output]:
                 "policyTypes": ["Ingress", "Egress"],
                 "ingress": [
                     {"from": [gateway_pods], "ports": [vllm, ext_proc]},
-                    {"from": [pickers], "ports": [vllm]},
+                    # The picker reads each replica's merged metrics (sidecar, no mTLS).
+                    {"from": [pickers], "ports": [merged]},
                 ],
                 "egress": [
                     {
                         "to": [{"podSelector": {"matchLabels": dict(p.selector_labels)}}],
-                        "ports": [vllm],
+                        "ports": [merged],
                     }
                 ],
             },
@@ -346,11 +348,6 @@ def model_policies(mv: MeshView, p: Placement) -> Iterator[Output]:
     if mv.environment.oidc is not None:
         # The edge forwards the client's token; the model checks it again.
         source["requestPrincipals"] = ["*"]
-    td = istio.trust_domain(mv.cp)
-    epps = [
-        istio.principal(td, ns, inferencepool.epp_name(inferencepool.pool_name(p.name, t)))
-        for t in inferencepool.tracks(p)
-    ]
     yield Output(
         f"{folder}/{file_name('AuthorizationPolicy', p.name + '-inference-pool')}",
         "inference/authorizationpolicy.yaml.j2",
@@ -366,11 +363,6 @@ def model_policies(mv: MeshView, p: Placement) -> Iterator[Output]:
                     {
                         "from": [{"source": source}],
                         "to": [{"operation": {"ports": [str(istio.VLLM_PORT)]}}],
-                    },
-                    {
-                        # The picker reads each replica's queue, KV cache and adapters.
-                        "from": [{"source": {"principals": epps}}],
-                        "to": [{"operation": {"methods": ["GET"], "paths": ["/metrics"]}}],
                     },
                 ],
             },

@@ -112,6 +112,17 @@ RULES = [
 RESOURCES = {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
 #: distroless/static:nonroot, the picker image's base: UID 65532.
 RUN_AS = 65532
+#: Where the picker reads each replica's vLLM metrics: the sidecar's merged
+#: endpoint (pilot-agent, outside mTLS; the injector excludes it from capture),
+#: not vLLM's own port. Under STRICT mTLS a scrape of the pod IP on 8000 is
+#: plain text from the picker's sidecar (no Service host matches a pod IP:
+#: Envoy's passthrough) and the replica's sidecar refuses it. The picker's
+#: `--model-server-metrics-port` (deprecated but honoured at v1.3.0 for a pool
+#: with one target port, pkg/epp/datastore/datastore.go) and
+#: `--model-server-metrics-path` point it there; the vLLM pods carry the
+#: prometheus.io annotations that make the sidecar merge vLLM's /metrics.
+POD_METRICS_PORT = 15020
+POD_METRICS_PATH = "/stats/prometheus"
 #: The chart's grace period: as long as the longest pod of the pool may drain.
 GRACE_SECONDS = 130
 #: The label telling a picker's pods apart (the chart's `inferencepool: <name>-epp`).
@@ -174,6 +185,10 @@ def epp_args(pool: str, namespace: str) -> list[str]:
         "--v",
         "1",
         "--tracing=false",
+        "--model-server-metrics-port",
+        str(POD_METRICS_PORT),
+        "--model-server-metrics-path",
+        POD_METRICS_PATH,
         "--metrics-endpoint-auth=false",
         "--secure-serving=false",
     ]
