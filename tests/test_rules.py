@@ -650,16 +650,12 @@ def test_rule(
 WEIGHTS_CASES = [
     pytest.param(
         [("catalog/platform.yaml", "syncCluster: prod-aws-use1", "syncCluster: prod-aws-use9")],
-        [
-            "catalog/platform.yaml:90:20: spec.weightsMirror.aws.syncCluster: unknown cluster 'prod-aws-use9'; did you mean 'prod-aws-use1'?"
-        ],
+        ["catalog/platform.yaml:90:20: spec.weightsMirror.aws.syncCluster: unknown cluster 'prod-aws-use9'; did you mean 'prod-aws-use1'?"],
         id="sync-cluster-unknown",
     ),
     pytest.param(
         [("catalog/platform.yaml", "syncCluster: prod-gcp-usc1", "syncCluster: prod-aws-usw2")],
-        [
-            "catalog/platform.yaml:94:20: spec.weightsMirror.gcp.syncCluster: cluster 'prod-aws-usw2' is on aws; the gcp mirror's sync Jobs need a gcp cluster (its workload identity writes the bucket)"
-        ],
+        ["catalog/platform.yaml:94:20: spec.weightsMirror.gcp.syncCluster: cluster 'prod-aws-usw2' is on aws; the gcp mirror's sync Jobs need a gcp cluster (its workload identity writes the bucket)"],
         id="sync-cluster-other-cloud",
     ),
     pytest.param(
@@ -670,16 +666,16 @@ WEIGHTS_CASES = [
                 "aws: s3://other-weights/BAAI",
             )
         ],
-        [
-            "catalog/models/bge-m3.yaml:15:12: spec.weights.uris.aws: bucket 'other-weights' is not the aws mirror 'example-llm-weights' (platform spec.weightsMirror); llmgen syncs and checks only that bucket"
-        ],
+        ["catalog/models/bge-m3.yaml:15:12: spec.weights.uris.aws: bucket 'other-weights' is not the aws mirror 'example-llm-weights' (platform spec.weightsMirror); llmgen syncs and checks only that bucket"],
         id="mirror-bucket",
     ),
 ]
 
 
 @pytest.mark.parametrize(("edits", "expected"), WEIGHTS_CASES)
-def test_weights_mirror_rule(scratch_repo: Path, edits: list[Edit], expected: list[str]) -> None:
+def test_weights_mirror_rule(
+    scratch_repo: Path, edits: list[Edit], expected: list[str]
+) -> None:
     result = apply(scratch_repo, edits)
     assert new_problems(result, warnings=True) == expected
 
@@ -703,9 +699,7 @@ def test_unsynced_revision_is_a_warning(scratch_repo: Path) -> None:
     )
     assert result.ok
     mine = [p for p in new_problems(result, warnings=True) if "sync" in p]
-    assert mine == [
-        "catalog/models/bge-m3.yaml:11:15: warning: spec.source.revision: revision 'main' is not a 40-hex commit, so no sync Job mirrors it (a branch or tag can move; a mirror prefix never changes); pin the commit, or fill the mirror yourself"
-    ]
+    assert mine == ["catalog/models/bge-m3.yaml:11:15: warning: spec.source.revision: revision 'main' is not a 40-hex commit, so no sync Job mirrors it (a branch or tag can move; a mirror prefix never changes); pin the commit, or fill the mirror yourself"]
 
 
 def test_every_rule_is_exercised() -> None:
