@@ -828,3 +828,26 @@ def test_checkov_passes_the_pooled_model_bundles(files: dict[str, bytes], tmp_pa
         "CKV_K8S_38",
         "CKV_K8S_43",
     }
+
+
+def test_an_unknown_endpoint_picking_is_a_located_error(scratch_repo: Path) -> None:
+    """Exit 1 with `file:line:col: path: message`, and generated/ untouched."""
+    from typer.testing import CliRunner
+
+    from llmgen.cli.app import app
+
+    assert CliRunner().invoke(app, ["render", "--root", str(scratch_repo)]).exit_code == 0
+    before = {p: p.read_bytes() for p in (scratch_repo / "generated").rglob("*") if p.is_file()}
+    assert any(p.name == "inference-gateway.yaml" for p in before)
+    env = scratch_repo / "catalog" / "environments" / "staging.yaml"
+    env.write_text(
+        env.read_text().replace("endpointPicking: inferencePool", "endpointPicking: pool")
+    )
+    result = CliRunner().invoke(app, ["render", "--root", str(scratch_repo)])
+    assert result.exit_code == 1
+    assert (
+        "catalog/environments/staging.yaml:37:22: spec.routing.endpointPicking: expected one of "
+        "'service', 'inferencePool'; got string 'pool'"
+    ) in result.output
+    after = {p: p.read_bytes() for p in (scratch_repo / "generated").rglob("*") if p.is_file()}
+    assert after == before
