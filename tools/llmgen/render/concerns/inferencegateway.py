@@ -52,7 +52,13 @@ import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from llmgen.render.concerns import gateway, inferencemonitoring, inferencepool, istio
+from llmgen.render.concerns import (
+    gateway,
+    inferencemonitoring,
+    inferencepolicies,
+    inferencepool,
+    istio,
+)
 from llmgen.render.types import Output, file_name
 
 if TYPE_CHECKING:
@@ -62,12 +68,9 @@ if TYPE_CHECKING:
 CONFIGS = "infrastructure/configs/inference-gateway"
 CRDS = "infrastructure/controllers/inference-crds"
 GATEWAY = inferencepool.GATEWAY
-GATEWAY_CLASS = "istio"
-#: Istio names the Deployment, Service and ServiceAccount `<gateway>-<class>`
-#: (1.28.0 pilot/pkg/config/kube/gateway/conversion.go getDefaultName).
-DEPLOYMENT = f"{GATEWAY}-{GATEWAY_CLASS}"
-#: The label Istio puts on the gateway's pods (istio-discovery files/kube-gateway.yaml).
-GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
+GATEWAY_CLASS = inferencepool.GATEWAY_CLASS
+DEPLOYMENT = inferencepool.GATEWAY_DEPLOYMENT
+GATEWAY_NAME_LABEL = inferencepool.GATEWAY_NAME_LABEL
 LISTENER = inferencepool.LISTENER
 PORT = 443
 POOL_HEADER = inferencepool.POOL_HEADER
@@ -96,10 +99,6 @@ CRD_SOURCES = (
 def uses_pools(cp: ClusterPlan) -> bool:
     env = cp.environment
     return env is not None and env.endpoint_picking == "inferencePool" and bool(cp.placements)
-
-
-def principal(mv: MeshView) -> str:
-    return istio.principal(istio.trust_domain(mv.cp), istio.INGRESS_NAMESPACE, DEPLOYMENT)
 
 
 def istiod_values(cp: ClusterPlan) -> dict[str, Any]:
@@ -300,106 +299,11 @@ def crd_outputs(cp: ClusterPlan) -> Iterator[Output]:
         )
 
 
-def model_policies(mv: MeshView, p: Placement) -> Iterator[Output]:
-    """The model namespace's allows for the pool: gateway -> pods and picker, picker -> pods."""
-    folder = f"models/{p.name}"
-    ns = p.namespace
-    vllm = {"protocol": "TCP", "port": istio.VLLM_PORT}
-    ext_proc = {"protocol": "TCP", "port": inferencepool.EXT_PROC_PORT}
-    merged = {"protocol": "TCP", "port": inferencepool.POD_METRICS_PORT}
-    gateway_pods = {
-        "namespaceSelector": {
-            "matchLabels": {"kubernetes.io/metadata.name": istio.INGRESS_NAMESPACE}
-        },
-        "podSelector": {"matchLabels": {GATEWAY_NAME_LABEL: GATEWAY}},
-    }
-    pickers = {
-        "podSelector": {
-            "matchExpressions": [{"key": inferencepool.SELECTOR_LABEL, "operator": "Exists"}]
-        }
-    }
-    yield Output(
-        f"{folder}/{file_name('NetworkPolicy', 'allow-inference-pool')}",
-        "inference/networkpolicy.yaml.j2",
-        {
-            "name": "allow-inference-pool",
-            "namespace": ns,
-            "labels": p.labels,
-            "annotations": {},
-            "spec": {
-                "podSelector": {},
-                "policyTypes": ["Ingress", "Egress"],
-                "ingress": [
-                    {"from": [gateway_pods], "ports": [vllm, ext_proc]},
-                    # The picker reads each replica's merged metrics (sidecar, no mTLS).
-                    {"from": [pickers], "ports": [merged]},
-                ],
-                "egress": [
-                    {
-                        "to": [{"podSelector": {"matchLabels": dict(p.selector_labels)}}],
-                        "ports": [merged],
-                    }
-                ],
-            },
-        },
-        p.input_hash,
-    )
-    source: dict[str, Any] = {"principals": [principal(mv)]}
-    if mv.environment.oidc is not None:
-        # The edge forwards the client's token; the model checks it again.
-        source["requestPrincipals"] = ["*"]
-    yield Output(
-        f"{folder}/{file_name('AuthorizationPolicy', p.name + '-inference-pool')}",
-        "inference/authorizationpolicy.yaml.j2",
-        {
-            "name": p.name + "-inference-pool",
-            "namespace": ns,
-            "labels": p.labels,
-            "annotations": {},
-            "spec": {
-                "selector": {"matchLabels": dict(p.selector_labels)},
-                "action": "ALLOW",
-                "rules": [
-                    {
-                        "from": [{"source": source}],
-                        "to": [{"operation": {"ports": [str(istio.VLLM_PORT)]}}],
-                    },
-                ],
-            },
-        },
-        p.input_hash,
-    )
-    for track in inferencepool.tracks(p):
-        epp = inferencepool.epp_name(inferencepool.pool_name(p.name, track))
-        yield Output(
-            f"{folder}/{file_name('AuthorizationPolicy', epp)}",
-            "inference/authorizationpolicy.yaml.j2",
-            {
-                "name": epp,
-                "namespace": ns,
-                "labels": p.labels,
-                "annotations": {},
-                "spec": {
-                    # Istio's workload selector takes matchLabels only.
-                    "selector": {"matchLabels": {inferencepool.SELECTOR_LABEL: epp}},
-                    "action": "ALLOW",
-                    "rules": [
-                        {
-                            "from": [{"source": {"principals": [principal(mv)]}}],
-                            "to": [{"operation": {"ports": [str(inferencepool.EXT_PROC_PORT)]}}],
-                        }
-                    ],
-                },
-            },
-            p.input_hash,
-        )
-
-
 def outputs(mv: MeshView) -> Iterator[Output]:
     yield from cluster_outputs(mv)
     if inferencepool.enabled(mv):
         for p in mv.cp.placements:
             yield from inferencepool.model_outputs(mv, p)
             yield entry_output(mv, p)
-            yield from model_policies(mv, p)
+            yield from inferencepolicies.model_policies(mv, p)
             yield from inferencemonitoring.model_outputs(mv, p)

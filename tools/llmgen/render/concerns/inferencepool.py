@@ -131,6 +131,12 @@ SELECTOR_LABEL = "inferencepool"
 PICKER_OF_LABEL = "llmgen.io/endpoint-picker-of"
 #: The cluster's inference Gateway (inferencegateway.py) and its listener.
 GATEWAY = "llm-inference"
+GATEWAY_CLASS = "istio"
+#: Istio names the Deployment, Service and ServiceAccount `<gateway>-<class>`
+#: (1.28.0 pilot/pkg/config/kube/gateway/conversion.go getDefaultName).
+GATEWAY_DEPLOYMENT = f"{GATEWAY}-{GATEWAY_CLASS}"
+#: The label Istio puts on the gateway's pods (istio-discovery files/kube-gateway.yaml).
+GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
 LISTENER = "mesh"
 #: Set by the edge's route (traffic.py), matched by the model's HTTPRoute.
 POOL_HEADER = "x-llmgen-pool"
