@@ -139,11 +139,13 @@ def entry_output(mv: MeshView, p: Placement) -> Output:
                 "selector": {GATEWAY_NAME_LABEL: GATEWAY},
                 "ports": [
                     {
-                        "name": "https",
+                        # HTTP inside the mesh's mTLS (the edge's DestinationRule
+                        # originates ISTIO_MUTUAL; the listener terminates it).
+                        "name": "http",
                         "port": PORT,
                         "targetPort": PORT,
                         "protocol": "TCP",
-                        "appProtocol": "https",
+                        "appProtocol": "http",
                     }
                 ],
             },
