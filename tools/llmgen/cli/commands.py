@@ -410,8 +410,6 @@ def bootstrap_cmd(
     done = bootstrap(find_root(root), cluster)
     echo(f"{'wrote' if done.written else 'unchanged:'} {done.path}")
     echo("next:\n" + "\n".join(f"  {c}" for c in done.commands))
-
-
 weights_app = typer.Typer(
     help="Weights mirrors: check what they hold against the catalog.", no_args_is_help=True
 )
