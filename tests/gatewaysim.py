@@ -18,7 +18,13 @@ What it reproduces, and from where:
   (exact, prefix, regex as a full RE2 match) must all fit;
 - `rewrite.uri` replacing the matched prefix, `directResponse` with its body and
   `headers.response.set`, and the route's weighted destinations (the stable
-  subset takes the request in these tests: weights are checked elsewhere).
+  subset takes the request in these tests: weights are checked elsewhere);
+- with InferencePools (docs/inference-pools.md): the route's
+  `headers.request.set`, then the inference Gateway's HTTPRoutes (Gateway API
+  HTTPRoute matching: a rule's `matches` entry fits when its `PathPrefix` and
+  every `Exact` header fit; the heaviest backendRef takes the request), whose
+  InferencePool backend answers as `InferencePool/<namespace>/<name>`. Which
+  replica the picker chooses is the picker's (not modelled).
 
 Upstreams are fake vLLM servers keyed by destination host: they answer in
 OpenAI's shapes (chat, completion, embeddings; streaming as server-sent
@@ -61,6 +67,12 @@ class Gateway:
 
     def __init__(self, docs: list[dict[str, Any]]) -> None:
         self.vs = next(d for d in docs if d["kind"] == "VirtualService")
+        self.httproutes = [d for d in docs if d["kind"] == "HTTPRoute"]
+        self.pools = {
+            (d["metadata"]["namespace"], d["metadata"]["name"])
+            for d in docs
+            if d["kind"] == "InferencePool"
+        }
         self.router = self._body_router(docs)
         self.base_models: set[str] = set()
         self.adapters: dict[str, str] = {}
@@ -156,7 +168,33 @@ class Gateway:
         dest = max(route["route"], key=lambda d: d.get("weight", 100))["destination"]
         host = dest["host"]
         assert host in self.hosts or host.endswith(".svc.cluster.local"), host
+        headers = {**headers, **route.get("headers", {}).get("request", {}).get("set", {})}
+        if host.endswith("-pool.istio-ingress.svc.cluster.local") and host in self.hosts:
+            pool = self.pool_for(path, headers)
+            if pool is None:
+                return Reply(404, {}, b"")  # the inference gateway: no route
+            return fake_vllm(pool, path, body)
         return fake_vllm(host, path, body)
+
+    def pool_for(self, path: str, headers: dict[str, str]) -> str | None:
+        """The InferencePool an HTTPRoute of the inference gateway sends the request to."""
+        for r in self.httproutes:
+            ns = r["metadata"]["namespace"]
+            for rule in r["spec"]["rules"]:
+                for m in rule.get("matches", [{}]):
+                    prefix = m.get("path", {}).get("value", "/")
+                    if not path.startswith(prefix):
+                        continue
+                    if not all(
+                        h.get("type", "Exact") == "Exact" and headers.get(h["name"]) == h["value"]
+                        for h in m.get("headers", [])
+                    ):
+                        continue
+                    ref = max(rule["backendRefs"], key=lambda b: b.get("weight", 1))
+                    assert ref["kind"] == "InferencePool"
+                    assert (ns, ref["name"]) in self.pools, ref
+                    return f"InferencePool/{ns}/{ref['name']}"
+        return None
 
 
 def _fits(m: dict[str, Any], method: str, path: str, headers: dict[str, str]) -> bool:

@@ -148,3 +148,39 @@ def test_every_cluster_routes_every_model_of_its_environment(
             if bodyrouting.BASE_MODEL_HEADER in r["match"][0].get("headers", {})
         }
         assert body_routes == wanted, name
+
+
+@pytest.mark.parametrize("pooled", ["staging-aws-use1", "staging-gcp-usc1"])
+def test_with_inference_pools_the_body_model_reaches_its_pool(
+    plan: Plan, files: dict[str, bytes], pooled: str
+) -> None:
+    """staging routes through InferencePools (docs/inference-pools.md): the body
+    router's header still picks the edge's route, which marks the request for the
+    model's HTTPRoute on the inference gateway, which sends it to the model's pool;
+    streaming, adapters and path routing go the same way."""
+    models = env_models(plan, pooled)
+    placed = {p.model.name for p in plan.clusters[pooled].placements}
+    with serve(Gateway(documents(files, pooled))) as url:
+        c = client(url + "/v1")
+        for name, model in models.items():
+            if model.name not in placed:
+                continue
+            ns = f"llm-{model.name}"
+            if model.task == "embed":
+                got = c.embeddings.with_raw_response.create(model=name, input="hi")
+            else:
+                got = c.chat.completions.with_raw_response.create(
+                    model=name, messages=[{"role": "user", "content": "hi"}]
+                )
+            assert got.headers["x-upstream"] == f"InferencePool/{ns}/{model.name}", name
+            for adapter in model.adapters:
+                done = c.completions.with_raw_response.create(model=adapter.name, prompt="hi")
+                assert done.headers["x-upstream"] == f"InferencePool/{ns}/{model.name}"
+        chat = next(n for n, m in models.items() if m.task != "embed" and m.name in placed)
+        stream = c.chat.completions.create(
+            model=chat, messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+        assert len([chunk for chunk in stream]) > 1
+        by_path = client(url + models[chat].route_prefix).chat.completions.with_raw_response
+        got = by_path.create(model=chat, messages=[{"role": "user", "content": "hi"}])
+        assert got.headers["x-upstream"].startswith("InferencePool/")

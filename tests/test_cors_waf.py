@@ -1,6 +1,7 @@
 """Browsers and the WAF at the gateway (issue 14, points 8 and 9).
 
-Route matching follows Istio 1.27's VirtualService semantics (http routes in
+Route matching follows Istio's VirtualService semantics (1.27, unchanged at
+the pinned 1.28.0) (http routes in
 order, the first whose any `match` entry holds wins; a match entry's fields
 all hold). The CORS answer follows Envoy's CORS filter
 (source/extensions/filters/http/cors/cors_filter.cc): with no matched route

@@ -14,7 +14,8 @@
   never Current; a HelmRelease is Current only when its Ready condition is True.
 - kustomize-controller's server-side dry-run fails the whole apply of a
   Kustomization that holds a custom resource whose CRD does not exist yet.
-- Istio 1.27.3 pilot/pkg/bootstrap/istio_ca.go `createIstioCA` (489-562):
+- Istio 1.27.3 pilot/pkg/bootstrap/istio_ca.go `createIstioCA` (489-562; the
+  same function, same lines, at the pinned 1.28.0):
   istiod uses the plugged-in `cacerts` only if it is complete at istiod's
   first start, and only then watches it; otherwise it roots the mesh in a
   self-signed CA for good.

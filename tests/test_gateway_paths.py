@@ -9,12 +9,13 @@ What the controllers do with the rendered values, at the pinned versions:
   `service.beta.kubernetes.io/aws-load-balancer-listener-attributes.<protocol>-<port>`
   (pkg/service/model_build_listener.go `buildListenerAttributes`; the
   listener protocol is TCP without a TLS certificate annotation).
-- Istio gateway chart 1.27.3: `terminationGracePeriodSeconds` (default 30),
+- Istio gateway chart 1.27.3 (values and templates/hpa.yaml rechecked at the
+  pinned 1.28.0): `terminationGracePeriodSeconds` (default 30),
   `podAnnotations` (merged over its defaults), `env`, and
   `autoscaling.autoscaleBehavior` (templates/hpa.yaml `behavior`); pilot-agent
   drains for `terminationDrainDuration` (ProxyConfig, default 5 s) and with
   EXIT_ON_ZERO_ACTIVE_CONNECTIONS exits once the last connection closes.
-- istio-discovery chart 1.27.3: `pilot.*` is copied to the top level
+- istio-discovery chart 1.27.3 and 1.28.0: `pilot.*` is copied to the top level
   (templates/zzy_descope_legacy.yaml); the HPA's minReplicas is
   `autoscaleMin` (templates/autoscale.yaml), default 1.
 """

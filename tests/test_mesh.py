@@ -101,7 +101,24 @@ def test_route_weights_sum_to_100_and_canary_gets_its_weight(
 ) -> None:
     seen_canary = False
     for cluster in all_clusters(plan):
-        vs = one(docs_of(plan, renderer, cluster), "VirtualService", istio.VIRTUAL_SERVICE)
+        docs = docs_of(plan, renderer, cluster)
+        vs = one(docs, "VirtualService", istio.VIRTUAL_SERVICE)
+        env = plan.clusters[cluster].environment
+        if env is not None and env.uses_inference_pools:
+            # The edge sends each model to its pool entry; the HTTPRoute splits
+            # between the pools (tests/test_inference_pools.py).
+            for route in forwarding(vs):
+                assert [d["weight"] for d in route["route"]] == [100]
+            for r in find(docs, "HTTPRoute"):
+                weights = {
+                    b["name"].removeprefix(r["metadata"]["name"]) or "stable": b["weight"]
+                    for b in r["spec"]["rules"][0]["backendRefs"]
+                }
+                assert sum(weights.values()) == 100
+                if "-canary" in weights:
+                    seen_canary = True
+                    assert weights == {"stable": 90, "-canary": 10}
+            continue
         for route in forwarding(vs):
             weights = {d["destination"]["subset"]: d["weight"] for d in route["route"]}
             assert sum(weights.values()) == 100, (cluster, route["name"])
@@ -198,14 +215,18 @@ def test_failover_excludes_a_cluster_serving_another_revision(
 def test_subsets_select_tracks_and_canary_exists_only_with_a_canary(
     plan: Plan, renderer: render.Renderer
 ) -> None:
+    # staging routes through InferencePools: one pool per track, selecting it.
     docs = docs_of(plan, renderer, "staging-aws-use1")
-    mixtral = one(docs, "DestinationRule", "mixtral-8x7b-instruct")
-    assert [s["labels"] for s in mixtral["spec"]["subsets"]] == [
-        {"llmgen.io/track": "stable"},
-        {"llmgen.io/track": "canary"},
-    ]
+    pools = {
+        p["metadata"]["name"]: p["spec"]["selector"]["matchLabels"]["llmgen.io/track"]
+        for p in find(docs, "InferencePool")
+    }
+    assert pools["mixtral-8x7b-instruct"] == "stable"
+    assert pools["mixtral-8x7b-instruct-canary"] == "canary"
+    assert pools["llama-3-1-8b-instruct"] == "stable"
+    assert "llama-3-1-8b-instruct-canary" not in pools
     llama = one(docs, "DestinationRule", "llama-3-1-8b-instruct")
-    assert [s["name"] for s in llama["spec"]["subsets"]] == ["stable"]
+    assert "subsets" not in llama["spec"]
     outlier = llama["spec"]["trafficPolicy"]["outlierDetection"]
     assert outlier["maxEjectionPercent"] == 100  # lets locality failover take over
 
@@ -222,6 +243,28 @@ def test_no_unauthenticated_model_route_in_an_oidc_environment(
         assert env is not None
         docs = docs_of(plan, renderer, cluster)
         gateway_aps = find(docs, "AuthorizationPolicy", ns=istio.INGRESS_NAMESPACE)
+        if env.uses_inference_pools:
+            # The inference gateway admits the edge's identity only (its
+            # requests carry the token the edge verified; models check it again).
+            inner = one(docs, "AuthorizationPolicy", "llm-inference", istio.INGRESS_NAMESPACE)
+            assert inner["spec"]["rules"] == [
+                {
+                    "from": [
+                        {
+                            "source": {
+                                "principals": [
+                                    istio.principal(
+                                        istio.trust_domain(cp),
+                                        istio.INGRESS_NAMESPACE,
+                                        istio.INGRESS_RELEASE,
+                                    )
+                                ]
+                            }
+                        }
+                    ]
+                }
+            ]
+            gateway_aps = [a for a in gateway_aps if a is not inner]
         if env.oidc is None:
             assert gateway_aps == []
             continue
@@ -247,6 +290,10 @@ def test_no_unauthenticated_model_route_in_an_oidc_environment(
                     continue
                 assert r == {"to": [{"operation": {"methods": ["GET"], "paths": ["/health"]}}]}
             one(docs, "RequestAuthentication", p.name, p.namespace)
+            if env.uses_inference_pools:
+                pool_ap = one(docs, "AuthorizationPolicy", f"{p.name}-inference-pool", p.namespace)
+                (api,) = pool_ap["spec"]["rules"]
+                assert api["from"][0]["source"]["requestPrincipals"] == ["*"]
 
 
 def test_mtls_is_strict_mesh_wide(plan: Plan, renderer: render.Renderer) -> None:

@@ -76,6 +76,8 @@ def test_prices_and_thresholds_come_from_the_plan(shipped: Any) -> None:
         cp = plan.clusters[cluster]
         if doc["metadata"]["namespace"] == names.WEIGHTS_NAMESPACE:
             continue  # the weights sync alerts (tests/test_weightsync.py)
+        if doc["metadata"]["name"].endswith("-endpoint-picker"):
+            continue  # the pickers' alerts (tests/test_inference_pools.py)
         if doc["metadata"]["namespace"] == "monitoring":
             env = cp.environment
             assert env is not None
@@ -337,7 +339,9 @@ def test_scrapes_go_through_istio_merged_metrics_past_strict_mtls(shipped: Any) 
         if doc["metadata"]["namespace"] == "istio-ingress":
             assert endpoint["port"] == "http-envoy-prom"
             continue
-        assert endpoint["port"] == "http"
+        # An InferencePool's picker: its declared metrics port (tests/test_inference_pools.py).
+        picker = doc["metadata"]["name"].endswith("-endpoint-picker")
+        assert endpoint["port"] == ("metrics" if picker else "http")
         assert {r["replacement"] for r in endpoint["relabelings"]} == {
             "${1}:15020",
             "[${1}]:15020",
@@ -364,7 +368,8 @@ def test_scrapes_go_through_istio_merged_metrics_past_strict_mtls(shipped: Any) 
     for d in served:
         notes = d["spec"]["template"]["metadata"]["annotations"]
         assert notes["prometheus.io/scrape"] == "true"
-        assert notes["prometheus.io/port"] == "8000"
+        picker = d["metadata"]["name"].endswith("-epp")  # an InferencePool's picker: 9090
+        assert notes["prometheus.io/port"] == ("9090" if picker else "8000")
         assert notes["prometheus.io/path"] == "/metrics"
 
 

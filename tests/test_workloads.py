@@ -301,7 +301,18 @@ def test_track_labels_match_the_destination_rule_subsets(
     for cp, p in placements(plan):
         docs = documents(files, cp.name)
         rule = find(docs, "DestinationRule", p.name)
-        subsets = {s["name"]: s["labels"] for s in rule["spec"]["subsets"]}
+        if p.environment.uses_inference_pools:
+            # Tracks are InferencePools there, not subsets (tests/test_inference_pools.py).
+            pools = [d for d in docs if d["kind"] == "InferencePool"]
+            subsets = {
+                d["spec"]["selector"]["matchLabels"]["llmgen.io/track"]: {
+                    "llmgen.io/track": d["spec"]["selector"]["matchLabels"]["llmgen.io/track"]
+                }
+                for d in pools
+                if d["metadata"]["namespace"] == p.namespace
+            }
+        else:
+            subsets = {s["name"]: s["labels"] for s in rule["spec"]["subsets"]}
         deployments = {"stable": find(docs, "Deployment", p.name)}
         if p.has_canary:
             deployments["canary"] = find(docs, "Deployment", names.canary_name(p.name))

@@ -32,6 +32,14 @@ TOOL_IMAGES: dict[str, tuple[str, str, str]] = {
         "the body-based router",
         "any",
     ),
+    # The Gateway API Inference Extension's endpoint picker, one per
+    # InferencePool (render/concerns/inferencepool.py): only in environments
+    # with `routing.endpointPicking: inferencePool`.
+    "endpointPicker": (
+        "registry.k8s.io/gateway-api-inference-extension/epp:v1.3.0",
+        "the endpoint picker",
+        "any",
+    ),
 }
 
 

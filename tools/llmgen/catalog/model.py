@@ -251,6 +251,14 @@ class Environment:
     waf_failure_policy: str = "closed"
     #: spec.dns: the domain's one authority (provider, zoneID, accountID), or None
     dns: DnsAuthority | None = None
+    #: routing.endpointPicking: `service` (the mesh balances over the model
+    #: Service) or `inferencePool` (an InferencePool and its endpoint picker
+    #: per model and track, render/concerns/inferencepool.py)
+    endpoint_picking: str = "service"
+
+    @property
+    def uses_inference_pools(self) -> bool:
+        return self.endpoint_picking == "inferencePool"
 
 
 @dataclass(frozen=True)
@@ -546,6 +554,7 @@ def _environment(cat: Catalog, doc: Document, spec: dict[str, Any]) -> None:
         waf_enabled=bool(gateway.get("waf", {}).get("enabled", False)),
         routing_policy=spec.get("routing", {}).get("policy", "latency"),
         routing_weights=dict(spec.get("routing", {}).get("weights", {})),
+        endpoint_picking=spec.get("routing", {}).get("endpointPicking", "service"),
         models=tuple(deployments),
         require_pinned=bool(spec.get("requirePinned", False)),
         suspended=bool(spec.get("suspended", False)),

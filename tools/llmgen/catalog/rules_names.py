@@ -147,6 +147,8 @@ def pinned_tool_images(ctx: Context) -> Iterator[Diagnostic]:
         for key, (_default, what, cloud) in images.TOOL_IMAGES.items():
             if (cloud != "any" and cloud not in clouds) or (key == "gpuReadiness" and not gpu_aws):
                 continue
+            if key == "endpointPicker" and not env.uses_inference_pools:
+                continue
             where = "on every cluster" if cloud == "any" else f"on {cloud}"
             image = images.tool_image(cat.platform, key)
             if not _DIGEST.search(image):

@@ -127,7 +127,8 @@ class ChartPods:
 def chart_pods(
     chart: str, release: str, namespace: str, values: dict[str, Any]
 ) -> ChartPods | None:
-    """Istio's `gateway` chart (1.27): pods labelled `app`/`istio` (from
+    """Istio's `gateway` chart (1.27.3; rechecked at the pinned 1.28.0, whose
+    selector labels and declared port are the same): pods labelled `app`/`istio` (from
     `values.labels`, else the release name and that name without `istio-`)
     plus every other `values.labels` entry; they declare one port, 15090
     `http-envoy-prom` (manifests/charts/gateway/templates/deployment.yaml,
@@ -147,10 +148,78 @@ def chart_pods(
 # start-up. istiod loads a plugged-in CA from `cacerts` when it starts and
 # starts its file watcher only on that path; a `cacerts` that appears later
 # is ignored until the next restart (istio/istio 1.27.3
-# pilot/pkg/bootstrap/istio_ca.go: useSelfSignedCA / initCACertsAndCRLWatcher).
+# pilot/pkg/bootstrap/istio_ca.go: useSelfSignedCA / initCACertsAndCRLWatcher;
+# rechecked at the pinned 1.28.0: the file's CA-loading code is unchanged).
 STARTUP_SECRETS: dict[str, tuple[str, ...]] = {"istiod": ("cacerts",)}
 
-# The injected istio-proxy (native sidecar) declares one port:
+# The injected istio-proxy (native sidecar) declares one port (1.27.3 and 1.28.0):
 # manifests/charts/istio-control/istio-discovery/files/injection-template.yaml
 # `containerPort: 15090, name: http-envoy-prom`.
 SIDECAR_PORTS: tuple[tuple[str, int], ...] = (("http-envoy-prom", 15090),)
+
+
+# Istio's Gateway API deployment controller (istio 1.28.0
+# pilot/pkg/config/kube/gateway/deploymentcontroller.go and
+# manifests/charts/istio-control/istio-discovery/files/kube-gateway.yaml)
+# makes, for each Gateway of class `istio`, a Deployment, Service and
+# ServiceAccount named `<gateway>-istio` (conversion.go getDefaultName) in the
+# Gateway's namespace. The pods carry `gateway.networking.k8s.io/gateway-name`
+# and declare 15021 (status) and 15090 (http-envoy-prom); the Service exposes
+# every listener port and 15021.
+ISTIO_GATEWAY_CLASS = "istio"
+GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayObjects:
+    name: str  # the Deployment, Service and ServiceAccount
+    pods: ChartPods
+    service_ports: tuple[int, ...]
+
+
+def istio_gateway(name: str, namespace: str, spec: dict[str, Any]) -> GatewayObjects | None:
+    """What Istio deploys for a Gateway API Gateway, or None for another class."""
+    if spec.get("gatewayClassName") != ISTIO_GATEWAY_CLASS:
+        return None
+    made = f"{name}-{ISTIO_GATEWAY_CLASS}"
+    listeners = [
+        int(p)
+        for p in (_dict(x).get("port") for x in spec.get("listeners") or [])
+        if isinstance(p, int)
+    ]
+    pods = ChartPods(
+        namespace,
+        {GATEWAY_NAME_LABEL: name, "gateway.networking.k8s.io/gateway-class-name": "istio"},
+        (("status-port", 15021), ("http-envoy-prom", 15090)),
+        made,
+    )
+    return GatewayObjects(made, pods, (15021, *sorted(set(listeners))))
+
+
+# Flux Kustomizations of upstream repositories that install CRDs:
+# (repository URL, tag, path) -> the API groups of the CRDs in that folder.
+# Read at those tags: kubernetes-sigs/gateway-api v1.4.0 config/crd/standard
+# (GatewayClass, Gateway, GRPCRoute, HTTPRoute, ReferenceGrant,
+# BackendTLSPolicy); kubernetes-sigs/gateway-api-inference-extension v1.3.0
+# config/crd/kustomization.yaml (InferencePool in inference.networking.k8s.io,
+# InferencePool, InferenceObjective, InferenceModelRewrite and
+# InferencePoolImport in inference.networking.x-k8s.io).
+GIT_CRD_SOURCES: dict[tuple[str, str, str], tuple[str, ...]] = {
+    (
+        "https://github.com/kubernetes-sigs/gateway-api",
+        "v1.4.0",
+        "config/crd/standard",
+    ): ("gateway.networking.k8s.io",),
+    (
+        "https://github.com/kubernetes-sigs/gateway-api-inference-extension",
+        "v1.3.0",
+        "config/crd",
+    ): ("inference.networking.k8s.io", "inference.networking.x-k8s.io"),
+}
+
+
+def git_source_key(repository: dict[str, Any], path: str) -> tuple[str, str, str]:
+    """(url, tag, normalised path) of a Flux Kustomization over a GitRepository."""
+    url = str(repository.get("url", "")).removesuffix(".git").rstrip("/")
+    tag = str(_dict(repository.get("ref")).get("tag", ""))
+    return url, tag, path.strip().removeprefix("./").strip("/")

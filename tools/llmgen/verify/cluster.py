@@ -251,6 +251,8 @@ class Cluster:
             elif (m.api_version, m.kind) == LWS:
                 for template, labels in lws_templates(m):
                     self._workload(m, _dict(template.get("spec")), template, labels)
+            elif m.kind == "Gateway" and m.api_version.startswith("gateway.networking.k8s.io/"):
+                self._gateway_api(m)
             elif m.kind == "HelmRelease":
                 spec = _dict(m.data.get("spec"))
                 namespace = str(spec.get("targetNamespace") or self.namespace_of(m))
@@ -271,6 +273,39 @@ class Cluster:
                         )
                     )
         self.oci_urls = oci
+
+    def _gateway_api(self, m: Manifest) -> None:
+        """The Deployment and Service a gateway controller makes for a Gateway."""
+        namespace = self.namespace_of(m)
+        made = charts.istio_gateway(m.name, namespace, _dict(m.data.get("spec")))
+        if made is None:
+            return
+        pods = made.pods
+        self.pods.append(
+            Pods(
+                namespace,
+                pods.labels,
+                [(n, p, "istio-proxy") for n, p in pods.ports],
+                pods.service_account,
+                self.layer_of(m),
+                None,
+                f"{m.identity} (Istio's gateway deployment)",
+            )
+        )
+        service = Manifest(
+            m.file,
+            m.line,
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": made.name, "namespace": namespace},
+                "spec": {
+                    "selector": dict(pods.labels),
+                    "ports": [{"port": p} for p in made.service_ports],
+                },
+            },
+        )
+        self.objects.setdefault(("Service", namespace, made.name), service)
 
     def _workload(
         self,

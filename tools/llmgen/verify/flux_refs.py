@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from llmgen.errors import Diagnostic
+from llmgen.verify import charts
 from llmgen.verify.kustomize import has_kustomization
 from llmgen.verify.manifests import Manifest
 from llmgen.verify.schemas import split_api_version
@@ -131,6 +132,20 @@ def _kustomization(
         out.append(problem)
     if source.get("kind") == "GitRepository":
         path = spec.get("path", "./")
+        ns = str(source.get("namespace") or folder.namespace_of(m))
+        repo = folder.objects.get(("GitRepository", ns, str(source.get("name"))))
+        key = charts.git_source_key(_dict(repo.data.get("spec")), str(path)) if repo else None
+        if key is not None and key[0] in {k[0] for k in charts.GIT_CRD_SOURCES}:
+            # An upstream repository (CRDs): only folders read at its tag count.
+            if key not in charts.GIT_CRD_SOURCES:
+                out.append(
+                    m.diagnostic(
+                        ("spec", "path"),
+                        f'"{path}" of {key[0]} at {key[1] or "its default branch"} is not a '
+                        "folder llmgen has read (verify/charts.py GIT_CRD_SOURCES)",
+                    )
+                )
+            return out
         message = _path_problem(root, path) if isinstance(path, str) else None
         if message:
             out.append(m.diagnostic(("spec", "path"), message))

@@ -303,6 +303,20 @@ def _custom_kinds(cluster: Cluster, family: Family) -> list[Diagnostic]:
     for m in cluster.by_kind.get("CustomResourceDefinition", []):
         group = str(_dict(m.data.get("spec")).get("group"))
         installed.setdefault(group, []).append(cluster.layer_of(m))
+    # A Flux Kustomization applying an upstream folder of CRDs: its own layer
+    # installs them (it is the parent that health-checks the CRDs).
+    for m in cluster.by_kind.get("Kustomization", []):
+        spec = _dict(m.data.get("spec"))
+        source = _dict(spec.get("sourceRef"))
+        if source.get("kind") != "GitRepository":
+            continue
+        ns = str(source.get("namespace") or cluster.namespace_of(m))
+        repo = cluster.get("GitRepository", ns, str(source.get("name")))
+        if repo is None:
+            continue
+        key = charts.git_source_key(_dict(repo.data.get("spec")), str(spec.get("path", "")))
+        for group in charts.GIT_CRD_SOURCES.get(key, ()):
+            installed.setdefault(group, []).append(cluster.layer_of(m))
     prerequisites = set(cluster.facts.prerequisites)
     # Without the catalog's word on the cloud, a cloud's own groups cannot be
     # judged: they are counted as skipped, never as passed.

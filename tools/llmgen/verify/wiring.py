@@ -13,7 +13,7 @@ Each check here is one a cluster accepts and then silently gets wrong:
   each other (`identities`);
 
 `check_wiring(manifests)` runs these, the mesh's (`routes`) and the layers'
-(`refs`, `pods`) on every cluster;
+(`refs`, `pods`) and InferencePool routing's (`pools`) on every cluster;
 `check_scrape_targets(manifests)` is the PodMonitor/ServiceMonitor/Service
 port check alone, for tests of rendered output.
 """
@@ -28,6 +28,7 @@ from llmgen.verify.apiserver import selector_matches
 from llmgen.verify.cluster import Cluster, ClusterFacts, Pods, group_clusters
 from llmgen.verify.identities import check_identities
 from llmgen.verify.manifests import Manifest
+from llmgen.verify.pools import check_pools
 from llmgen.verify.refs import check_refs
 from llmgen.verify.routes import check_routes
 from llmgen.verify.stats import Family
@@ -61,6 +62,7 @@ def check_wiring(
         out += _scrape(cluster, family)
         out += _keda(cluster, family)
         out += check_routes(cluster, family)
+        out += check_pools(cluster, family)
         out += check_refs(cluster, family)
         out += check_identities(cluster, family)
     return out

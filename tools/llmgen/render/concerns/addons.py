@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from llmgen.clouds import registered
-from llmgen.render.concerns import istio
+from llmgen.render.concerns import inferencegateway, istio
 from llmgen.render.types import Output, file_name
 
 if TYPE_CHECKING:
@@ -124,9 +124,10 @@ def generic_values(name: str, cp: ClusterPlan) -> dict[str, Any]:
                 "env": {"ENABLE_NATIVE_SIDECARS": "true"},
                 # Two istiods, spread over zones: the chart's single replica with
                 # PDB minAvailable 1 blocks every node drain and is a single point
-                # of failure for certificate issuance (istio-discovery 1.27
+                # of failure for certificate issuance (istio-discovery 1.27.3
                 # values: autoscaleMin 1; `pilot.*` is copied to the top level
-                # by templates/zzy_descope_legacy.yaml).
+                # by templates/zzy_descope_legacy.yaml; both rechecked, the
+                # same at the pinned 1.28.0).
                 "autoscaleMin": ISTIOD_REPLICAS,
                 "replicaCount": ISTIOD_REPLICAS,
                 "topologySpreadConstraints": [
@@ -321,6 +322,8 @@ def outputs(cp: ClusterPlan) -> Iterator[Output]:
             },
         )
         values = merge(generic_values(addon.name, cp), cp.provider.addon_values(addon.name, cp))
+        if addon.name == istio.ISTIOD_ADDON:
+            values = merge(values, inferencegateway.istiod_values(cp))
         yield Output(
             f"{folder}/{file_name('HelmRelease', addon.name)}",
             "addons/helmrelease.yaml.j2",
@@ -339,3 +342,4 @@ def outputs(cp: ClusterPlan) -> Iterator[Output]:
                 "values": values,
             },
         )
+    yield from inferencegateway.crd_outputs(cp)

@@ -19,7 +19,8 @@ dependents consume:
 - the CRDs of every custom resource a dependent renders (kstatus: Current
   once `Established`);
 - in mesh-ca, the `cacerts` Secret (kstatus: Current once it exists): istiod
-  only uses a plugged-in CA it finds at its first start (Istio 1.27
+  only uses a plugged-in CA it finds at its first start (Istio 1.27.3 and,
+  rechecked for the 1.28.0 upgrade, unchanged at 1.28.0:
   pilot/pkg/bootstrap/istio_ca.go `createIstioCA`), so the Istio layer must
   not apply before the Secret exists;
 - in istio, istiod's sidecar-injection webhook: a model pod created before it
@@ -84,6 +85,10 @@ CRD_LAYER = {
     "security.istio.io": ISTIO,
     "telemetry.istio.io": ISTIO,
     "extensions.istio.io": ISTIO,
+    # Flux Kustomizations of upstream CRD folders (inferencegateway.py)
+    "gateway.networking.k8s.io": CONTROLLERS,
+    "inference.networking.k8s.io": CONTROLLERS,
+    "inference.networking.x-k8s.io": CONTROLLERS,
 }
 
 # Per layer: how long Flux waits for health. Controllers covers the longest

@@ -97,7 +97,8 @@ GATEWAY_RESOURCES = {
 # Draining: a gateway pod told to stop keeps serving its in-flight requests
 # for as long as the longest route allows (Istio's default drain is 5 s of a
 # 30 s grace period: every longer stream on a scaled-down pod was cut).
-# EXIT_ON_ZERO_ACTIVE_CONNECTIONS (pilot-agent, Istio 1.27) lets it exit as
+# EXIT_ON_ZERO_ACTIVE_CONNECTIONS (pilot-agent, Istio 1.27; still registered at
+# 1.28.0, pilot/cmd/pilot-agent/options/options.go) lets it exit as
 # soon as the last connection closes instead of always waiting the full drain.
 DRAIN_MARGIN_SECONDS = 30
 #: HPA scale-down waits this long on lower load before removing a pod.
@@ -151,6 +152,8 @@ def _common_values(labels: dict[str, str], drain_seconds: int) -> dict[str, Any]
                 "scaleDown": {"stabilizationWindowSeconds": SCALE_DOWN_WINDOW_SECONDS}
             },
         },
+        # From 1.28.0 the gateway chart renders this PDB only when autoscaling's
+        # minReplicas is above 1 (templates/poddisruptionbudget.yaml): it is 2.
         "podDisruptionBudget": {"minAvailable": 1},
         "resources": GATEWAY_RESOURCES,
         "topologySpreadConstraints": _spread(labels),

@@ -27,7 +27,15 @@ from typing import TYPE_CHECKING, Any
 from llmgen.catalog import names
 from llmgen.catalog import secret_backends as sb
 from llmgen.catalog.model import ModelSecret
-from llmgen.render.concerns import bodyrouting, gateway, issuer, istio, security, traffic
+from llmgen.render.concerns import (
+    bodyrouting,
+    gateway,
+    inferencegateway,
+    issuer,
+    istio,
+    security,
+    traffic,
+)
 from llmgen.render.concerns.istio import MeshView
 from llmgen.render.types import Output, file_name
 
@@ -184,11 +192,13 @@ def cacerts_context(mv: MeshView) -> dict[str, Any] | None:
 #: --create-service-account=false`.
 REMOTE_READER = "istio-remote-reader"
 _READ = ["get", "list", "watch"]
-#: Istio 1.27.3's istio-reader-clusterrole (istio-discovery
-#: templates/reader-clusterrole.yaml) without `secrets`: that role lets a
-#: holder of the remote secret read every Secret of this cluster (CA key, TLS
-#: keys, tokens); a primary only needs a peer's endpoints and services, and
-#: llmgen serves no gateway credential across clusters.
+#: Istio's istio-reader-clusterrole (istio-discovery
+#: templates/reader-clusterrole.yaml; the rules are the same at 1.27.3 and at
+#: the pinned 1.28.0, which only wraps them in a `resourceScope` condition)
+#: without `secrets`: that role lets a holder of the remote secret read every
+#: Secret of this cluster (CA key, TLS keys, tokens); a primary only needs a
+#: peer's endpoints and services, and llmgen serves no gateway credential
+#: across clusters.
 REMOTE_READER_RULES = [
     {
         "apiGroups": [
@@ -317,6 +327,7 @@ def outputs_with(cp: ClusterPlan, env_placements: tuple[Placement, ...] | None) 
     yield from traffic.outputs(mv)
     yield from bodyrouting.outputs(mv)
     yield from security.outputs(mv)
+    yield from inferencegateway.outputs(mv)
     yield from identity_outputs(mv)
     yield from multicluster_outputs(mv)
 

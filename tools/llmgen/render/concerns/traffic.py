@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from llmgen.plan import routing
-from llmgen.render.concerns import bodyrouting, gateway, istio
+from llmgen.render.concerns import bodyrouting, gateway, inferencegateway, inferencepool, istio
 from llmgen.render.concerns.istio import MeshView
 from llmgen.render.types import Output, file_name
 
@@ -90,7 +90,21 @@ def cors_policy(origins: tuple[str, ...]) -> dict[str, Any] | None:
 
 
 def destinations(mv: MeshView, model: Model) -> list[dict[str, Any]]:
-    """Stable and canary subsets with weights summing to 100 (stable alone: 100)."""
+    """Stable and canary subsets with weights summing to 100 (stable alone: 100).
+
+    With InferencePools, a model goes to its entry on the inference gateways
+    instead, whose HTTPRoute applies the canary split between the model's
+    pools (inferencegateway.py, inferencepool.py)."""
+    if inferencepool.enabled(mv):
+        return [
+            {
+                "destination": {
+                    "host": inferencegateway.entry_host(model.name),
+                    "port": {"number": inferencegateway.PORT},
+                },
+                "weight": 100,
+            }
+        ]
     stable, canary = routing.canary_split(mv.canary_weight(model.name))
     host = istio.service_host(model.name)
     out: list[dict[str, Any]] = [
@@ -123,6 +137,8 @@ def _route(
     route: dict[str, Any] = {"name": f"{model.name}-{kind}", "match": [match]}
     if rewrite is not None:
         route["rewrite"] = {"uri": rewrite}
+    if inferencepool.enabled(mv):
+        route["headers"] = {"request": {"set": {inferencegateway.POOL_HEADER: model.name}}}
     route["route"] = destinations(mv, model)
     route["timeout"] = f"{routing.route_timeout_seconds(model)}s"
     route["retries"] = {
@@ -207,8 +223,6 @@ def preflight_route(mv: MeshView, models: list[Model]) -> dict[str, Any] | None:
         },
         "corsPolicy": cors,
     }
-
-
 
 
 def api_routes(mv: MeshView) -> list[dict[str, Any]]:
@@ -378,6 +392,7 @@ def outputs(mv: MeshView) -> Iterator[Output]:
         },
         mv.env_hash,
     )
+    pooled = inferencepool.enabled(mv)
     for model in mv.served_models():
         yield Output(
             f"{CONFIGS}/{file_name('DestinationRule', model.name)}",
@@ -386,12 +401,20 @@ def outputs(mv: MeshView) -> Iterator[Output]:
                 "name": model.name,
                 "namespace": ns,
                 "labels": cp.labels,
-                "host": istio.service_host(model.name),
+                # With pools: the model's entry on the inference gateways, over
+                # the mesh's mTLS (its pods are no sidecars: no auto-mTLS), the
+                # canary split being the HTTPRoute's.
+                "host": (
+                    inferencegateway.entry_host(model.name)
+                    if pooled
+                    else istio.service_host(model.name)
+                ),
                 "export_to": ["."],
                 "connection_pool": connection_pool(mv, model),
                 "outlier_detection": OUTLIER_DETECTION,
                 "load_balancer": load_balancer(mv, model, routing.STABLE),
-                "subsets": subsets(mv, model),
+                "tls": {"mode": "ISTIO_MUTUAL"} if pooled else None,
+                "subsets": [] if pooled else subsets(mv, model),
             },
             mv.env_hash,
         )
