@@ -197,9 +197,12 @@ class _Pools:
         self.limit = dict(nodes)
         # pool -> model -> (replicas, replicas per node)
         self.placed: dict[str, dict[str, tuple[int, int]]] = {}
+        # pool -> nodes its placed models use (kept as they are added: summing
+        # every model of a pool on each question is quadratic in models)
+        self.nodes: dict[str, int] = {}
 
     def used(self, pool: str) -> int:
-        return sum(math.ceil(r / k) for r, k in self.placed.get(pool, {}).values())
+        return self.nodes.get(pool, 0)
 
     def room(self, pool: str, model: str, per_node: int) -> int:
         """How many more replicas of `model` fit in `pool`."""
@@ -212,8 +215,15 @@ class _Pools:
         return max(partial + max(free_nodes, 0) * per_node, 0)
 
     def add(self, pool: str, model: str, per_node: int, replicas: int) -> None:
-        have, _ = self.placed.setdefault(pool, {}).get(model, (0, per_node))
+        have, k = self.placed.setdefault(pool, {}).get(model, (0, per_node))
         self.placed[pool][model] = (have + replicas, per_node)
+        self.nodes[pool] = (
+            self.nodes.get(pool, 0) - _nodes(have, k) + _nodes(have + replicas, per_node)
+        )
+
+
+def _nodes(replicas: int, per_node: int) -> int:
+    return math.ceil(replicas / per_node) if replicas else 0
 
 
 def _seated(total: int, sites: Sequence[Site], floor: int) -> dict[str, int]:
