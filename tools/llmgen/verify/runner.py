@@ -45,7 +45,12 @@ from llmgen.verify.kustomize import (
     find_kubectl,
 )
 from llmgen.verify.manifests import Manifest, ParseProblem, split_documents
-from llmgen.verify.schemas import DEFAULT_KUBERNETES_VERSION, SchemaStore, split_api_version
+from llmgen.verify.schemas import (
+    DEFAULT_KUBERNETES_VERSION,
+    CrdSchemas,
+    SchemaStore,
+    split_api_version,
+)
 from llmgen.verify.stats import CheckStats
 from llmgen.verify.wiring import WiringChecks
 
@@ -79,7 +84,7 @@ class VerifyReport:
 
 def verify_tree(
     root: Path,
-    crd_schemas: Path | None,
+    crd_schemas: CrdSchemas,
     *,
     kubernetes_version: str | None = None,
     kustomize: bool = True,
@@ -88,6 +93,9 @@ def verify_tree(
     progress: Callable[[str, int, int], None] | None = None,
 ) -> VerifyReport:
     """Verify `root / "generated"`; diagnostics are located relative to `root`.
+
+    `crd_schemas` is the folder of custom resources' schemas, or several: a
+    kind's schema comes from the first folder that has it.
 
     `clusters` holds what the catalog says of each cluster, by name (its
     Kubernetes version, cloud, prerequisites); read from the catalog when not
@@ -369,7 +377,7 @@ def _groups(
 
 def verify_documents(
     docs: Iterable[Manifest | tuple[str, int, Any]],
-    schemas: SchemaStore | Path | None = None,
+    schemas: SchemaStore | CrdSchemas = None,
     *,
     kubernetes_version: str = "1.33",
 ) -> list[Diagnostic]:
@@ -379,7 +387,7 @@ def verify_documents(
     Each document is a `Manifest` or `(file, line, data)`; the latter are
     located at `line`, since there is no source text to find nodes in.
     `schemas` is a `SchemaStore` to reuse (its compiled validators are the
-    expensive part), or the CRD schema folder to build one from. Kustomize
+    expensive part), or the CRD schema folder(s) to build one from. Kustomize
     configurations get their structural check only (no files exist to resolve
     their entries against), and Flux references are not checked (they need
     the whole tree).
