@@ -314,7 +314,9 @@ def main() -> None:
         rows.append(
             (
                 "kustomize build (all folders, one core)",
-                f"{kus['seconds']:.1f} s for {int(kus['folders'])} folders",
+                f"{kus['seconds']:.1f} s for {int(kus['folders'])} folders, all checks; "
+                f"peak RSS {kus['peak_rss_mb']:.0f} MB (the largest process: verify or "
+                "one kubectl)",
             )
         )
     if flux is not None:
