@@ -104,9 +104,9 @@ def crd_folders(crd_schemas: CrdSchemas) -> tuple[Path, ...]:
     """`crd_schemas` as a tuple of folders, in precedence order."""
     if crd_schemas is None:
         return ()
-    if isinstance(crd_schemas, Path):
-        return (crd_schemas,)
-    return tuple(crd_schemas)
+    if isinstance(crd_schemas, str | os.PathLike):  # one folder, never its characters
+        return (Path(crd_schemas),)
+    return tuple(Path(p) for p in crd_schemas)
 
 
 def crd_folders_from_env(value: str) -> list[Path]:
