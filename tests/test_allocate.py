@@ -381,3 +381,29 @@ def test_idle_nodes_come_off_the_budget_first() -> None:
     assert a.idle_monthly_usd == 2 * 2.0 * HOURS
     assert a.capped_high == {"x": 4}  # $12/h budget − $4/h idle = 4 replicas at $2/h
     assert any("idle nodes" in n for n in a.notes)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["p", "q"]),
+            st.sampled_from(["m1", "m2", "m3"]),
+            st.integers(1, 8),
+            st.integers(0, 9),
+        ),
+        max_size=30,
+    )
+)
+def test_pool_node_count_kept_while_adding_equals_the_sum_over_models(
+    adds: list[tuple[str, str, int, int]],
+) -> None:
+    """The running node count (kept for speed) is what summing every model's nodes gives."""
+    from llmgen.plan.allocate import _Pools
+
+    pools = _Pools({"p": 100, "q": 100})
+    for pool, model, per_node, replicas in adds:
+        pools.add(pool, model, per_node, replicas)
+        for name in ("p", "q"):
+            placed = pools.placed.get(name, {}).values()
+            assert pools.used(name) == sum(math.ceil(r / k) for r, k in placed)

@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from llmgen.catalog.validate import validate
 from llmgen.errors import CatalogError
@@ -316,3 +318,22 @@ def test_render_refuses_before_writing(scratch_repo: Path) -> None:
     with pytest.raises(CatalogError):
         pipeline.render(scratch_repo)
     assert not (scratch_repo / GENERATED).exists()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.sampled_from(["v1", "chat", "team", "a", "b"]), max_size=4).map(
+            lambda segs: "/" + "/".join(segs)
+        ),
+        max_size=12,
+    )
+)
+def test_nested_routes_found_by_index_are_every_capturing_pair(prefixes: list[str]) -> None:
+    """route_capture's index finds exactly the pairs testing every pair would, in order."""
+    from llmgen.catalog.rules_names import captures, nested
+
+    pairs = [
+        (i, j) for i, p in enumerate(prefixes) for j, q in enumerate(prefixes) if captures(p, q)
+    ]
+    assert list(nested(prefixes)) == pairs

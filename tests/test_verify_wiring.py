@@ -508,3 +508,54 @@ def test_a_broken_overlay_is_found_in_the_built_output(tmp_path: Path, crd_schem
         "(as built with overlays/prod/kustomization.yaml) (8000 metrics, 15090 "
         "http-envoy-prom (istio-proxy)); its pods get no endpoint on this port",
     ]
+
+
+def test_mesh_checks_on_the_compact_views_find_what_whole_clusters_find() -> None:
+    """Verify keeps only `Cluster.for_routes` of each cluster until its peers are read:
+    the mesh checks must find on it exactly what they find on the whole cluster and
+    whole peers (every kind of route finding, one of them through a peer)."""
+    from llmgen.verify.cluster import Cluster, group_clusters
+    from llmgen.verify.routes import check_routes
+
+    route = (
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: llm\n"
+        "  namespace: llm\nspec:\n  rules:\n    - backendRefs:\n        - name: llama\n"
+        "          port: 80\n        - name: phi\n          port: 9000\n"
+    )
+    peer = (
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: phi\n  namespace: llm\nspec:\n"
+        "  selector:\n    app: phi\n  ports:\n    - name: http\n      port: 8000\n"
+    )
+    remote = (
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: istio-remote-secret-w2\n"
+        '  namespace: istio-system\n  labels:\n    istio/multiCluster: "true"\n'
+        "  annotations:\n    networking.istio.io/cluster: w2\n"
+    )
+    docs = load(
+        {
+            MESH: [
+                ("subset: stable\n            port:\n              number: 8000", "subset: blue"),
+                ("sa/istio-ingressgateway", "sa/ingress"),
+            ]
+        },
+        {
+            f"{C}/models/route.yaml": route,
+            "generated/clusters/w2/models/phi.yaml": peer,
+            f"{C}/infrastructure/mesh-identity/remote.yaml": remote,
+        },
+    )
+
+    def mesh(clusters: dict[str, Cluster]) -> tuple[list[str], int]:
+        by_name = {name.rsplit("/", 1)[-1]: c for name, c in clusters.items()}
+        family = Family()
+        found = []
+        for cluster in clusters.values():
+            cluster.remote = [by_name[p] for p in sorted(cluster.peers) if p in by_name]
+            found += [str(d) for d in check_routes(cluster, family)]
+        return sorted(found), family.run
+
+    whole = {name: Cluster(name, d) for name, d in group_clusters(docs).items()}
+    views = {name: c.for_routes() for name, c in whole.items()}
+    found, run = mesh(whole)
+    assert mesh(views) == (found, run)
+    assert len(found) == 4 and any("Service/llm/phi has no port 9000" in f for f in found)

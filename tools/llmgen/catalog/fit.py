@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cache, lru_cache
 
 from llmgen.catalog.model import Gpu, InstanceType, Model, NodePool
 
@@ -156,6 +157,7 @@ def reserved(cloud: str, shape: InstanceType) -> Resources:
     return Resources(max(a.cpu, g.cpu), max(a.memory_gib, g.memory_gib))
 
 
+@cache
 def daemonsets(cloud: str) -> Resources:
     """Requests of the DaemonSets on every GPU node of `cloud` (llmgen's and the cloud's)."""
     total = Resources(0.0, 0.0)
@@ -164,6 +166,12 @@ def daemonsets(cloud: str) -> Resources:
     return total
 
 
+# Plan and validate ask for the same (cloud, shape) and (model, shape) pairs
+# thousands of times (every model x pool x cluster); the arithmetic is pure,
+# so it is cached by value. InstanceType is a frozen dataclass of scalars,
+# hashable as it is; Model is not (dict fields), so per_node caches on the
+# three fields its answer depends on.
+@lru_cache(maxsize=4096)
 def allocatable(cloud: str, shape: InstanceType) -> Resources:
     """CPU and memory left for model pods on one node of `shape`."""
     return Resources(shape.vcpus, shape.memory_gib) - reserved(cloud, shape) - daemonsets(cloud)
@@ -171,14 +179,16 @@ def allocatable(cloud: str, shape: InstanceType) -> Resources:
 
 def shm_gib(model: Model) -> int:
     """`/dev/shm` for NCCL between tensor-parallel workers (memory, charged to the pod)."""
-    if model.gpus_per_pod <= 1:
-        return 2
-    return min(16, 4 * model.gpus_per_pod)
+    return _shm(model.gpus_per_pod)
+
+
+def _shm(gpu_count: int) -> int:
+    return 2 if gpu_count <= 1 else min(16, 4 * gpu_count)
 
 
 def container_memory_gib(model: Model) -> int:
     """The vLLM container's memory request (= limit): the catalog's memory plus /dev/shm."""
-    return math.ceil(model.memory_gib) + shm_gib(model)
+    return math.ceil(model.memory_gib) + _shm(model.gpus_per_pod)
 
 
 def pod_request(model: Model) -> Resources:
@@ -193,7 +203,11 @@ def pod_request(model: Model) -> Resources:
     fetch/verify-adapter-N) asks less than vLLM and none is a sidecar
     (tests/test_fit.py keeps it so), so the effective request is this sum.
     """
-    return Resources(model.cpu, float(container_memory_gib(model))) + SIDECAR
+    return _request(model.gpus_per_pod, model.cpu, model.memory_gib)
+
+
+def _request(gpu_count: int, cpu: float, memory_gib: float) -> Resources:
+    return Resources(cpu, float(math.ceil(memory_gib) + _shm(gpu_count))) + SIDECAR
 
 
 def shapes(pool: NodePool, gpu: Gpu, cloud: str) -> list[InstanceType]:
@@ -212,13 +226,27 @@ def per_node(model: Model, shape: InstanceType, cloud: str) -> int:
     the group's pods are kept one per node (required anti-affinity on the
     hostname, render/concerns/group.py), so a replica takes `nodes` nodes.
     """
-    by_gpu = shape.gpus // max(model.gpus_per_pod, 1)
-    if model.multi_node:
+    return _per_node(
+        model.gpus_per_pod, model.cpu, model.memory_gib, shape, cloud, model.multi_node
+    )
+
+
+@lru_cache(maxsize=16384)
+def _per_node(
+    gpu_count: int,
+    cpu: float,
+    memory_gib: float,
+    shape: InstanceType,
+    cloud: str,
+    multi_node: bool = False,
+) -> int:
+    by_gpu = shape.gpus // max(gpu_count, 1)
+    if multi_node:
         by_gpu = min(by_gpu, 1)
     if shape.vcpus <= 0 or shape.memory_gib <= 0:
         return by_gpu
     room = allocatable(cloud, shape)
-    need = pod_request(model)
+    need = _request(gpu_count, cpu, memory_gib)
     by_cpu = math.floor(room.cpu / need.cpu + 1e-9) if need.cpu > 0 else by_gpu
     by_memory = math.floor(room.memory_gib / need.memory_gib + 1e-9)
     return max(0, min(by_gpu, by_cpu, by_memory))

@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from llmgen.catalog import images, names
 from llmgen.catalog.rulekit import Context, Rule
@@ -90,20 +90,35 @@ def route_capture(ctx: Context) -> Iterator[Diagnostic]:
     seen: set[tuple[str, str]] = set()
     for env in ctx.catalog.environments.values():
         placed = [models[d.name] for d in env.models if d.name in models]
-        for model in placed:
-            for other in placed:
-                if other.name == model.name or other.route_prefix == model.route_prefix:
-                    continue  # equal prefixes are unique_routes' finding
-                if captures(model.route_prefix, other.route_prefix) and (
-                    (model.name, other.name) not in seen
-                ):
-                    seen.add((model.name, other.name))
-                    yield model.where.error(
-                        f"routePrefix {model.route_prefix!r} captures model {other.name!r}'s "
-                        f"route {other.route_prefix!r} in environment {env.name!r}",
-                        "serving",
-                        "routePrefix",
-                    )
+        for i, j in nested([m.route_prefix for m in placed]):
+            model, other = placed[i], placed[j]
+            if other.name == model.name or other.route_prefix == model.route_prefix:
+                continue  # equal prefixes are unique_routes' finding
+            if (model.name, other.name) not in seen:
+                seen.add((model.name, other.name))
+                yield model.where.error(
+                    f"routePrefix {model.route_prefix!r} captures model {other.name!r}'s "
+                    f"route {other.route_prefix!r} in environment {env.name!r}",
+                    "serving",
+                    "routePrefix",
+                )
+
+
+def nested(prefixes: Sequence[str]) -> Iterator[tuple[int, int]]:
+    """Every (i, j) with `captures(prefixes[i], prefixes[j])`, in (i, j) order.
+
+    Each route is indexed under every leading run of its segments, so a
+    prefix finds the routes it captures in one lookup instead of testing
+    every pair (200 models: 40,000 pairs per environment).
+    """
+    below: dict[tuple[str, ...], list[int]] = {}
+    for j, prefix in enumerate(prefixes):
+        segs = _segments(prefix)
+        for k in range(len(segs) + 1):
+            below.setdefault(segs[:k], []).append(j)
+    for i, prefix in enumerate(prefixes):
+        for j in below.get(_segments(prefix), ()):
+            yield i, j
 
 
 #: The gpu-readiness DaemonSet (EKS clusters with GPU pools) is confined to its

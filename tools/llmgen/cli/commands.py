@@ -4,6 +4,7 @@ secrets check, bootstrap, status, plan. Each parses its options and calls the li
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -195,11 +196,12 @@ def diff_cmd(
 def verify_cmd(
     root: RootOpt = None,
     crd_schemas: Annotated[
-        Path | None,
+        list[Path] | None,
         typer.Option(
             "--crd-schemas",
-            envvar="LLMGEN_CRD_SCHEMAS",
-            help="kubeconform-layout folder of CRD JSON schemas.",
+            help="kubeconform-layout folder of CRD JSON schemas; repeat for several "
+            "(a kind's schema comes from the first that has it). Default: "
+            "LLMGEN_CRD_SCHEMAS, folders separated like PATH.",
         ),
     ] = None,
     kustomize: Annotated[
@@ -219,14 +221,18 @@ def verify_cmd(
     """Check generated/: schemas, CRD rules, API server rules, kustomize builds, Flux
     references, wiring across resources and layers."""
     from llmgen.verify.runner import catalog_facts, verify_tree
+    from llmgen.verify.schemas import crd_folders_from_env
 
     base = find_root(root)
-    if crd_schemas is None:
+    folders = crd_schemas or crd_folders_from_env(os.environ.get("LLMGEN_CRD_SCHEMAS", ""))
+    if not folders:
         raise typer.BadParameter(
-            "pass --crd-schemas DIR or set LLMGEN_CRD_SCHEMAS", param_hint="--crd-schemas"
+            "pass --crd-schemas DIR (repeatable) or set LLMGEN_CRD_SCHEMAS",
+            param_hint="--crd-schemas",
         )
-    if not crd_schemas.is_dir():
-        raise typer.BadParameter(f"{crd_schemas} is not a folder", param_hint="--crd-schemas")
+    for folder in folders:
+        if not folder.is_dir():
+            raise typer.BadParameter(f"{folder} is not a folder", param_hint="--crd-schemas")
     if kubernetes_version is not None:
         from llmgen.verify.schemas import core_schema_dir
 
@@ -237,7 +243,7 @@ def verify_cmd(
     with progress.bar("verify", progress.wanted(quiet=quiet())) as step:
         result = verify_tree(
             base,
-            crd_schemas,
+            folders,
             kubernetes_version=kubernetes_version,
             kustomize=kustomize,
             clusters=catalog_facts(base),

@@ -199,9 +199,12 @@ class _Pools:
         self.limit = dict(nodes)
         # pool -> model -> (replicas, replicas per node, nodes per replica)
         self.placed: dict[str, dict[str, tuple[int, int, int]]] = {}
+        # pool -> nodes its placed models use (kept as they are added: summing
+        # every model of a pool on each question is quadratic in models)
+        self.nodes: dict[str, int] = {}
 
     def used(self, pool: str) -> int:
-        return sum(math.ceil(r / k) * n for r, k, n in self.placed.get(pool, {}).values())
+        return self.nodes.get(pool, 0)
 
     def room(self, pool: str, model: str, per_node: int, nodes: int = 1) -> int:
         """How many more replicas of `model` fit in `pool`.
@@ -220,8 +223,17 @@ class _Pools:
         return max(partial + free_nodes * per_node, 0)
 
     def add(self, pool: str, model: str, per_node: int, replicas: int, nodes: int = 1) -> None:
-        have = self.placed.setdefault(pool, {}).get(model, (0, per_node, nodes))[0]
+        have, k, n = self.placed.setdefault(pool, {}).get(model, (0, per_node, nodes))
         self.placed[pool][model] = (have + replicas, per_node, nodes)
+        self.nodes[pool] = (
+            self.nodes.get(pool, 0)
+            - _nodes(have, k) * n
+            + _nodes(have + replicas, per_node) * nodes
+        )
+
+
+def _nodes(replicas: int, per_node: int) -> int:
+    return math.ceil(replicas / per_node) if replicas else 0
 
 
 def _seated(total: int, sites: Sequence[Site], floor: int) -> dict[str, int]:

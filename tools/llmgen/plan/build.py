@@ -244,8 +244,21 @@ def _hash(docs: Iterable[Document | None], *parts: object) -> str:
         h.update(d.content_hash.encode())
     for part in parts:
         h.update(b"\0")
-        h.update(json.dumps(part, sort_keys=True, default=str).encode())
+        text = part.text if isinstance(part, _Encoded) else _json(part)
+        h.update(text.encode())
     return h.hexdigest()[:16]
+
+
+def _json(part: object) -> str:
+    return json.dumps(part, sort_keys=True, default=str)
+
+
+@dataclass(frozen=True)
+class _Encoded:
+    """A `_hash` part encoded once and shared by many hashes (an environment's
+    spec is part of every one of its placements' hashes); same bytes."""
+
+    text: str
 
 
 def _env_without_models(env: Environment | None) -> object:
@@ -259,9 +272,13 @@ def _env_without_models(env: Environment | None) -> object:
     return [doc.file, doc.data.get("metadata"), spec]
 
 
-def _deployment_entry(env: Environment, model: str) -> object:
-    entries = env.where.doc.data.get("spec", {}).get("models", [])
-    return [e for e in entries if isinstance(e, dict) and e.get("name") == model]
+def _deployment_entries(env: Environment) -> dict[str, list[object]]:
+    """Each model's entries in the environment's models list (as written), by name."""
+    found: dict[str, list[object]] = {}
+    for e in env.where.doc.data.get("spec", {}).get("models", []):
+        if isinstance(e, dict) and isinstance(name := e.get("name"), str):
+            found.setdefault(name, []).append(e)
+    return found
 
 
 def choose_pool(model: Model, cluster: Cluster, gpu: Gpu) -> NodePool | None:
@@ -386,6 +403,8 @@ def build_plan(catalog: Catalog) -> Plan:
         for c in env.clusters:
             env_of[c] = env
         allocation, chosen, demands = _allocate_environment(catalog, env)
+        entries = _deployment_entries(env)
+        env_spec = _Encoded(_json(_env_without_models(env)))
         for dep in env.models:
             model = catalog.models[dep.name]
             gpu = catalog.gpus[model.gpu]
@@ -409,8 +428,8 @@ def build_plan(catalog: Catalog) -> Plan:
                     replica_hourly_usd=cand.price,
                     input_hash=_hash(
                         [model.where.doc, cand.cluster.where.doc, gpu_doc, platform_doc],
-                        _env_without_models(env),
-                        _deployment_entry(env, dep.name),
+                        env_spec,
+                        entries.get(dep.name, []),
                         # Other models move this one's share (budget caps, node
                         # room): the decision itself is an input of its files.
                         [share.min_replicas, share.max_replicas, canary_lo, canary_hi],

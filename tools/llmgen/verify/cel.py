@@ -26,7 +26,6 @@ import functools
 import json
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from cel_expr_python import cel
@@ -35,7 +34,7 @@ from llmgen.catalog.load import PathKey
 from llmgen.errors import Diagnostic
 from llmgen.verify.cel_library import declarations
 from llmgen.verify.manifests import Manifest
-from llmgen.verify.schemas import split_api_version
+from llmgen.verify.schemas import CrdSchemas, crd_folders, crd_schema_file
 from llmgen.verify.stats import Family
 
 _OLD_SELF = re.compile(r"\boldSelf\b")
@@ -222,8 +221,8 @@ def _cel_value(node: _Node, value: Any) -> Any:
 class CelRules:
     """The compiled rule trees of every custom kind, built on first use."""
 
-    def __init__(self, crd_schemas: Path | None) -> None:
-        self.crd_schemas = crd_schemas
+    def __init__(self, crd_schemas: CrdSchemas) -> None:
+        self.crd_schemas = crd_folders(crd_schemas)
         self._trees: dict[tuple[str, str], _Node | None] = {}
 
     def tree(self, api_version: str, kind: str) -> _Node | None:
@@ -233,10 +232,10 @@ class CelRules:
         return self._trees[key]
 
     def _load(self, api_version: str, kind: str) -> _Node | None:
-        group, version = split_api_version(api_version)
-        if self.crd_schemas is None or not group:
+        # The same file the schema check uses: the first folder that has the kind.
+        path = crd_schema_file(self.crd_schemas, api_version, kind)
+        if path is None:
             return None
-        path = self.crd_schemas / group / f"{kind.lower()}_{version}.json"
         try:
             schema = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):

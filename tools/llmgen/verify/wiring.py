@@ -13,7 +13,8 @@ Each check here is one a cluster accepts and then silently gets wrong:
   each other (`identities`);
 
 `check_wiring(manifests)` runs these, the mesh's (`routes`) and the layers'
-(`refs`, `pods`) and InferencePool routing's (`pools`) on every cluster;
+(`refs`, `pods`), InferencePool routing's (`pools`) and cloud identities'
+(`identities`) on every cluster (`WiringChecks` the same, one cluster at a time);
 `check_scrape_targets(manifests)` is the PodMonitor/ServiceMonitor/Service
 port check alone, for tests of rendered output.
 """
@@ -49,23 +50,66 @@ def check_wiring(
     folder_namespaces: Mapping[str, str] | None = None,
 ) -> list[Diagnostic]:
     """Every wiring problem in `manifests`, cluster folder by cluster folder."""
-    family = family if family is not None else Family()
-    out: list[Diagnostic] = []
-    clusters = {
-        name: Cluster(name, docs, (facts or {}).get(name), folder_namespaces)
-        for name, docs in sorted(group_clusters(manifests).items())
-    }
-    by_name = {name.rsplit("/", 1)[-1]: c for name, c in clusters.items()}
-    for cluster in clusters.values():
-        cluster.remote = [by_name[p] for p in sorted(cluster.peers) if p in by_name]
-    for cluster in clusters.values():
-        out += _scrape(cluster, family)
-        out += _keda(cluster, family)
-        out += check_routes(cluster, family)
-        out += check_pools(cluster, family)
-        out += check_refs(cluster, family)
-        out += check_identities(cluster, family)
-    return out
+    checks = WiringChecks(family, facts, folder_namespaces)
+    return checks.add(manifests) + checks.finish()
+
+
+class WiringChecks:
+    """The wiring checks fed one cluster at a time, so that a caller need not hold
+    every cluster's documents at once (verify reads, builds and checks a cluster,
+    then lets it go).
+
+    Everything but the mesh checks runs on `add`; the mesh checks need each
+    cluster's peers (istiod reads their Services and pods), so they run on
+    `finish`, from the compact view `Cluster.for_routes` kept of every cluster.
+    """
+
+    def __init__(
+        self,
+        family: Family | None = None,
+        facts: Mapping[str, ClusterFacts] | None = None,
+        folder_namespaces: Mapping[str, str] | None = None,
+    ) -> None:
+        self.family = family if family is not None else Family()
+        self.facts = facts or {}
+        self.folder_namespaces = folder_namespaces
+        self._views: dict[str, Cluster] = {}
+        # Objects outside `name` (added by an overlay, located at the overlay
+        # file): grouped across every `add`, checked on `finish`.
+        self._others: dict[str, list[Manifest]] = {}
+
+    def add(self, manifests: Iterable[Manifest], name: str | None = None) -> list[Diagnostic]:
+        """Check the clusters of `manifests` (only cluster folder `name`, when given;
+        objects of any other folder wait for `finish`)."""
+        out: list[Diagnostic] = []
+        for folder, docs in sorted(group_clusters(manifests).items()):
+            if name is not None and folder != name:
+                self._others.setdefault(folder, []).extend(docs)
+            else:
+                out += self._cluster(folder, docs)
+        return out
+
+    def finish(self) -> list[Diagnostic]:
+        """The mesh checks of every cluster added, against its peers."""
+        out: list[Diagnostic] = []
+        for folder, docs in sorted(self._others.items()):
+            out += self._cluster(folder, docs)
+        self._others = {}
+        views = sorted(self._views.items())
+        by_name = {name.rsplit("/", 1)[-1]: c for name, c in views}
+        for _name, cluster in views:
+            cluster.remote = [by_name[p] for p in sorted(cluster.peers) if p in by_name]
+            out += check_routes(cluster, self.family)
+        return out
+
+    def _cluster(self, name: str, docs: list[Manifest]) -> list[Diagnostic]:
+        cluster = Cluster(name, docs, self.facts.get(name), self.folder_namespaces)
+        out = _scrape(cluster, self.family) + _keda(cluster, self.family)
+        out += check_pools(cluster, self.family)
+        out += check_refs(cluster, self.family)
+        out += check_identities(cluster, self.family)
+        self._views[name] = cluster.for_routes()
+        return out
 
 
 def check_scrape_targets(manifests: Iterable[Manifest]) -> list[Diagnostic]:
