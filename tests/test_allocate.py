@@ -398,12 +398,14 @@ def test_idle_nodes_come_off_the_budget_first() -> None:
 def test_pool_node_count_kept_while_adding_equals_the_sum_over_models(
     adds: list[tuple[str, str, int, int]],
 ) -> None:
-    """The running node count (kept for speed) is what summing every model's nodes gives."""
+    """The running node count (kept for speed) is what summing every model's nodes gives
+    (m3 is a multi-node model: each replica a group of 2 nodes)."""
     from llmgen.plan.allocate import _Pools
 
     pools = _Pools({"p": 100, "q": 100})
     for pool, model, per_node, replicas in adds:
-        pools.add(pool, model, per_node, replicas)
+        nodes = 2 if model == "m3" else 1
+        pools.add(pool, model, 1 if nodes > 1 else per_node, replicas, nodes)
         for name in ("p", "q"):
             placed = pools.placed.get(name, {}).values()
-            assert pools.used(name) == sum(math.ceil(r / k) for r, k in placed)
+            assert pools.used(name) == sum(math.ceil(r / k) * n for r, k, n in placed)
