@@ -20,6 +20,7 @@ import jsonschema
 import pytest
 import yaml
 
+from gatewaysim import merge_routes
 from llmgen.plan.build import ClusterPlan, Placement, Plan
 from llmgen.render import engine as render
 from llmgen.render.concerns import gateway, istio, mesh
@@ -89,6 +90,11 @@ def all_clusters(plan: Plan) -> Iterator[str]:
 # ------------------------------------------------------------------ routing
 
 
+def merged(docs: list[Doc]) -> Doc:
+    """The gateway's routes as istiod merges its VirtualServices (tests/gatewaysim.py)."""
+    return {"spec": {"http": merge_routes(docs)}}
+
+
 def forwarding(vs: dict[str, Any]) -> list[dict[str, Any]]:
     """The routes that forward to a model (not the gateway's own direct answers)."""
     routes = [r for r in vs["spec"]["http"] if "directResponse" not in r]
@@ -101,7 +107,7 @@ def test_route_weights_sum_to_100_and_canary_gets_its_weight(
 ) -> None:
     seen_canary = False
     for cluster in all_clusters(plan):
-        vs = one(docs_of(plan, renderer, cluster), "VirtualService", istio.VIRTUAL_SERVICE)
+        vs = merged(docs_of(plan, renderer, cluster))
         for route in forwarding(vs):
             weights = {d["destination"]["subset"]: d["weight"] for d in route["route"]}
             assert sum(weights.values()) == 100, (cluster, route["name"])
@@ -115,14 +121,18 @@ def test_route_weights_sum_to_100_and_canary_gets_its_weight(
 def test_prefix_routes_rewrite_to_v1_and_come_before_header_routes(
     plan: Plan, renderer: render.Renderer
 ) -> None:
+    # Each model's own VirtualService: its prefix, its header, then its body
+    # route (Istio keeps a VirtualService's order when it merges them).
     docs = docs_of(plan, renderer, "prod-aws-use1")
-    http = one(docs, "VirtualService", istio.VIRTUAL_SERVICE)["spec"]["http"]
-    kinds = [r["name"].rsplit("-", 1)[1] for r in http if "route" in r]
-    assert kinds == sorted(kinds, key=lambda k: k != "prefix")
-    llama = next(r for r in http if r["name"] == "llama-3-1-8b-instruct-prefix")
+    http = one(docs, "VirtualService", "llama-3-1-8b-instruct")["spec"]["http"]
+    assert [r["name"] for r in http] == [
+        "llama-3-1-8b-instruct-prefix",
+        "llama-3-1-8b-instruct-header",
+        "llama-3-1-8b-instruct-body",
+    ]
+    llama, header, body = http
     assert llama["match"] == [{"uri": {"prefix": "/v1/llama-3.1-8b/"}}]
     assert llama["rewrite"] == {"uri": "/v1/"}
-    header = next(r for r in http if r["name"] == "llama-3-1-8b-instruct-header")
     assert header["match"] == [
         {
             "uri": {"prefix": "/v1/"},
@@ -130,14 +140,14 @@ def test_prefix_routes_rewrite_to_v1_and_come_before_header_routes(
         }
     ]
     assert "rewrite" not in header
-    prefixes = [r["match"][0]["uri"]["prefix"] for r in http if r["name"].endswith("-prefix")]
-    assert [len(p) for p in prefixes] == sorted((len(p) for p in prefixes), reverse=True)
+    # an explicit header wins over the body in any merge order
+    assert body["match"][0]["withoutHeaders"] == {"x-llmgen-model": {"regex": ".+"}}
 
 
 def test_streaming_routes_never_retry_a_started_generation(
     plan: Plan, renderer: render.Renderer
 ) -> None:
-    vs = one(docs_of(plan, renderer, "prod-gcp-usc1"), "VirtualService", istio.VIRTUAL_SERVICE)
+    vs = merged(docs_of(plan, renderer, "prod-gcp-usc1"))
     for route in forwarding(vs):
         retry_on = set(route["retries"]["retryOn"].split(","))
         assert retry_on <= {"connect-failure", "refused-stream", "reset-before-request"}
@@ -149,7 +159,7 @@ def test_cors_equals_the_catalog(plan: Plan, renderer: render.Renderer) -> None:
     for cluster in all_clusters(plan):
         env = plan.clusters[cluster].environment
         assert env is not None
-        vs = one(docs_of(plan, renderer, cluster), "VirtualService", istio.VIRTUAL_SERVICE)
+        vs = merged(docs_of(plan, renderer, cluster))
         for route in forwarding(vs):
             origins = [o["exact"] for o in route["corsPolicy"]["allowOrigins"]]
             assert origins == list(env.cors_allow_origins)
@@ -165,7 +175,7 @@ def test_a_gateway_routes_models_placed_only_in_other_clusters(
         p.name == "mixtral-8x7b-instruct" for p in plan.clusters["prod-aws-usw2"].placements
     )
     docs = docs_of(plan, renderer, "prod-aws-usw2")
-    names = [r["name"] for r in one(docs, "VirtualService", istio.VIRTUAL_SERVICE)["spec"]["http"]]
+    names = [r["name"] for r in merged(docs)["spec"]["http"]]
     assert "mixtral-8x7b-instruct-prefix" in names
     dr = one(docs, "DestinationRule", "mixtral-8x7b-instruct", istio.INGRESS_NAMESPACE)
     locality = dr["spec"]["trafficPolicy"]["loadBalancer"]["localityLbSetting"]

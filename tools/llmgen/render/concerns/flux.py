@@ -266,12 +266,15 @@ def outputs(cp: ClusterPlan, index: Mapping[str, list[DocRef]]) -> Iterator[Outp
                 "flux/kustomization.yaml.j2",
                 _context(cp, layer, index, cp.labels),
             )
-    for p in cp.placements:
-        layer = model_layer(p.model.name)
-        if layer in index:
-            yield Output(
-                f"kustomization-{layer_name(layer)}.yaml",
-                "flux/kustomization.yaml.j2",
-                _context(cp, layer, index, p.labels),
-                p.input_hash,
-            )
+    placed = {model_layer(p.model.name): p for p in cp.placements}
+    # A model placed here, or only routed by this cluster's gateway (its
+    # VirtualService, DestinationRule and body-router ConfigMap; its replicas
+    # are reached across the east-west gateway).
+    for layer in sorted(k for k in index if k.startswith(MODELS + "/")):
+        p = placed.get(layer)
+        yield Output(
+            f"kustomization-{layer_name(layer)}.yaml",
+            "flux/kustomization.yaml.j2",
+            _context(cp, layer, index, p.labels if p else cp.labels),
+            p.input_hash if p else "",
+        )

@@ -99,6 +99,17 @@ class MeshView:
     def ingress_principal(self) -> str:
         return principal(trust_domain(self.cp), INGRESS_NAMESPACE, INGRESS_RELEASE)
 
+    def model_labels(self, model: Model) -> dict[str, str]:
+        """What every resource in a model's folder carries (Placement.labels),
+        also on a cluster that only routes the model."""
+        return {
+            **self.cp.labels,
+            "app.kubernetes.io/name": model.name,
+            "llmgen.io/model": model.name,
+            "llmgen.io/team": model.team,
+            "llmgen.io/cost-center": model.cost_center,
+        }
+
     def served_models(self) -> list[Model]:
         """Models with replicas somewhere in the environment, in catalog order."""
         by_name = {p.model.name: p.model for p in self.env_placements}
