@@ -142,7 +142,8 @@ def flux_paths(root: Path) -> list[tuple[int, Path]]:
             loaded = yaml_rs.loads(obj.read_text())
             for doc in loaded if isinstance(loaded, list) else [loaded]:
                 folder = root / doc["spec"]["path"].removeprefix("./")
-                size = sum(p.stat().st_size for p in folder.rglob("*.yaml"))
+                # its own files only: `weights/` holds the `weights/<model>` paths
+                size = sum(p.stat().st_size for p in folder.glob("*.yaml"))
                 out.append((size, folder))
     return sorted(out, key=lambda t: (-t[0], str(t[1])))
 

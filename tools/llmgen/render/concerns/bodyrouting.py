@@ -272,5 +272,5 @@ def outputs(mv: MeshView) -> Iterator[Output]:
                     model.served_model_name, tuple(a.name for a in model.adapters)
                 ),
             },
-            mv.env_hash,
+            mv.model_hash(model.name),
         )

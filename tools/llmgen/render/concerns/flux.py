@@ -42,7 +42,10 @@ from llmgen.render.types import (
     LAYER_DEPENDS,
     MODELS,
     OPTIONAL_LAYERS,
+    WEIGHTS_ITEMS,
     Output,
+    collection_of,
+    layer_family,
     model_layer,
 )
 
@@ -95,6 +98,7 @@ _TIMEOUTS = {
     MODELS: "30m",
     # Health here is the Jobs having started (kstatus), not the copy finishing.
     "weights": "10m",
+    WEIGHTS_ITEMS: "10m",
 }
 #: Layers others depend on: health = what dependents consume, not `wait`.
 _PROVIDERS = frozenset(d for deps in LAYER_DEPENDS.values() for d in deps)
@@ -178,7 +182,7 @@ def layer_name(layer: str) -> str:
 
 
 def depends_of(layer: str) -> tuple[str, ...]:
-    return LAYER_DEPENDS[MODELS if layer.startswith(MODELS + "/") else layer]
+    return LAYER_DEPENDS[layer_family(layer)]
 
 
 def rendered_depends(layer: str, index: Mapping[str, list[DocRef]]) -> list[str]:
@@ -231,7 +235,7 @@ def _context(
     provider = layer in _PROVIDERS and any(
         layer in rendered_depends(other, index) for other in index
     )
-    timeout_key = MODELS if layer.startswith(MODELS + "/") else layer
+    timeout_key = layer_family(layer)
     return {
         "name": layer_name(layer),
         "namespace": FLUX_NAMESPACE,
@@ -269,8 +273,8 @@ def outputs(cp: ClusterPlan, index: Mapping[str, list[DocRef]]) -> Iterator[Outp
     placed = {model_layer(p.model.name): p for p in cp.placements}
     # A model placed here, or only routed by this cluster's gateway (its
     # VirtualService, DestinationRule and body-router ConfigMap; its replicas
-    # are reached across the east-west gateway).
-    for layer in sorted(k for k in index if k.startswith(MODELS + "/")):
+    # are reached across the east-west gateway); a model's weights sync Jobs.
+    for layer in sorted(k for k in index if collection_of(k)):
         p = placed.get(layer)
         yield Output(
             f"kustomization-{layer_name(layer)}.yaml",

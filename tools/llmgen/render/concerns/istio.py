@@ -95,6 +95,13 @@ class MeshView:
         hashes = sorted({self.cp.input_hash, *(p.input_hash for p in self.env_placements)})
         return hashlib.sha256("".join(hashes).encode()).hexdigest()[:16]
 
+    def model_hash(self, model: str) -> str:
+        """Provenance of one model's routing files: they read the cluster and that
+        model's placements in the environment (failover only goes to sites of
+        the same model), so another model's edit does not re-stamp them."""
+        hashes = sorted({self.cp.input_hash, *(p.input_hash for p in self.placements_of(model))})
+        return hashlib.sha256("".join(hashes).encode()).hexdigest()[:16]
+
     @property
     def ingress_principal(self) -> str:
         return principal(trust_domain(self.cp), INGRESS_NAMESPACE, INGRESS_RELEASE)

@@ -366,7 +366,7 @@ def outputs(mv: MeshView) -> Iterator[Output]:
                 "export_to": ["."],
                 "http": model_routes(mv, model),
             },
-            mv.env_hash,
+            mv.model_hash(model.name),
         )
         yield Output(
             f"{folder}/{file_name('DestinationRule', model.name)}",
@@ -382,5 +382,5 @@ def outputs(mv: MeshView) -> Iterator[Output]:
                 "load_balancer": trafficpolicy.load_balancer(mv, model, routing.STABLE),
                 "subsets": trafficpolicy.subsets(mv, model),
             },
-            mv.env_hash,
+            mv.model_hash(model.name),
         )
