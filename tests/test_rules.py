@@ -740,6 +740,7 @@ def test_every_rule_is_exercised() -> None:
         "pinned_tool_images",  # tests/test_pinned_images.py
         "lbc_vpc",  # tests/test_network_rules.py
         "global_name_coverage",  # tests/test_network_rules.py
+        "dns_health_checks",  # tests/test_network_rules.py
         "sync_clusters",
         "mirror_uris",
         "unsynced_revisions",

@@ -308,9 +308,10 @@ class AwsProvider(CloudProvider):
         Health: ExternalDNS writes alias records to the NLB with "evaluate
         target health", so Route 53 stops answering with a gateway whose NLB
         has no healthy targets (the gateway pods' readiness), no health-check
-        ID needed. geo uses geoproximity by AWS region: every client gets the
-        nearest gateway, where geolocation needs a default record and allows
-        only one record per continent.
+        ID needed; a GKE gateway's record (an IP) needs the catalog's Route 53
+        health check (`spec.dns.healthChecks`). geo uses geoproximity by AWS
+        region: every client gets the nearest gateway, where geolocation needs
+        a default record and allows only one record per continent.
         """
         out = super().external_dns_annotations(record)
         if record.policy is None or record.set_identifier is None:
@@ -325,6 +326,11 @@ class AwsProvider(CloudProvider):
             out[prefix + "aws-weight"] = str(record.weight)
         elif record.policy == "failover" and record.failover:
             out[prefix + "aws-failover"] = record.failover
+        if record.health_check:
+            # external-dns v0.19.0 provider/aws/aws.go: `aws/health-check-id`
+            # becomes the record set's HealthCheckId (source/annotations
+            # provider_specific.go maps `aws-<x>` annotations to `aws/<x>`).
+            out[prefix + "aws-health-check-id"] = record.health_check
         return out
 
     def addon_values(self, addon: str, cp: ClusterPlan) -> dict[str, Any]:

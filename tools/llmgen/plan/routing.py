@@ -237,6 +237,8 @@ class DnsRecord:
     region: str | None = None
     weight: int | None = None
     failover: str | None = None  # PRIMARY | SECONDARY
+    #: the Route 53 health check of this record (spec.dns.healthChecks)
+    health_check: str | None = None
 
 
 def regional_hostname(cluster: str, domain: str) -> str:
@@ -299,6 +301,9 @@ def dns_records(
                 region=aws_region(c),
                 weight=environment.routing_weights.get(c.name, 0) if policy == "weighted" else None,
                 failover=role,
+                health_check=environment.dns.health_checks.get(c.name)
+                if environment.dns is not None
+                else None,
             )
         elif not joined and c is (capable_first or ordered[0]):
             out[c.name] = DnsRecord(c.name, (domain, regional), None)
