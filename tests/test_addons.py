@@ -65,7 +65,8 @@ def test_every_addon_has_a_pinned_source_and_release(
             assert src["spec"]["ref"] == {"tag": addon.version}
             assert src["spec"]["url"] == f"{addon.repository}/{addon.chart}"
         else:
-            src = sources[("HelmRepository", name)]
+            repo = spec["chart"]["spec"]["sourceRef"]["name"]
+            src = sources[("HelmRepository", repo)]
             assert spec["chart"]["spec"]["version"] == addon.version
             assert spec["chart"]["spec"]["chart"] == addon.chart
             assert src["spec"]["url"] == addon.repository
@@ -394,3 +395,33 @@ def test_gpu_operator_and_nfd_run_on_tainted_gpu_nodes(
     for taint in taints:
         assert _tolerated(taint, operands), (taint, operands)
         assert _tolerated(taint, nfd), (taint, nfd)
+
+
+def test_one_helm_repository_per_url_and_cluster(plan: Plan, files: dict[str, bytes]) -> None:
+    """The review's D23: four identical Istio HelmRepositories fetched one index
+    four times. Now every HTTP repository URL has one object per cluster, in
+    the earliest layer whose releases read it, and every release names it."""
+    for name in plan.clusters:
+        base = f"generated/clusters/{name}/"
+        urls: dict[str, list[str]] = {}
+        layer_of: dict[str, str] = {}
+        refs: list[tuple[str, str]] = []
+        for path, body in files.items():
+            if not path.startswith(base + "infrastructure/"):
+                continue
+            layer = path[len(base) :].split("/")[1]
+            for d in yaml.safe_load_all(body):
+                if not d or "kind" not in d:
+                    continue
+                if d["kind"] == "HelmRepository":
+                    urls.setdefault(d["spec"]["url"], []).append(d["metadata"]["name"])
+                    layer_of[d["metadata"]["name"]] = layer
+                elif d["kind"] == "HelmRelease" and "chart" in d["spec"]:
+                    refs.append((layer, d["spec"]["chart"]["spec"]["sourceRef"]["name"]))
+        assert all(len(v) == 1 for v in urls.values()), (name, urls)
+        istio_repo = urls.get("https://istio-release.storage.googleapis.com/charts")
+        assert istio_repo == ["istio-base"], name
+        order = ["controllers", "istio"]
+        for layer, repo in refs:
+            assert repo in layer_of, (name, repo)
+            assert order.index(layer_of[repo]) <= order.index(layer), (name, repo)

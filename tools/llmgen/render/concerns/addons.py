@@ -12,6 +12,12 @@ Values are generic here and cloud-specific in the provider
 `cloud_addons` run only on that provider's clusters (Karpenter and the AWS
 Load Balancer Controller on AWS).
 The Istio gateways (`istio-gateway`) belong to the mesh concern.
+
+One HelmRepository per repository URL and cluster (`source_names`): the four
+Istio charts share one index, which source-controller then fetches once per
+interval instead of four times. It is named after the first add-on using it
+(earliest layer, then name) and lives in that add-on's layer, so no release
+refers to a source in a later layer.
 """
 
 from __future__ import annotations
@@ -240,8 +246,31 @@ def addons_for(cp: ClusterPlan) -> list[Addon]:
     ]
 
 
+def _layer_rank(name: str) -> int:
+    return 0 if name not in ISTIO_ADDONS and name not in SKIPPED else 1
+
+
+def source_names(cp: ClusterPlan) -> dict[str, str]:
+    """Add-on -> the Flux source its release reads: one HelmRepository per URL
+    among the add-ons this cluster renders (the gateways' chart included); an
+    OCIRepository is one chart, so each OCI add-on keeps its own."""
+    used = [*addons_for(cp)]
+    gateway_addon = cp.platform.addons.get(istio.GATEWAY_ADDON)
+    if gateway_addon is not None:
+        used.append(gateway_addon)
+    owner: dict[str, str] = {}
+    for a in sorted(used, key=lambda a: (_layer_rank(a.name), a.name)):
+        if not a.repository.startswith("oci://"):
+            owner.setdefault(a.repository, a.name)
+    return {
+        a.name: a.name if a.repository.startswith("oci://") else owner[a.repository]
+        for a in used
+    }
+
+
 def outputs(cp: ClusterPlan) -> Iterator[Output]:
     addons = addons_for(cp)
+    sources = source_names(cp)
     present = {a.name for a in addons}
     namespaces_done: set[str] = set()
     for addon in addons:
@@ -276,19 +305,22 @@ def outputs(cp: ClusterPlan) -> Iterator[Output]:
                 )
         oci = addon.repository.startswith("oci://")
         source_kind = "OCIRepository" if oci else "HelmRepository"
-        yield Output(
-            f"{folder}/{file_name(source_kind, addon.name)}",
-            "addons/ocirepository.yaml.j2" if oci else "addons/helmrepository.yaml.j2",
-            {
-                "name": addon.name,
-                "namespace": FLUX_NAMESPACE,
-                "labels": labels,
-                # An OCIRepository is one chart: repository + chart name, at the tag.
-                "url": f"{addon.repository.rstrip('/')}/{addon.chart}" if oci else addon.repository,
-                "version": addon.version,
-                "layer_media_type": HELM_CHART_LAYER,
-            },
-        )
+        if sources[addon.name] == addon.name:
+            yield Output(
+                f"{folder}/{file_name(source_kind, addon.name)}",
+                "addons/ocirepository.yaml.j2" if oci else "addons/helmrepository.yaml.j2",
+                {
+                    "name": addon.name,
+                    "namespace": FLUX_NAMESPACE,
+                    "labels": labels,
+                    # An OCIRepository is one chart: repository + chart name, at the tag.
+                    "url": f"{addon.repository.rstrip('/')}/{addon.chart}"
+                    if oci
+                    else addon.repository,
+                    "version": addon.version,
+                    "layer_media_type": HELM_CHART_LAYER,
+                },
+            )
         values = merge(generic_values(addon.name, cp), cp.provider.addon_values(addon.name, cp))
         yield Output(
             f"{folder}/{file_name('HelmRelease', addon.name)}",
@@ -302,7 +334,7 @@ def outputs(cp: ClusterPlan) -> Iterator[Output]:
                 "version": addon.version,
                 "oci": oci,
                 "source_kind": source_kind,
-                "source_name": addon.name,
+                "source_name": sources[addon.name],
                 "depends_on": [d for d in spec.depends_on if d in present],
                 "timeout": spec.timeout,
                 "values": values,

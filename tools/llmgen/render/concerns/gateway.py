@@ -21,7 +21,7 @@ from typing import Any
 from llmgen.clouds import get_provider
 from llmgen.clouds.base import CloudProvider
 from llmgen.plan import routing
-from llmgen.render.concerns import istio
+from llmgen.render.concerns import addons, istio
 from llmgen.render.concerns.istio import MeshView
 from llmgen.render.types import Output, file_name
 
@@ -243,19 +243,21 @@ def controller_outputs(mv: MeshView) -> Iterator[Output]:
     if addon is None:
         return
     labels = {**cp.labels, "app.kubernetes.io/component": addon.name}
-    yield Output(
-        f"{CONTROLLERS}/{file_name('HelmRepository', addon.name)}",
-        "mesh/helmrepository.yaml.j2",
-        {
-            "name": addon.name,
-            "namespace": istio.FLUX_NAMESPACE,
-            "labels": labels,
-            "url": addon.repository,
-            "interval": HELM_INTERVAL,
-            "oci": addon.repository.startswith("oci://"),
-        },
-        mv.env_hash,
-    )
+    repository = addons.source_names(cp)[addon.name]
+    if repository == addon.name:  # else another add-on's HelmRepository has its URL
+        yield Output(
+            f"{CONTROLLERS}/{file_name('HelmRepository', addon.name)}",
+            "mesh/helmrepository.yaml.j2",
+            {
+                "name": addon.name,
+                "namespace": istio.FLUX_NAMESPACE,
+                "labels": labels,
+                "url": addon.repository,
+                "interval": HELM_INTERVAL,
+                "oci": addon.repository.startswith("oci://"),
+            },
+            mv.env_hash,
+        )
     yield Output(
         f"{CONTROLLERS}/{file_name('Namespace', istio.INGRESS_NAMESPACE)}",
         "mesh/namespace.yaml.j2",
@@ -292,7 +294,7 @@ def controller_outputs(mv: MeshView) -> Iterator[Output]:
                 "timeout": HELM_TIMEOUT,
                 "chart": addon.chart,
                 "version": addon.version,
-                "repository": addon.name,
+                "repository": repository,
                 "depends_on": depends,
                 "values": values,
             },
