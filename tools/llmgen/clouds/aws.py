@@ -274,7 +274,7 @@ class AwsProvider(CloudProvider):
         self, cluster: Cluster, *, internal: bool = False, idle_timeout_seconds: int | None = None
     ) -> dict[str, str]:
         # AWS Load Balancer Controller: an NLB straight to pod IPs (no extra
-        # kube-proxy hop, client IPs preserved for the gateway).
+        # kube-proxy hop).
         out = {
             "service.beta.kubernetes.io/aws-load-balancer-type": "external",
             "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
@@ -285,6 +285,16 @@ class AwsProvider(CloudProvider):
                 "true"
             ),
         }
+        if not internal:
+            # Client IPs for the WAF, access logs and policies: LBC v2.14 turns
+            # client IP preservation off for `ip` targets unless this target
+            # group attribute says otherwise (pkg/service/model_build_target_group.go
+            # buildPreserveClientIPFlag), and then opens the targets' security
+            # group to the load balancer's source ranges instead of its subnets.
+            # Not on the internal east-west NLB: mTLS passthrough, peers' IPs unused.
+            out["service.beta.kubernetes.io/aws-load-balancer-target-group-attributes"] = (
+                "preserve_client_ip.enabled=true"
+            )
         if idle_timeout_seconds is not None:
             # An NLB TCP listener drops a flow after 350 s without packets unless
             # told otherwise (60-6000 s); LBC v2.14 sets listener attributes from
