@@ -727,6 +727,7 @@ def test_every_rule_is_exercised() -> None:
         "unique_routes",
         "secret_backends",
         "secret_stores",
+        "secret_regions",  # tests/test_secrets.py
         "secret_names",
         "config_credentials",
         "cluster_versions",
