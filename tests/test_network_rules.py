@@ -130,8 +130,11 @@ def test_a_health_check_nothing_uses_is_refused_at_its_key(scratch_repo: Path) -
         STAGING_CHECK + "      prod-aws-use1: 0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0\n",
     )
     (err,) = errors(scratch_repo)
-    line = (scratch_repo / STAGING).read_text().splitlines().index(
-        "      prod-aws-use1: 0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
+    line = (
+        (scratch_repo / STAGING)
+        .read_text()
+        .splitlines()
+        .index("      prod-aws-use1: 0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0")
     )
     assert err.startswith(f"{STAGING}:{line + 1}:7: spec.dns.healthChecks.prod-aws-use1: ")
     assert "not in llm.staging.example.com's weighted record set" in err

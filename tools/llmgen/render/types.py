@@ -71,6 +71,14 @@ LAYER_DEPENDS: dict[str, tuple[str, ...]] = {
 OPTIONAL_LAYERS = frozenset({"weights"})
 
 
+#: Flux kustomize-controller never deletes an object carrying this annotation,
+#: neither when it leaves the source nor when its Kustomization is deleted
+#: (fluxcd.io kustomize docs, "Garbage collection"). On what a prune must never
+#: take: infrastructure namespaces (istio-system holds `cacerts`) and the
+#: releases of the mesh's CRDs, certificates and secret sync.
+PRUNE_DISABLED = {"kustomize.toolkit.fluxcd.io/prune": "disabled"}
+
+
 def model_layer(model: str) -> str:
     """`llama` -> `models/llama`: the folder (and Flux path) of one model."""
     return f"{MODELS}/{model}"

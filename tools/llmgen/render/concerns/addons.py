@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from llmgen.clouds import registered
 from llmgen.render.concerns import istio
-from llmgen.render.types import Output, file_name
+from llmgen.render.types import PRUNE_DISABLED, Output, file_name
 
 if TYPE_CHECKING:
     from llmgen.catalog.model import Addon
@@ -44,6 +44,12 @@ MESH_NAMESPACE = "istio-system"
 FLUX_NAMESPACE = "flux-system"
 #: Rendered by the mesh concern (ingress and east-west gateways).
 SKIPPED = frozenset({"istio-gateway"})
+#: Releases a prune must never uninstall (review D14): the Istio CRDs holding
+#: every security policy (their CRDs carry `helm.sh/resource-policy: keep` in
+#: Istio 1.27.3's base chart, files/crd-all.gen.yaml, but istiod's validation
+#: and the policies' enforcement go with the release), cert-manager
+#: (certificates stop renewing) and External Secrets (secrets stop syncing).
+KEEP_RELEASES = frozenset({"istio-base", "cert-manager", "external-secrets"})
 #: Istio's CNI node agent; istiod injects for it only where it runs.
 CNI_ADDON = "istio-cni"
 ISTIOD_REPLICAS = 2
@@ -263,8 +269,7 @@ def source_names(cp: ClusterPlan) -> dict[str, str]:
         if not a.repository.startswith("oci://"):
             owner.setdefault(a.repository, a.name)
     return {
-        a.name: a.name if a.repository.startswith("oci://") else owner[a.repository]
-        for a in used
+        a.name: a.name if a.repository.startswith("oci://") else owner[a.repository] for a in used
     }
 
 
@@ -293,7 +298,7 @@ def outputs(cp: ClusterPlan) -> Iterator[Output]:
             yield Output(
                 f"{ns_folder}/{file_name('Namespace', ns)}",
                 "addons/namespace.yaml.j2",
-                {"name": ns, "labels": ns_labels},
+                {"name": ns, "labels": ns_labels, "annotations": PRUNE_DISABLED},
             )
             if cp.provider.critical_pods_need_quota and any(
                 spec_of(a.name).node_critical for a in sharing
@@ -336,6 +341,7 @@ def outputs(cp: ClusterPlan) -> Iterator[Output]:
                 "source_kind": source_kind,
                 "source_name": sources[addon.name],
                 "depends_on": [d for d in spec.depends_on if d in present],
+                "annotations": PRUNE_DISABLED if addon.name in KEEP_RELEASES else {},
                 "timeout": spec.timeout,
                 "values": values,
             },

@@ -23,7 +23,7 @@ from llmgen.clouds.base import CloudProvider
 from llmgen.plan import routing
 from llmgen.render.concerns import addons, istio
 from llmgen.render.concerns.istio import MeshView
-from llmgen.render.types import Output, file_name
+from llmgen.render.types import PRUNE_DISABLED, Output, file_name
 
 CONTROLLERS = f"infrastructure/istio/{istio.GATEWAY_ADDON}"
 CONFIGS = "infrastructure/configs/gateway"
@@ -266,6 +266,7 @@ def controller_outputs(mv: MeshView) -> Iterator[Output]:
             # Gateways get the proxy through injection (pod label), and run
             # as non-root with only the (safe) unprivileged-port sysctl.
             "labels": {**cp.labels, "pod-security.kubernetes.io/enforce": "restricted"},
+            "annotations": PRUNE_DISABLED,
         },
         mv.env_hash,
     )

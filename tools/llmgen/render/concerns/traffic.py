@@ -227,8 +227,6 @@ def preflight_route(mv: MeshView, models: list[Model]) -> dict[str, Any] | None:
     }
 
 
-
-
 def gateway_routes(mv: MeshView) -> list[dict[str, Any]]:
     """The gateway's own routes, after every model's (Istio's merge order, see the
     module docstring): `GET /v1/models`, the CORS preflight, then the errors."""
