@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from gatewaysim import merge_routes
+from llmgen.plan import routing
 from llmgen.plan.build import ClusterPlan, Placement, Plan
 from llmgen.render import engine as render
 from llmgen.render.concerns import gateway, istio, mesh
@@ -463,3 +464,23 @@ def test_whole_tree_validates_strictly_and_builds(
         ):
             kinds = {d["kind"] for d in yaml.safe_load_all(result.files[f"{base}/{rel}"])}
             assert kinds, rel
+
+
+def test_circuit_breakers_share_the_capacity_over_the_gateways_pods(
+    plan: Plan, renderer: render.Renderer
+) -> None:
+    """The review's D17: Envoy enforces a DestinationRule's connection pool in
+    each gateway pod, so the per-pod figure times the pods is what is admitted.
+    At the gateway's HPA floor that sum is the environment's decoding capacity
+    (plan/routing.py max_concurrency), not a multiple of it."""
+    low, high = gateway.GATEWAY_REPLICAS
+    cp = plan.clusters["prod-aws-use1"]
+    docs = docs_of(plan, renderer, cp.name)
+    for p in env_placements(plan, cp):
+        dr = one(docs, "DestinationRule", p.model.name, istio.INGRESS_NAMESPACE)
+        pool = dr["spec"]["trafficPolicy"]["connectionPool"]
+        capacity = routing.max_concurrency(p.model, env_placements(plan, cp))
+        per_pod = pool["http"]["http2MaxRequests"]
+        assert pool["tcp"]["maxConnections"] == per_pod
+        assert capacity <= per_pod * low < capacity + low
+        assert per_pod * high <= capacity * high // low + high

@@ -202,9 +202,10 @@ def max_num_seqs(model: Model) -> int:
 def max_concurrency(model: Model, placements: Iterable[Placement]) -> int:
     """Requests the environment's replicas of `model` can decode at once, at their maximum.
 
-    The gateway's circuit breaker (per gateway pod) opens beyond this: past
-    it, requests only queue inside vLLM and time out, so shedding them early
-    with a 503 is kinder to clients and to the GPUs.
+    The gateway's circuit breakers open beyond this (shared over its pods,
+    render/concerns/trafficpolicy.py): past it, requests only queue inside
+    vLLM and time out, so shedding them early with a 503 is kinder to clients
+    and to the GPUs.
     """
     replicas = sum(p.replicas_max_total for p in placements if p.model.name == model.name)
     return max(replicas, 1) * max_num_seqs(model)

@@ -7,10 +7,12 @@ per track (`llmgen.io/track`: stable, canary).
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from llmgen.plan import routing
 from llmgen.render.concerns import istio
+from llmgen.render.concerns.gateway import GATEWAY_REPLICAS
 
 if TYPE_CHECKING:
     from llmgen.catalog.model import Model
@@ -18,8 +20,19 @@ if TYPE_CHECKING:
 
 
 def connection_pool(mv: MeshView, model: Model) -> dict[str, Any]:
-    """Limits per gateway pod, sized to what the environment's replicas can decode."""
-    limit = routing.max_concurrency(model, mv.placements_of(model.name))
+    """Limits per gateway pod, sized so the gateway's pods together admit what the
+    environment's replicas can decode (review D17).
+
+    Envoy enforces a cluster's circuit breakers in each proxy: N gateway pods
+    admit N times the figure. The environment's capacity is shared over the
+    gateway's minimum replica count (its HPA floor), so the breakers open at
+    that capacity when the gateway is smallest, and at most
+    max/min (10/2) times it at full scale-out, where the old per-pod figure
+    reached 10 times. An exact shared cap needs a global rate limit service,
+    which llmgen does not render.
+    """
+    low, _high = GATEWAY_REPLICAS
+    limit = math.ceil(routing.max_concurrency(model, mv.placements_of(model.name)) / low)
     return {
         "tcp": {
             # vLLM speaks HTTP/1.1: one in-flight request per connection.
