@@ -127,8 +127,8 @@ def test_external_dns(plan: Plan, files: dict[str, bytes], cloud: str) -> None:
         assert source["serviceAccountToken"]["audience"] == "sts.amazonaws.com"
         (mount,) = values["extraVolumeMounts"]
         assert env["AWS_WEB_IDENTITY_TOKEN_FILE"] == f"{mount['mountPath']}/token"
-    assert values["sources"] == ["istio-gateway", "service"]
-    assert values["policy"] == "upsert-only"
+    assert values["sources"] == ["service"]
+    assert values["policy"] == "sync"
     assert values["txtOwnerId"] == cp.name
     assert cp.environment is not None and values["domainFilters"] == [cp.environment.domain]
 
@@ -425,3 +425,45 @@ def test_one_helm_repository_per_url_and_cluster(plan: Plan, files: dict[str, by
         for layer, repo in refs:
             assert repo in layer_of, (name, repo)
             assert order.index(layer_of[repo]) <= order.index(layer), (name, repo)
+
+
+def _external_dns_plan(
+    desired: set[str], current: dict[str, str], owner: str, policy: str
+) -> tuple[set[str], set[str]]:
+    """(created, deleted) names of one ExternalDNS run, as v0.19.0 decides them:
+    plan/plan.go `Calculate` filters Delete by OwnerID (the TXT registry's owner
+    of each record), and plan/policy.go `UpsertOnlyPolicy` drops every Delete.
+    `current` maps each existing record name to its owner."""
+    create = desired - set(current)
+    delete = {n for n, o in current.items() if n not in desired and o == owner}
+    return create, set() if policy == "upsert-only" else delete
+
+
+def test_a_suspended_clusters_record_leaves_dns(plan: Plan, files: dict[str, bytes]) -> None:
+    """The review's D22: `llmgen stop --cluster` (suspendedClusters) drops the
+    environment's name from that cluster's gateway, and its ExternalDNS must
+    then delete the record it published, and only its own."""
+    cp = plan.clusters["prod-aws-usw2"]
+    env = cp.environment
+    assert env is not None
+    values = releases(documents(files, cp.name))["external-dns"]["spec"]["values"]
+    owner, policy = values["txtOwnerId"], values["policy"]
+    owners = {
+        releases(documents(files, c))["external-dns"]["spec"]["values"]["txtOwnerId"]
+        for c in env.clusters
+    }
+    assert len(owners) == len(env.clusters)  # no cluster can delete another's record
+    # Route 53 after serving: each cluster's record of the shared name (told
+    # apart by set identifier) and its regional name, owned by that cluster.
+    current = {f"{env.domain}#{c}": c for c in env.clusters}
+    current |= {f"{c}.{env.domain}#": c for c in env.clusters}
+    # What the gateway publishes once suspended (the record the render gives it)
+    from llmgen.plan import routing
+
+    stopped = dataclasses.replace(env, suspended_clusters=(cp.name,))
+    peers = tuple(plan.clusters[c].cluster for c in env.clusters)
+    record = routing.dns_records(stopped, peers, {"aws", "gcp"})[cp.name]
+    suspended_desired = {f"{h}#{record.set_identifier or ''}" for h in record.hostnames}
+    assert suspended_desired == {f"{cp.name}.{env.domain}#"}  # only its regional name
+    _, deleted = _external_dns_plan(suspended_desired, current, owner, policy)
+    assert deleted == {f"{env.domain}#{cp.name}"}

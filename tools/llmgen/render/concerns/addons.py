@@ -69,8 +69,7 @@ class AddonSpec:
     timeout: str = "10m"
 
 
-# ServiceMonitors need kube-prometheus-stack's CRDs; external-dns watches Istio
-# Gateways, whose CRDs istio-base installs.
+# ServiceMonitors need kube-prometheus-stack's CRDs.
 _MONITORED = ("kube-prometheus-stack",)
 SPECS: dict[str, AddonSpec] = {
     "istio-base": AddonSpec("istio-system"),
@@ -88,7 +87,7 @@ SPECS: dict[str, AddonSpec] = {
     ),
     "karpenter": AddonSpec("karpenter"),
     "aws-load-balancer-controller": AddonSpec("aws-load-balancer-controller", _MONITORED),
-    "external-dns": AddonSpec("external-dns", ("istio-base",)),
+    "external-dns": AddonSpec("external-dns"),
     "reloader": AddonSpec("reloader"),
 }
 
@@ -192,9 +191,18 @@ def generic_values(name: str, cp: ClusterPlan) -> dict[str, Any]:
         }
     if name == "external-dns":
         values: dict[str, Any] = {
-            "sources": ["istio-gateway", "service"],
-            # Never delete records: a record another cluster or a person made survives.
-            "policy": "upsert-only",
+            # The gateway Services carry the hostnames; the Istio Gateways opt
+            # out (`controller: none`), so the istio-gateway source only cost
+            # RBAC and watches (review D22).
+            "sources": ["service"],
+            # sync, not upsert-only: a suspended cluster's gateway drops the
+            # environment's name and its record must go, or DNS keeps sending
+            # clients to it (UpsertOnlyPolicy drops every Delete, v0.19.0
+            # plan/policy.go). Deletes are limited to records this cluster
+            # owns by its TXT registry entry (plan/plan.go Calculate filters
+            # Delete/Update by OwnerID), so another cluster's or a person's
+            # record survives.
+            "policy": "sync",
             "registry": "txt",
             "txtOwnerId": cluster.name,
         }
