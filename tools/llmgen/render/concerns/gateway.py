@@ -330,6 +330,20 @@ def waf_plugin_config(mode: str) -> dict[str, Any]:
     }
 
 
+def certificate_names(mv: MeshView, hosts: list[str]) -> list[str]:
+    """The gateway's names plus its cluster's regional name (review D20).
+
+    Every cluster in the policy record set serves only the shared name, so
+    each would order the same name set, and Let's Encrypt allows five
+    certificates per exact set per week: a bring-up of four clusters and one
+    rebuild exhaust it. The regional name makes each cluster's set its own
+    (its DNS-01 TXT record is the cluster's own too); the shared name's
+    challenge is still written by each cluster (docs: issue-14 answers).
+    """
+    regional = routing.regional_hostname(mv.cp.name, mv.environment.domain)
+    return hosts if regional in hosts else [*hosts, regional]
+
+
 def config_outputs(mv: MeshView) -> Iterator[Output]:
     cp = mv.cp
     labels = cp.labels
@@ -357,7 +371,7 @@ def config_outputs(mv: MeshView) -> Iterator[Output]:
             "labels": labels,
             # The gateway reads credentialName from its own namespace.
             "secret_name": istio.GATEWAY_TLS_SECRET,
-            "dns_names": hosts,
+            "dns_names": certificate_names(mv, hosts),
             "issuer": mv.environment.tls_issuer,
         },
         mv.env_hash,
