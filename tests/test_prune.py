@@ -58,6 +58,10 @@ def test_deleting_an_infrastructure_layer_keeps_namespaces_and_the_core_releases
 
 
 def test_the_mesh_ca_secret_outlives_its_external_secret(files: dict[str, bytes]) -> None:
+    """Orphan keeps syncing: ESO v0.20.4 updates an existing target under Orphan
+    and removes its own controller reference from a Secret it created under
+    Owner (pkg/controllers/externalsecret/externalsecret_controller.go), so a
+    running cluster migrates without a hand edit."""
     for cluster in ("prod-aws-use1", "prod-gcp-usc1"):
         (cacerts,) = [
             d
