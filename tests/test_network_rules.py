@@ -137,7 +137,16 @@ def test_a_health_check_nothing_uses_is_refused_at_its_key(scratch_repo: Path) -
         .index("      prod-aws-use1: 0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0")
     )
     assert err.startswith(f"{STAGING}:{line + 1}:7: spec.dns.healthChecks.prod-aws-use1: ")
-    assert "not in llm.staging.example.com's weighted record set" in err
+    assert err.endswith(
+        "health check for 'prod-aws-use1', which is not a cluster of this environment: "
+        "no record of llm.staging.example.com would use it"
+    )
+
+
+def test_stopping_a_gke_cluster_keeps_its_health_check_valid(scratch_repo: Path) -> None:
+    """`llmgen stop --cluster` only edits suspendedClusters: the ID stays for the restart."""
+    edit(scratch_repo, PROD, "  dns:\n", "  suspendedClusters: [prod-gcp-euw4]\n  dns:\n")
+    assert errors(scratch_repo) == []
 
 
 def test_external_dns_puts_the_health_check_on_the_gke_record(

@@ -131,8 +131,9 @@ def dns_health_checks(ctx: Context) -> Iterator[Diagnostic]:
     health check with a failover record, Route 53 treats it as healthy",
     Route 53 Developer Guide, failover records). So under failover the other
     cluster would never take over: refused. Under latency, weighted or geo a
-    dead GKE gateway keeps its share: warned. An ID for a cluster whose
-    record is not in the set would be silently unused: refused.
+    dead GKE gateway keeps its share: warned. An ID for a cluster outside the
+    environment would be silently unused: refused (a suspended cluster keeps
+    its ID for the restart).
     """
     for env in ctx.catalog.environments.values():
         if env.dns is None:
@@ -141,13 +142,13 @@ def dns_health_checks(ctx: Context) -> Iterator[Diagnostic]:
         if env.routing_policy == "failover" and len(active) > 2:
             continue  # global_name_coverage refuses it; which two join is moot
         joined = _joined(env, active)
-        names = {c.name for c in joined}
         for name in sorted(env.dns.health_checks):
-            if name not in names:
+            # A suspended cluster keeps its ID for when it starts again
+            # (`llmgen stop --cluster` edits suspendedClusters only).
+            if name not in env.clusters:
                 yield env.dns.where.error(
-                    f"health check for {name!r}, whose gateway is not in {env.domain}'s "
-                    f"{env.routing_policy} record set (not an active cluster of this "
-                    "environment, or not one of failover's two): nothing would use it",
+                    f"health check for {name!r}, which is not a cluster of this "
+                    f"environment: no record of {env.domain} would use it",
                     "healthChecks",
                     name,
                     key=True,
