@@ -12,10 +12,25 @@ What it reproduces, and from where:
   when the rendered EnvoyFilter inserts ext_proc into the gateway's chain with
   the router's cluster, and it never touches the response (the filter's
   `response_body_mode` must be NONE, so streams are not buffered);
+- Istio's merge of the VirtualServices bound to the gateway (Istio 1.27.3,
+  same in 1.28): `PushContext.VirtualServicesForGateway`
+  (pilot/pkg/model/push_context.go) lists those private to the gateway's
+  namespace (`exportTo: ["."]`), then those exported to it, then the public
+  ones; each group by creation time, then name, then namespace
+  (`sortConfigByCreationTime`, pilot/pkg/model/config.go); their routes are
+  concatenated in that order (pilot/pkg/networking/core/gateway.go
+  `buildGatewayHTTPRouteConfig`) and `SortVHostRoutes`
+  (pilot/pkg/networking/core/route/route.go) moves catch-all routes (prefix
+  `/`, no header, query or metadata match) to the end. Creation times are
+  the `created` argument (Flux's apply order, which llmgen cannot fix);
 - Istio's VirtualService matching (istio.io HTTPRoute / HTTPMatchRequest):
   routes in order, the first whose any `match` entry fits wins; inside an
   entry `uri` (exact, prefix), `method` (exact) and every `headers` entry
-  (exact, prefix, regex as a full RE2 match) must all fit;
+  (exact, prefix, regex as a full RE2 match) must all fit, and no
+  `withoutHeaders` entry may: `regex: "*"` (or an empty match) means "the
+  header is present", anything else is matched with a missing header
+  treated as empty (`TranslateRouteMatch`: InvertMatch plus
+  TreatMissingHeaderAsEmpty);
 - `rewrite.uri` replacing the matched prefix, `directResponse` with its body and
   `headers.response.set`, and the route's weighted destinations (the stable
   subset takes the request in these tests: weights are checked elsewhere);
@@ -62,11 +77,70 @@ def documents(files: dict[str, bytes], cluster: str) -> list[dict[str, Any]]:
     return out
 
 
+GATEWAY = "llm-gateway"
+GATEWAY_NAMESPACE = "istio-ingress"
+
+
+def _exported_group(vs: dict[str, Any]) -> int:
+    """0 private to the gateway's namespace, 1 exported to it, 2 public, -1 not visible."""
+    ns = vs["metadata"].get("namespace", "default")
+    export = vs["spec"].get("exportTo") or ["*"]  # the mesh default: public
+    if "*" in export:
+        return 2
+    if ("." in export or ns in export) and ns == GATEWAY_NAMESPACE:
+        return 0
+    return 1 if GATEWAY_NAMESPACE in export else -1
+
+
+def _bound(vs: dict[str, Any]) -> bool:
+    ns = vs["metadata"].get("namespace", "default")
+    names = {g if "/" in g else f"{ns}/{g}" for g in vs["spec"].get("gateways", [])}
+    return f"{GATEWAY_NAMESPACE}/{GATEWAY}" in names and bool(vs["spec"].get("hosts"))
+
+
+def merge_routes(
+    services: list[dict[str, Any]], created: dict[str, int] | None = None
+) -> list[dict[str, Any]]:
+    """The gateway's route list for one host, as istiod builds it (module docstring).
+
+    `created` maps a VirtualService's name to its creation order; unnamed ones
+    count as created together (Istio then orders by name, then namespace).
+    """
+    created = created or {}
+    services = [d for d in services if d.get("kind") == "VirtualService"]
+    visible = [vs for vs in services if _bound(vs) and _exported_group(vs) >= 0]
+    visible.sort(
+        key=lambda vs: (
+            _exported_group(vs),
+            created.get(vs["metadata"]["name"], 0),
+            vs["metadata"]["name"],
+            vs["metadata"].get("namespace", "default"),
+        )
+    )
+    routes = [r for vs in visible for r in vs["spec"].get("http", [])]
+    return [r for r in routes if not _catch_all(r)] + [r for r in routes if _catch_all(r)]
+
+
+def _catch_all(route: dict[str, Any]) -> bool:
+    """`IsCatchAllRoute` on the route Istio builds from each match entry (one
+    Envoy route per entry; a route without match is prefix `/`)."""
+    for m in route.get("match") or [{}]:
+        uri = m.get("uri") or {"prefix": "/"}
+        if uri.get("prefix") != "/" and uri.get("regex") != ".*":
+            return False
+        if m.get("headers") or m.get("withoutHeaders") or m.get("method"):
+            return False
+        if m.get("queryParams") or m.get("authority") or m.get("scheme"):
+            return False
+    return True
+
+
 class Gateway:
     """The routing half of one cluster's gateway, from its rendered documents."""
 
-    def __init__(self, docs: list[dict[str, Any]]) -> None:
-        self.vs = next(d for d in docs if d["kind"] == "VirtualService")
+    def __init__(self, docs: list[dict[str, Any]], created: dict[str, int] | None = None) -> None:
+        self.services = [d for d in docs if d["kind"] == "VirtualService"]
+        self.routes = merge_routes(self.services, created)
         self.httproutes = [d for d in docs if d["kind"] == "HTTPRoute"]
         self.pools = {
             (d["metadata"]["namespace"], d["metadata"]["name"])
@@ -144,7 +218,7 @@ class Gateway:
         return chosen, headers
 
     def _match(self, method: str, path: str, headers: dict[str, str]) -> dict[str, Any] | None:
-        for route in self.vs["spec"]["http"]:
+        for route in self.routes:
             for m in route.get("match", [{}]):
                 if _fits(m, method, path, headers):
                     return route
@@ -208,15 +282,24 @@ def _fits(m: dict[str, Any], method: str, path: str, headers: dict[str, str]) ->
         return False
     for name, want in m.get("headers", {}).items():
         got = headers.get(name.lower())
-        if got is None:
+        if got is None or not _string_fits(want, got):
             return False
-        if "exact" in want and got != want["exact"]:
-            return False
-        if "prefix" in want and not got.startswith(want["prefix"]):
-            return False
-        if "regex" in want and not re.fullmatch(want["regex"], got):
+    for name, want in m.get("withoutHeaders", {}).items():
+        got = headers.get(name.lower())
+        if not want or want.get("regex") == "*":  # present_match, inverted
+            if got is not None:
+                return False
+        elif _string_fits(want, "" if got is None else got):
             return False
     return True
+
+
+def _string_fits(want: dict[str, str], got: str) -> bool:
+    if "exact" in want and got != want["exact"]:
+        return False
+    if "prefix" in want and not got.startswith(want["prefix"]):
+        return False
+    return not ("regex" in want and not re.fullmatch(want["regex"], got))
 
 
 def fake_vllm(host: str, path: str, body: bytes) -> Reply:

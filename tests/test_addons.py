@@ -68,7 +68,8 @@ def test_every_addon_has_a_pinned_source_and_release(
             assert src["spec"]["ref"] == {"tag": addon.version}
             assert src["spec"]["url"] == f"{addon.repository}/{addon.chart}"
         else:
-            src = sources[("HelmRepository", name)]
+            repo = spec["chart"]["spec"]["sourceRef"]["name"]
+            src = sources[("HelmRepository", repo)]
             assert spec["chart"]["spec"]["version"] == addon.version
             assert spec["chart"]["spec"]["chart"] == addon.chart
             assert src["spec"]["url"] == addon.repository
@@ -129,8 +130,8 @@ def test_external_dns(plan: Plan, files: dict[str, bytes], cloud: str) -> None:
         assert source["serviceAccountToken"]["audience"] == "sts.amazonaws.com"
         (mount,) = values["extraVolumeMounts"]
         assert env["AWS_WEB_IDENTITY_TOKEN_FILE"] == f"{mount['mountPath']}/token"
-    assert values["sources"] == ["istio-gateway", "service"]
-    assert values["policy"] == "upsert-only"
+    assert values["sources"] == ["service"]
+    assert values["policy"] == "sync"
     assert values["txtOwnerId"] == cp.name
     assert cp.environment is not None and values["domainFilters"] == [cp.environment.domain]
 
@@ -397,3 +398,75 @@ def test_gpu_operator_and_nfd_run_on_tainted_gpu_nodes(
     for taint in taints:
         assert _tolerated(taint, operands), (taint, operands)
         assert _tolerated(taint, nfd), (taint, nfd)
+
+
+def test_one_helm_repository_per_url_and_cluster(plan: Plan, files: dict[str, bytes]) -> None:
+    """The review's D23: four identical Istio HelmRepositories fetched one index
+    four times. Now every HTTP repository URL has one object per cluster, in
+    the earliest layer whose releases read it, and every release names it."""
+    for name in plan.clusters:
+        base = f"generated/clusters/{name}/"
+        urls: dict[str, list[str]] = {}
+        layer_of: dict[str, str] = {}
+        refs: list[tuple[str, str]] = []
+        for path, body in files.items():
+            if not path.startswith(base + "infrastructure/"):
+                continue
+            layer = path[len(base) :].split("/")[1]
+            for d in yaml.safe_load_all(body):
+                if not d or "kind" not in d:
+                    continue
+                if d["kind"] == "HelmRepository":
+                    urls.setdefault(d["spec"]["url"], []).append(d["metadata"]["name"])
+                    layer_of[d["metadata"]["name"]] = layer
+                elif d["kind"] == "HelmRelease" and "chart" in d["spec"]:
+                    refs.append((layer, d["spec"]["chart"]["spec"]["sourceRef"]["name"]))
+        assert all(len(v) == 1 for v in urls.values()), (name, urls)
+        istio_repo = urls.get("https://istio-release.storage.googleapis.com/charts")
+        assert istio_repo == ["istio-base"], name
+        order = ["controllers", "istio"]
+        for layer, repo in refs:
+            assert repo in layer_of, (name, repo)
+            assert order.index(layer_of[repo]) <= order.index(layer), (name, repo)
+
+
+def _external_dns_plan(
+    desired: set[str], current: dict[str, str], owner: str, policy: str
+) -> tuple[set[str], set[str]]:
+    """(created, deleted) names of one ExternalDNS run, as v0.19.0 decides them:
+    plan/plan.go `Calculate` filters Delete by OwnerID (the TXT registry's owner
+    of each record), and plan/policy.go `UpsertOnlyPolicy` drops every Delete.
+    `current` maps each existing record name to its owner."""
+    create = desired - set(current)
+    delete = {n for n, o in current.items() if n not in desired and o == owner}
+    return create, set() if policy == "upsert-only" else delete
+
+
+def test_a_suspended_clusters_record_leaves_dns(plan: Plan, files: dict[str, bytes]) -> None:
+    """The review's D22: `llmgen stop --cluster` (suspendedClusters) drops the
+    environment's name from that cluster's gateway, and its ExternalDNS must
+    then delete the record it published, and only its own."""
+    cp = plan.clusters["prod-aws-usw2"]
+    env = cp.environment
+    assert env is not None
+    values = releases(documents(files, cp.name))["external-dns"]["spec"]["values"]
+    owner, policy = values["txtOwnerId"], values["policy"]
+    owners = {
+        releases(documents(files, c))["external-dns"]["spec"]["values"]["txtOwnerId"]
+        for c in env.clusters
+    }
+    assert len(owners) == len(env.clusters)  # no cluster can delete another's record
+    # Route 53 after serving: each cluster's record of the shared name (told
+    # apart by set identifier) and its regional name, owned by that cluster.
+    current = {f"{env.domain}#{c}": c for c in env.clusters}
+    current |= {f"{c}.{env.domain}#": c for c in env.clusters}
+    # What the gateway publishes once suspended (the record the render gives it)
+    from llmgen.plan import routing
+
+    stopped = dataclasses.replace(env, suspended_clusters=(cp.name,))
+    peers = tuple(plan.clusters[c].cluster for c in env.clusters)
+    record = routing.dns_records(stopped, peers, {"aws", "gcp"})[cp.name]
+    suspended_desired = {f"{h}#{record.set_identifier or ''}" for h in record.hostnames}
+    assert suspended_desired == {f"{cp.name}.{env.domain}#"}  # only its regional name
+    _, deleted = _external_dns_plan(suspended_desired, current, owner, policy)
+    assert deleted == {f"{env.domain}#{cp.name}"}

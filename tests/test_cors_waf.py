@@ -1,9 +1,10 @@
 """Browsers and the WAF at the gateway (issue 14, points 8 and 9).
 
 Route matching follows Istio's VirtualService semantics (1.27, unchanged at
-the pinned 1.28.0) (http routes in
-order, the first whose any `match` entry holds wins; a match entry's fields
-all hold). The CORS answer follows Envoy's CORS filter
+the pinned 1.28.0) as tests/gatewaysim.py replays them (the merge of every
+VirtualService bound to the gateway, then http routes in order, the first
+whose any `match` entry holds wins; a match entry's fields all hold). The
+CORS answer follows Envoy's CORS filter
 (source/extensions/filters/http/cors/cors_filter.cc): with no matched route
 it continues and the router answers 404 without CORS headers; on a matched
 route whose policy allows the origin, a preflight (OPTIONS with Origin and
@@ -19,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from gatewaysim import _fits, documents, merge_routes
 from llmgen.catalog.validate import validate
 from llmgen.plan.build import Plan
 from llmgen.render.pipeline import checked_catalog
@@ -27,36 +29,16 @@ CLUSTER = "prod-aws-use1"
 
 
 def virtual_service(files: dict[str, bytes], cluster: str = CLUSTER) -> dict[str, Any]:
-    body = files[f"generated/clusters/{cluster}/infrastructure/configs/routes.yaml"]
-    (vs,) = [d for d in yaml.safe_load_all(body) if d and d["kind"] == "VirtualService"]
-    return vs
-
-
-def _holds(match: dict[str, Any], method: str, path: str, headers: dict[str, str]) -> bool:
-    for key, cond in match.items():
-        if key == "uri" and not (
-            path.startswith(cond["prefix"]) if "prefix" in cond else path == cond["exact"]
-        ):
-            return False
-        if key == "method" and cond["exact"] != method:
-            return False
-        if key == "headers":
-            for name, want in cond.items():
-                got = headers.get(name)
-                if got is None:
-                    return False
-                if "exact" in want and got != want["exact"]:
-                    return False
-                if "regex" in want and not re.fullmatch(want["regex"], got):
-                    return False
-    return True
+    """The gateway's routes as istiod merges every VirtualService bound to it
+    (tests/gatewaysim.py `merge_routes`, with its sources)."""
+    return {"spec": {"http": merge_routes(documents(files, cluster))}}
 
 
 def matched_route(
     vs: dict[str, Any], method: str, path: str, headers: dict[str, str]
 ) -> dict[str, Any] | None:
     for route in vs["spec"]["http"]:
-        if any(_holds(m, method, path, headers) for m in route["match"]):
+        if any(_fits(m, method, path, headers) for m in route["match"]):
             return route
     return None
 
@@ -113,7 +95,7 @@ def test_the_preflight_route_is_last_and_only_for_options(files: dict[str, bytes
     assert all("directResponse" in r for r in routes[routes.index(last) + 1 :])
     assert last["match"] == [{"method": {"exact": "OPTIONS"}, "uri": {"prefix": "/v1/"}}]
     assert "directResponse" not in last  # Envoy's CORS filter needs a route entry
-    assert last["corsPolicy"] == routes[0]["corsPolicy"]
+    assert last["corsPolicy"] == forwarding[0]["corsPolicy"]
     # A POST naming no model reaches no model: the gateway answers it (400).
     vs = virtual_service(files)
     got = matched_route(vs, "POST", "/v1/chat/completions", {})

@@ -104,3 +104,34 @@ def test_istiod_runs_two_replicas(files: dict[str, bytes]) -> None:
         effective = {**values, **values.get("pilot", {})}  # zzy_descope_legacy.yaml
         assert effective.get("autoscaleMin", 1) >= 2
         assert effective.get("replicaCount", 1) >= 2
+
+
+TG_ATTRIBUTES = "service.beta.kubernetes.io/aws-load-balancer-target-group-attributes"
+
+
+def preserves_client_ip(annotations: dict[str, str]) -> bool:
+    """LBC v2.14 `buildPreserveClientIPFlag` (pkg/service/model_build_target_group.go):
+    the `preserve_client_ip.enabled` target group attribute if given, else on
+    for `instance` targets and off for `ip` targets."""
+    raw = annotations.get(TG_ATTRIBUTES, "")
+    attrs = dict(kv.split("=", 1) for kv in raw.split(",") if kv)
+    if "preserve_client_ip.enabled" in attrs:
+        return attrs["preserve_client_ip.enabled"].lower() == "true"
+    target = annotations.get("service.beta.kubernetes.io/aws-load-balancer-nlb-target-type")
+    return target == "instance"
+
+
+def test_the_ingress_gateway_sees_client_ips(files: dict[str, bytes]) -> None:
+    """The review's D18: NLB `ip` targets lose the client address unless the
+    target group preserves it; the WAF, access logs and policies need it. GKE's
+    passthrough load balancer keeps it with externalTrafficPolicy Local."""
+    aws = _releases(files, "prod-aws-use1")
+    ingress = aws["istio-ingressgateway"]["service"]
+    assert (
+        ingress["annotations"]["service.beta.kubernetes.io/aws-load-balancer-nlb-target-type"]
+        == "ip"
+    )
+    assert preserves_client_ip(ingress["annotations"])
+    assert not preserves_client_ip(aws["istio-eastwestgateway"]["service"]["annotations"])
+    gcp = _releases(files, "prod-gcp-usc1")["istio-ingressgateway"]["service"]
+    assert gcp["externalTrafficPolicy"] == "Local"

@@ -20,6 +20,8 @@ import jsonschema
 import pytest
 import yaml
 
+from gatewaysim import merge_routes
+from llmgen.plan import routing
 from llmgen.plan.build import ClusterPlan, Placement, Plan
 from llmgen.render import engine as render
 from llmgen.render.concerns import gateway, istio, mesh
@@ -89,6 +91,11 @@ def all_clusters(plan: Plan) -> Iterator[str]:
 # ------------------------------------------------------------------ routing
 
 
+def merged(docs: list[Doc]) -> Doc:
+    """The gateway's routes as istiod merges its VirtualServices (tests/gatewaysim.py)."""
+    return {"spec": {"http": merge_routes(docs)}}
+
+
 def forwarding(vs: dict[str, Any]) -> list[dict[str, Any]]:
     """The routes that forward to a model (not the gateway's own direct answers)."""
     routes = [r for r in vs["spec"]["http"] if "directResponse" not in r]
@@ -102,7 +109,7 @@ def test_route_weights_sum_to_100_and_canary_gets_its_weight(
     seen_canary = False
     for cluster in all_clusters(plan):
         docs = docs_of(plan, renderer, cluster)
-        vs = one(docs, "VirtualService", istio.VIRTUAL_SERVICE)
+        vs = merged(docs)
         env = plan.clusters[cluster].environment
         if env is not None and env.uses_inference_pools:
             # The edge sends each model to its pool entry; the HTTPRoute splits
@@ -132,14 +139,18 @@ def test_route_weights_sum_to_100_and_canary_gets_its_weight(
 def test_prefix_routes_rewrite_to_v1_and_come_before_header_routes(
     plan: Plan, renderer: render.Renderer
 ) -> None:
+    # Each model's own VirtualService: its prefix, its header, then its body
+    # route (Istio keeps a VirtualService's order when it merges them).
     docs = docs_of(plan, renderer, "prod-aws-use1")
-    http = one(docs, "VirtualService", istio.VIRTUAL_SERVICE)["spec"]["http"]
-    kinds = [r["name"].rsplit("-", 1)[1] for r in http if "route" in r]
-    assert kinds == sorted(kinds, key=lambda k: k != "prefix")
-    llama = next(r for r in http if r["name"] == "llama-3-1-8b-instruct-prefix")
+    http = one(docs, "VirtualService", "llama-3-1-8b-instruct")["spec"]["http"]
+    assert [r["name"] for r in http] == [
+        "llama-3-1-8b-instruct-prefix",
+        "llama-3-1-8b-instruct-header",
+        "llama-3-1-8b-instruct-body",
+    ]
+    llama, header, body = http
     assert llama["match"] == [{"uri": {"prefix": "/v1/llama-3.1-8b/"}}]
     assert llama["rewrite"] == {"uri": "/v1/"}
-    header = next(r for r in http if r["name"] == "llama-3-1-8b-instruct-header")
     assert header["match"] == [
         {
             "uri": {"prefix": "/v1/"},
@@ -147,14 +158,14 @@ def test_prefix_routes_rewrite_to_v1_and_come_before_header_routes(
         }
     ]
     assert "rewrite" not in header
-    prefixes = [r["match"][0]["uri"]["prefix"] for r in http if r["name"].endswith("-prefix")]
-    assert [len(p) for p in prefixes] == sorted((len(p) for p in prefixes), reverse=True)
+    # an explicit header wins over the body in any merge order
+    assert body["match"][0]["withoutHeaders"] == {"x-llmgen-model": {"regex": ".+"}}
 
 
 def test_streaming_routes_never_retry_a_started_generation(
     plan: Plan, renderer: render.Renderer
 ) -> None:
-    vs = one(docs_of(plan, renderer, "prod-gcp-usc1"), "VirtualService", istio.VIRTUAL_SERVICE)
+    vs = merged(docs_of(plan, renderer, "prod-gcp-usc1"))
     for route in forwarding(vs):
         retry_on = set(route["retries"]["retryOn"].split(","))
         assert retry_on <= {"connect-failure", "refused-stream", "reset-before-request"}
@@ -166,7 +177,7 @@ def test_cors_equals_the_catalog(plan: Plan, renderer: render.Renderer) -> None:
     for cluster in all_clusters(plan):
         env = plan.clusters[cluster].environment
         assert env is not None
-        vs = one(docs_of(plan, renderer, cluster), "VirtualService", istio.VIRTUAL_SERVICE)
+        vs = merged(docs_of(plan, renderer, cluster))
         for route in forwarding(vs):
             origins = [o["exact"] for o in route["corsPolicy"]["allowOrigins"]]
             assert origins == list(env.cors_allow_origins)
@@ -182,7 +193,7 @@ def test_a_gateway_routes_models_placed_only_in_other_clusters(
         p.name == "mixtral-8x7b-instruct" for p in plan.clusters["prod-aws-usw2"].placements
     )
     docs = docs_of(plan, renderer, "prod-aws-usw2")
-    names = [r["name"] for r in one(docs, "VirtualService", istio.VIRTUAL_SERVICE)["spec"]["http"]]
+    names = [r["name"] for r in merged(docs)["spec"]["http"]]
     assert "mixtral-8x7b-instruct-prefix" in names
     dr = one(docs, "DestinationRule", "mixtral-8x7b-instruct", istio.INGRESS_NAMESPACE)
     locality = dr["spec"]["trafficPolicy"]["loadBalancer"]["localityLbSetting"]
@@ -369,7 +380,8 @@ def test_prod_two_clouds_golden(plan: Plan, renderer: render.Renderer) -> None:
         assert [s["hosts"] for s in gw["spec"]["servers"]] == [hosts, hosts]
         assert gw["spec"]["servers"][1]["tls"] == {"httpsRedirect": True}
         cert = one(docs, "Certificate", istio.GATEWAY_NAME, istio.INGRESS_NAMESPACE)
-        assert cert["spec"]["dnsNames"] == hosts
+        # plus its regional name: a name set of its own (Let's Encrypt's limit)
+        assert cert["spec"]["dnsNames"] == [*hosts, f"{cluster}.llm.example.com"]
         assert cert["spec"]["issuerRef"]["name"] == "letsencrypt-prod"
         assert cert["spec"]["secretName"] == gw["spec"]["servers"][0]["tls"]["credentialName"]
         # east-west gateway on this cluster's network
@@ -500,3 +512,45 @@ def test_whole_tree_validates_strictly_and_builds(
         ):
             kinds = {d["kind"] for d in yaml.safe_load_all(result.files[f"{base}/{rel}"])}
             assert kinds, rel
+
+
+def test_circuit_breakers_share_the_capacity_over_the_gateways_pods(
+    plan: Plan, renderer: render.Renderer
+) -> None:
+    """The review's D17: Envoy enforces a DestinationRule's connection pool in
+    each gateway pod, so the per-pod figure times the pods is what is admitted.
+    At the gateway's HPA floor that sum is the environment's decoding capacity
+    (plan/routing.py max_concurrency), not a multiple of it."""
+    low, high = gateway.GATEWAY_REPLICAS
+    cp = plan.clusters["prod-aws-use1"]
+    docs = docs_of(plan, renderer, cp.name)
+    for p in env_placements(plan, cp):
+        dr = one(docs, "DestinationRule", p.model.name, istio.INGRESS_NAMESPACE)
+        pool = dr["spec"]["trafficPolicy"]["connectionPool"]
+        capacity = routing.max_concurrency(p.model, env_placements(plan, cp))
+        per_pod = pool["http"]["http2MaxRequests"]
+        assert pool["tcp"]["maxConnections"] == per_pod
+        assert capacity <= per_pod * low < capacity + low
+        assert per_pod * high <= capacity * high // low + high
+
+
+def test_each_clusters_certificate_orders_its_own_name_set(
+    plan: Plan, renderer: render.Renderer
+) -> None:
+    """Let's Encrypt issues at most five certificates per exact set of names a
+    week: clusters ordering the same set (only the shared name) exhaust it
+    on one bring-up and a rebuild (review D20). Each set is now unique and
+    still covers every name the gateway serves."""
+    for env in {plan.clusters[c].environment.name for c in all_clusters(plan)}:
+        sets = []
+        for cluster in all_clusters(plan):
+            cp = plan.clusters[cluster]
+            if cp.environment.name != env:
+                continue
+            docs = docs_of(plan, renderer, cluster)
+            cert = one(docs, "Certificate", istio.GATEWAY_NAME, istio.INGRESS_NAMESPACE)
+            names = cert["spec"]["dnsNames"]
+            view = istio.view(cp, env_placements(plan, cp))
+            assert view is not None and set(gateway.gateway_hosts(view)) <= set(names)
+            sets.append(frozenset(names))
+        assert len(set(sets)) == len(sets), env

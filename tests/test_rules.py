@@ -752,6 +752,7 @@ def test_every_rule_is_exercised() -> None:
         "unique_routes",
         "secret_backends",
         "secret_stores",
+        "secret_regions",  # tests/test_secrets.py
         "secret_names",
         "config_credentials",
         "cluster_versions",
@@ -765,6 +766,7 @@ def test_every_rule_is_exercised() -> None:
         "pinned_tool_images",  # tests/test_pinned_images.py
         "lbc_vpc",  # tests/test_network_rules.py
         "global_name_coverage",  # tests/test_network_rules.py
+        "dns_health_checks",  # tests/test_network_rules.py
         "sync_clusters",
         "mirror_resources",
         "mirror_uris",

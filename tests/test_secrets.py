@@ -180,7 +180,7 @@ def test_vault_store_uses_kubernetes_auth_per_cluster_and_kv_v2(shipped: dict[st
 def test_aws_store_assumes_the_environment_role_through_irsa(shipped: dict[str, bytes]) -> None:
     store = obj(shipped, "prod-aws-usw2", "ClusterSecretStore", "llmgen-aws")
     aws = store["spec"]["provider"]["aws"]
-    assert (aws["service"], aws["region"]) == ("SecretsManager", "us-east-1")
+    assert (aws["service"], aws["region"]) == ("SecretsManager", "us-west-2")  # its replica
     ref = aws["auth"]["jwt"]["serviceAccountRef"]
     sa = obj(shipped, "prod-aws-usw2", "ServiceAccount", sb.AWS_SERVICE_ACCOUNT)
     assert (ref["name"], ref["namespace"]) == (sa["metadata"]["name"], sa["metadata"]["namespace"])
@@ -478,3 +478,40 @@ def test_kustomize_builds_the_secrets_layers(
 
 def test_shipped_render_is_clean_for_the_guard(shipped: dict[str, bytes]) -> None:
     assert guard.scan(shipped) == []
+
+
+def test_an_aws_cluster_reads_its_own_regions_replica(shipped: dict[str, bytes]) -> None:
+    """The review's D21: prod-aws-usw2's stores read us-east-1, so a us-east-1
+    outage stopped its secret sync. With the secrets replicated to us-west-2
+    (Secrets Manager replicas keep each secret's name, which is what the
+    stores' remoteRef keys are), every store of that cluster reads there."""
+    import yaml
+
+    seen = 0
+    for cluster, region in (("prod-aws-use1", "us-east-1"), ("prod-aws-usw2", "us-west-2")):
+        for path, body in shipped.items():
+            if not path.startswith(f"generated/clusters/{cluster}/"):
+                continue
+            for d in yaml.safe_load_all(body):
+                if d and d["kind"] in ("ClusterSecretStore", "SecretStore"):
+                    aws = d["spec"]["provider"].get("aws")
+                    if aws is not None:
+                        assert aws["region"] == region, (path, d["metadata"]["name"])
+                        seen += 1
+    assert seen >= 4
+
+
+def test_reading_another_regions_secrets_is_warned(scratch_repo: Path) -> None:
+    from llmgen.catalog.validate import validate
+
+    prod = scratch_repo / "catalog/environments/prod.yaml"
+    text = prod.read_text()
+    prod.write_text(text.replace("replicaRegions: [us-west-2],", ""))
+    result = validate(scratch_repo)
+    assert not [d for d in result.diagnostics if d.is_error]
+    (warn,) = [str(d) for d in result.diagnostics if "reads its secrets from" in str(d)]
+    assert warn.startswith("catalog/environments/prod.yaml:")
+    assert (
+        ": spec.secretStores.aws: prod-aws-usw2 (us-west-2) reads its secrets from us-east-1"
+        in warn
+    )

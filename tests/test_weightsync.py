@@ -51,9 +51,36 @@ def test_only_each_clouds_sync_cluster_renders_the_layer(shipped: tuple[Plan, Do
             assert cluster in with_jobs
             assert ks["spec"]["path"] == f"./generated/clusters/{cluster}/weights"
         # kstatus reports a started Job as Current: a dependency on the weights
-        # layer would release the models mid-copy, so nothing depends on it.
+        # layers would release the models mid-copy, so no model depends on
+        # them; each model's sync Jobs (`weights-<model>`, one Flux path per
+        # model so none grows with the catalog) wait for the namespace's layer.
         deps = [d["name"] for d in ks.get("spec", {}).get("dependsOn", [])]
-        assert "weights" not in deps
+        name = ks["metadata"]["name"]
+        if name.startswith("weights-"):
+            model = name.removeprefix("weights-")
+            assert deps == ["infrastructure-controllers", "weights"]
+            assert ks["spec"]["path"] == f"./generated/clusters/{cluster}/weights/{model}"
+        else:
+            assert not any(d == "weights" or d.startswith("weights-") for d in deps), name
+
+
+def test_each_models_sync_jobs_are_their_own_flux_path(files: dict[str, bytes]) -> None:
+    """`weights/<model>/` holds that model's Jobs (every revision) and nothing else;
+    the `weights` folder keeps only what does not grow with the catalog."""
+    base = "generated/clusters/prod-aws-use1/weights/"
+    seen = 0
+    for path, body in files.items():
+        if not path.startswith(base) or path.endswith("kustomization.yaml"):
+            continue
+        rest = path[len(base) :]
+        docs = [d for d in yaml.safe_load_all(body) if d]
+        if "/" in rest:
+            model = rest.split("/", 1)[0]
+            assert {d["metadata"]["labels"]["llmgen.io/model"] for d in docs} == {model}
+            seen += sum(1 for d in docs if d["kind"] == "Job")
+        else:
+            assert {d["kind"] for d in docs} <= {"Namespace", "NetworkPolicy", "PrometheusRule"}
+    assert seen >= 5
 
 
 def test_one_job_per_revision_each_cloud_needs(shipped: tuple[Plan, Docs]) -> None:
@@ -146,9 +173,10 @@ def test_each_revision_has_its_own_identity(shipped: tuple[Plan, Docs]) -> None:
 
 
 def _rules(docs: Docs) -> dict[str, Any]:
-    (rule,) = sync_docs(docs, "prod-aws-use1", "PrometheusRule")
-    spec: dict[str, Any] = rule["spec"]
-    return spec
+    """Every sync alert group of the cluster (the shared rule and each model's)."""
+    rules = sync_docs(docs, "prod-aws-use1", "PrometheusRule")
+    assert len(rules) > 1
+    return {"groups": [g for r in rules for g in r["spec"]["groups"]]}
 
 
 def _promtool(tmp_path: Path, rules: dict[str, Any], tests: list[dict[str, Any]]) -> str:

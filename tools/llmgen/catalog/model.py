@@ -269,6 +269,8 @@ class DnsAuthority:
     zone_id: str
     account_id: str
     where: Where
+    #: spec.dns.healthChecks: Route 53 health check ID per cluster
+    health_checks: dict[str, str] = field(default_factory=dict)
 
 
 # ----------------------------------------------------------------- platform
@@ -567,6 +569,7 @@ def _environment(cat: Catalog, doc: Document, spec: dict[str, Any]) -> None:
             spec["dns"]["zoneID"],
             spec["dns"]["accountID"],
             _where(doc, "spec", "dns"),
+            dict(spec["dns"].get("healthChecks", {})),
         )
         if "dns" in spec
         else None,

@@ -13,6 +13,9 @@
 - Route 53 keeps one latency record per AWS region and name: two active
   clusters whose records name the same AWS region (a GCP region maps to the
   nearest AWS one) cannot share `latency`; refused, with the fix.
+- A GKE gateway in the policy record set has a Route 53 health check
+  (`spec.dns.healthChecks`): refused without one under failover, warned
+  under the other policies.
 """
 
 from __future__ import annotations
@@ -111,4 +114,63 @@ def global_name_coverage(ctx: Context) -> Iterator[Diagnostic]:
                     seen.setdefault(region, c.name)
 
 
-NETWORK_RULES: tuple[Rule, ...] = (lbc_vpc, global_name_coverage)
+def _joined(env: Environment, active: list[Cluster]) -> list[Cluster]:
+    """The clusters in the domain's policy record set (plan/routing.py `dns_records`
+    with spec.dns: every active cluster, the first two under failover)."""
+    if len(active) < 2:
+        return []
+    return active[:2] if env.routing_policy == "failover" else active
+
+
+def dns_health_checks(ctx: Context) -> Iterator[Diagnostic]:
+    """A GKE gateway in a policy record set has a Route 53 health check.
+
+    AWS gateways are alias records to their NLB with target health; a GKE
+    gateway's record is its load balancer's IP, which Route 53 considers
+    healthy unless a health check is associated ("If you don't associate a
+    health check with a failover record, Route 53 treats it as healthy",
+    Route 53 Developer Guide, failover records). So under failover the other
+    cluster would never take over: refused. Under latency, weighted or geo a
+    dead GKE gateway keeps its share: warned. An ID for a cluster outside the
+    environment would be silently unused: refused (a suspended cluster keeps
+    its ID for the restart).
+    """
+    for env in ctx.catalog.environments.values():
+        if env.dns is None:
+            continue
+        active = _active(ctx, env)
+        if env.routing_policy == "failover" and len(active) > 2:
+            continue  # global_name_coverage refuses it; which two join is moot
+        joined = _joined(env, active)
+        for name in sorted(env.dns.health_checks):
+            # A suspended cluster keeps its ID for when it starts again
+            # (`llmgen stop --cluster` edits suspendedClusters only).
+            if name not in env.clusters:
+                yield env.dns.where.error(
+                    f"health check for {name!r}, which is not a cluster of this "
+                    f"environment: no record of {env.domain} would use it",
+                    "healthChecks",
+                    name,
+                    key=True,
+                )
+        for c in joined:
+            if c.cloud == "aws" or c.name in env.dns.health_checks:
+                continue
+            message = (
+                f"{c.name}'s record in {env.domain} is an IP (no alias target health): "
+                f"give it a Route 53 health check (spec.dns.healthChecks.{c.name}), or "
+            )
+            if env.routing_policy == "failover":
+                yield env.dns.where.error(
+                    message + "Route 53 treats it as healthy and never fails over",
+                    "healthChecks",
+                )
+            else:
+                yield env.dns.where.warning(
+                    message + f"{env.routing_policy} routing keeps sending its share "
+                    "to it while it is down",
+                    "healthChecks",
+                )
+
+
+NETWORK_RULES: tuple[Rule, ...] = (lbc_vpc, global_name_coverage, dns_health_checks)

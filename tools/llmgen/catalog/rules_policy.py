@@ -220,6 +220,29 @@ def secret_stores(ctx: Context) -> Iterator[Diagnostic]:
                     yield secret.where.error(why, "store")
 
 
+def secret_regions(ctx: Context) -> Iterator[Diagnostic]:
+    """An AWS cluster reading another region's secrets depends on that region
+    (the review's D21): a us-east-1 outage would stop secret sync and rotation
+    in us-west-2. Warned, with the fix (Secrets Manager replicas)."""
+    for env in ctx.catalog.environments.values():
+        settings = env.secret_stores.get("aws")
+        if settings is None:
+            continue
+        for name in env.clusters:
+            cluster = ctx.catalog.clusters.get(name)
+            if cluster is None or cluster.cloud != "aws":
+                continue
+            region = sb.aws_store_region(settings, cluster)
+            if region != cluster.region:
+                yield env.where.warning(
+                    f"{name} ({cluster.region}) reads its secrets from {region}: an outage "
+                    f"there stops its secret sync; replicate them to {cluster.region} and "
+                    "list it in replicaRegions",
+                    "secretStores",
+                    "aws",
+                )
+
+
 def secret_names(ctx: Context) -> Iterator[Diagnostic]:
     """No two secrets of a model render the same Kubernetes Secret (`env` after naming)."""
     for model in ctx.catalog.models.values():
@@ -246,6 +269,7 @@ POLICY_RULES: tuple[Rule, ...] = (
     unique_routes,
     secret_backends,
     secret_stores,
+    secret_regions,
     secret_names,
     config_credentials,
 )

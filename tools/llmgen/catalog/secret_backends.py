@@ -13,7 +13,7 @@ Pure decisions shared by the secrets concern (what ESO is told to fetch) and
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -198,3 +198,13 @@ def vault_auth_mount(cluster: Cluster) -> str:
     """Vault's Kubernetes auth mount for `cluster`: one per cluster, because a mount
     verifies tokens against a single API server (`kubernetes_host`)."""
     return f"kubernetes-{cluster.name}"
+
+
+def aws_store_region(settings: Mapping[str, Any], cluster: Cluster) -> str:
+    """The Secrets Manager region a cluster's stores read: its own region where
+    the secrets are replicated (`replicaRegions`; a replica keeps the secret's
+    name), else the secrets' primary `region`."""
+    own = cluster.region if cluster.cloud == "aws" else ""
+    if own and own in settings.get("replicaRegions", ()):
+        return own
+    return str(settings["region"])

@@ -275,7 +275,7 @@ class AwsProvider(CloudProvider):
         self, cluster: Cluster, *, internal: bool = False, idle_timeout_seconds: int | None = None
     ) -> dict[str, str]:
         # AWS Load Balancer Controller: an NLB straight to pod IPs (no extra
-        # kube-proxy hop, client IPs preserved for the gateway).
+        # kube-proxy hop).
         out = {
             "service.beta.kubernetes.io/aws-load-balancer-type": "external",
             "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
@@ -286,6 +286,16 @@ class AwsProvider(CloudProvider):
                 "true"
             ),
         }
+        if not internal:
+            # Client IPs for the WAF, access logs and policies: LBC v2.14 turns
+            # client IP preservation off for `ip` targets unless this target
+            # group attribute says otherwise (pkg/service/model_build_target_group.go
+            # buildPreserveClientIPFlag), and then opens the targets' security
+            # group to the load balancer's source ranges instead of its subnets.
+            # Not on the internal east-west NLB: mTLS passthrough, peers' IPs unused.
+            out["service.beta.kubernetes.io/aws-load-balancer-target-group-attributes"] = (
+                "preserve_client_ip.enabled=true"
+            )
         if idle_timeout_seconds is not None:
             # An NLB TCP listener drops a flow after 350 s without packets unless
             # told otherwise (60-6000 s); LBC v2.14 sets listener attributes from
@@ -309,9 +319,10 @@ class AwsProvider(CloudProvider):
         Health: ExternalDNS writes alias records to the NLB with "evaluate
         target health", so Route 53 stops answering with a gateway whose NLB
         has no healthy targets (the gateway pods' readiness), no health-check
-        ID needed. geo uses geoproximity by AWS region: every client gets the
-        nearest gateway, where geolocation needs a default record and allows
-        only one record per continent.
+        ID needed; a GKE gateway's record (an IP) needs the catalog's Route 53
+        health check (`spec.dns.healthChecks`). geo uses geoproximity by AWS
+        region: every client gets the nearest gateway, where geolocation needs
+        a default record and allows only one record per continent.
         """
         out = super().external_dns_annotations(record)
         if record.policy is None or record.set_identifier is None:
@@ -326,6 +337,11 @@ class AwsProvider(CloudProvider):
             out[prefix + "aws-weight"] = str(record.weight)
         elif record.policy == "failover" and record.failover:
             out[prefix + "aws-failover"] = record.failover
+        if record.health_check:
+            # external-dns v0.19.0 provider/aws/aws.go: `aws/health-check-id`
+            # becomes the record set's HealthCheckId (source/annotations
+            # provider_specific.go maps `aws-<x>` annotations to `aws/<x>`).
+            out[prefix + "aws-health-check-id"] = record.health_check
         return out
 
     def addon_values(self, addon: str, cp: ClusterPlan) -> dict[str, Any]:

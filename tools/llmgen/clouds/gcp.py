@@ -433,7 +433,8 @@ class GcpProvider(CloudProvider):
             project = cluster.cloud_settings.get("projectID", "")
             return {
                 "provider": {"name": "google"},
-                "extraArgs": [f"--google-project={project}"],
+                # public zones only: never a private zone of the same name
+                "extraArgs": [f"--google-project={project}", "--google-zone-visibility=public"],
                 "serviceAccount": {
                     "annotations": self.workload_identity_annotations(
                         cluster, "external-dns", "external-dns"

@@ -40,7 +40,7 @@ from llmgen.gitops.syncstatus import SyncStatus, read_sync_objects, sync_statuse
 from llmgen.plan.build import ClusterPlan, Placement, build_plan
 from llmgen.render.concerns.flux import FLUX_NAMESPACE, layer_name, layers_of
 from llmgen.render.pipeline import checked_catalog, select_clusters
-from llmgen.render.types import INFRA_LAYERS, model_layer
+from llmgen.render.types import INFRA_LAYERS, model_layer, weights_layer
 
 MANAGED = "app.kubernetes.io/managed-by=llmgen"
 MODEL_LABEL = "llmgen.io/model"
@@ -338,7 +338,11 @@ def query_cluster(cp: ClusterPlan, kubeconfig: str) -> ClusterStatus:
     except (ApiException, HTTPError, OSError) as exc:
         result.error = _error_text(exc)
         return result
-    expected = [*layers_of(cp), *(model_layer(p.model.name) for p in cp.placements)]
+    expected = [
+        *layers_of(cp),
+        *(model_layer(p.model.name) for p in cp.placements),
+        *sorted({weights_layer(i.model.name) for i in cp.mirror_items if i.commit}),
+    ]
     result.flux = flux_objects(kustomizations, releases, expected)
     result.models = model_statuses(
         cp.placements, [*_items(deployments), *(groups or [])], scaled or [], stopped, result.flux

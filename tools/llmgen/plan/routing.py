@@ -202,9 +202,10 @@ def max_num_seqs(model: Model) -> int:
 def max_concurrency(model: Model, placements: Iterable[Placement]) -> int:
     """Requests the environment's replicas of `model` can decode at once, at their maximum.
 
-    The gateway's circuit breaker (per gateway pod) opens beyond this: past
-    it, requests only queue inside vLLM and time out, so shedding them early
-    with a 503 is kinder to clients and to the GPUs.
+    The gateway's circuit breakers open beyond this (shared over its pods,
+    render/concerns/trafficpolicy.py): past it, requests only queue inside
+    vLLM and time out, so shedding them early with a 503 is kinder to clients
+    and to the GPUs.
     """
     replicas = sum(p.replicas_max_total for p in placements if p.model.name == model.name)
     return max(replicas, 1) * max_num_seqs(model)
@@ -237,6 +238,8 @@ class DnsRecord:
     region: str | None = None
     weight: int | None = None
     failover: str | None = None  # PRIMARY | SECONDARY
+    #: the Route 53 health check of this record (spec.dns.healthChecks)
+    health_check: str | None = None
 
 
 def regional_hostname(cluster: str, domain: str) -> str:
@@ -299,6 +302,9 @@ def dns_records(
                 region=aws_region(c),
                 weight=environment.routing_weights.get(c.name, 0) if policy == "weighted" else None,
                 failover=role,
+                health_check=environment.dns.health_checks.get(c.name)
+                if environment.dns is not None
+                else None,
             )
         elif not joined and c is (capable_first or ordered[0]):
             out[c.name] = DnsRecord(c.name, (domain, regional), None)

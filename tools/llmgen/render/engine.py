@@ -22,7 +22,7 @@ import yaml_rs
 from llmgen import __version__
 from llmgen.errors import RenderSafetyError, TemplateError
 from llmgen.plan.build import ClusterPlan, Plan
-from llmgen.render.types import INFRA_LAYERS, MODELS, Output, model_layer
+from llmgen.render.types import COLLECTIONS, INFRA_LAYERS, MODELS, Output, collection_of
 from llmgen.render.yamltext import block, scalar
 
 GENERATED = "generated"
@@ -261,13 +261,15 @@ _KIND_ORDER = {
 
 
 def layer_of(path: str) -> str | None:
-    """The layer folder (`infrastructure/x` or `models/<model>`) a path is in, if any."""
+    """The layer folder (`infrastructure/x`, `weights`, `models/<model>`,
+    `weights/<model>`) a path is in, if any."""
+    for collection in COLLECTIONS:
+        rest = path[len(collection) + 1 :] if path.startswith(collection + "/") else ""
+        if "/" in rest:
+            return f"{collection}/{rest.split('/', 1)[0]}"
     for layer in INFRA_LAYERS:
         if path.startswith(layer + "/"):
             return layer
-    if path.startswith(MODELS + "/"):
-        model = path[len(MODELS) + 1 :].split("/", 1)[0]
-        return model_layer(model)
     return None
 
 
@@ -285,7 +287,7 @@ def _bundle_path(path: str) -> str:
     if layer is None:
         return path
     rest = path[len(layer) + 1 :]
-    if layer.startswith(MODELS + "/"):
+    if collection_of(layer):
         return f"{layer}/{layer.rpartition('/')[2]}.yaml"
     if "/" in rest:
         return f"{layer}/{rest.split('/', 1)[0]}.yaml"

@@ -27,6 +27,15 @@ INFRA_LAYERS = (
     "weights",
 )
 MODELS = "models"
+WEIGHTS = "weights"
+#: Folders holding one Flux path (and one Flux Kustomization) per model, so no
+#: Flux path grows with the catalog: `models/<model>` (its workloads where it
+#: is placed, its gateway routes where it is routed) and `weights/<model>`
+#: (the sync Jobs of its revisions, on a cloud's sync cluster; `weights`
+#: itself is a layer: the namespace, its policy and the shared alerts).
+COLLECTIONS = (MODELS, WEIGHTS)
+#: The LAYER_DEPENDS key of the `weights/<model>` folders.
+WEIGHTS_ITEMS = f"{WEIGHTS}/*"
 #: Every layer folder a rendered path may start with (`models` holds one
 #: folder, and one Flux Kustomization, per model).
 LAYERS = (*INFRA_LAYERS, MODELS)
@@ -54,15 +63,40 @@ LAYER_DEPENDS: dict[str, tuple[str, ...]] = {
     # Current, so a dependency would not wait for the copy; model pods wait
     # for the mirror's manifest instead.
     "weights": ("infrastructure/controllers",),
+    # One model's sync Jobs: their namespace is the `weights` layer's.
+    WEIGHTS_ITEMS: ("infrastructure/controllers", "weights"),
 }
 #: Layers only some clusters render (folder and Flux Kustomization only where
 #: a concern puts something in them): `weights` on each cloud's sync cluster.
 OPTIONAL_LAYERS = frozenset({"weights"})
 
 
+#: Flux kustomize-controller never deletes an object carrying this annotation,
+#: neither when it leaves the source nor when its Kustomization is deleted
+#: (fluxcd.io kustomize docs, "Garbage collection"). On what a prune must never
+#: take: infrastructure namespaces (istio-system holds `cacerts`) and the
+#: releases of the mesh's CRDs, certificates and secret sync.
+PRUNE_DISABLED = {"kustomize.toolkit.fluxcd.io/prune": "disabled"}
+
+
 def model_layer(model: str) -> str:
     """`llama` -> `models/llama`: the folder (and Flux path) of one model."""
     return f"{MODELS}/{model}"
+
+
+def weights_layer(model: str) -> str:
+    """`llama` -> `weights/llama`: the sync Jobs of one model's revisions."""
+    return f"{WEIGHTS}/{model}"
+
+
+def collection_of(layer: str) -> str | None:
+    """`models/llama` -> `models`, `weights/llama` -> `weights`; a plain layer -> None."""
+    return next((c for c in COLLECTIONS if layer.startswith(c + "/")), None)
+
+
+def layer_family(layer: str) -> str:
+    """The LAYER_DEPENDS key of a layer: per-model folders share their collection's."""
+    return {MODELS: MODELS, WEIGHTS: WEIGHTS_ITEMS}.get(collection_of(layer) or "", layer)
 
 
 @dataclass(frozen=True)

@@ -253,7 +253,8 @@ def _applied(
     out: list[Manifest] = []
     sources: dict[str, dict[tuple[str, str, str], Manifest]] = {p: {} for p in built}
     for m in docs:
-        folder = next((p for p in built if m.file.startswith(p + "/")), None)
+        # the innermost: a Flux path may hold others' folders (`weights/<model>`)
+        folder = max((p for p in built if m.file.startswith(p + "/")), key=len, default=None)
         if folder is None:
             out.append(m)
             continue

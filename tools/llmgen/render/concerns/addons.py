@@ -12,6 +12,12 @@ Values are generic here and cloud-specific in the provider
 `cloud_addons` run only on that provider's clusters (Karpenter and the AWS
 Load Balancer Controller on AWS).
 The Istio gateways (`istio-gateway`) belong to the mesh concern.
+
+One HelmRepository per repository URL and cluster (`source_names`): the four
+Istio charts share one index, which source-controller then fetches once per
+interval instead of four times. It is named after the first add-on using it
+(earliest layer, then name) and lives in that add-on's layer, so no release
+refers to a source in a later layer.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from llmgen.clouds import registered
 from llmgen.render.concerns import inferencegateway, istio
-from llmgen.render.types import Output, file_name
+from llmgen.render.types import PRUNE_DISABLED, Output, file_name
 
 if TYPE_CHECKING:
     from llmgen.catalog.model import Addon
@@ -38,6 +44,12 @@ MESH_NAMESPACE = "istio-system"
 FLUX_NAMESPACE = "flux-system"
 #: Rendered by the mesh concern (ingress and east-west gateways).
 SKIPPED = frozenset({"istio-gateway"})
+#: Releases a prune must never uninstall (review D14): the Istio CRDs holding
+#: every security policy (their CRDs carry `helm.sh/resource-policy: keep` in
+#: Istio 1.27.3's base chart, files/crd-all.gen.yaml, but istiod's validation
+#: and the policies' enforcement go with the release), cert-manager
+#: (certificates stop renewing) and External Secrets (secrets stop syncing).
+KEEP_RELEASES = frozenset({"istio-base", "cert-manager", "external-secrets"})
 #: Istio's CNI node agent; istiod injects for it only where it runs.
 CNI_ADDON = "istio-cni"
 ISTIOD_REPLICAS = 2
@@ -59,8 +71,7 @@ class AddonSpec:
     sync_cluster_only: bool = False
 
 
-# ServiceMonitors need kube-prometheus-stack's CRDs; external-dns watches Istio
-# Gateways, whose CRDs istio-base installs.
+# ServiceMonitors need kube-prometheus-stack's CRDs.
 _MONITORED = ("kube-prometheus-stack",)
 SPECS: dict[str, AddonSpec] = {
     "istio-base": AddonSpec("istio-system"),
@@ -78,7 +89,7 @@ SPECS: dict[str, AddonSpec] = {
     ),
     "karpenter": AddonSpec("karpenter"),
     "aws-load-balancer-controller": AddonSpec("aws-load-balancer-controller", _MONITORED),
-    "external-dns": AddonSpec("external-dns", ("istio-base",)),
+    "external-dns": AddonSpec("external-dns"),
     "reloader": AddonSpec("reloader"),
     # Its mutating pod webhook (failurePolicy Fail, pods with the set's label
     # only) must serve before a group's pods are created: model layers wait
@@ -191,9 +202,18 @@ def generic_values(name: str, cp: ClusterPlan) -> dict[str, Any]:
         }
     if name == "external-dns":
         values: dict[str, Any] = {
-            "sources": ["istio-gateway", "service"],
-            # Never delete records: a record another cluster or a person made survives.
-            "policy": "upsert-only",
+            # The gateway Services carry the hostnames; the Istio Gateways opt
+            # out (`controller: none`), so the istio-gateway source only cost
+            # RBAC and watches (review D22).
+            "sources": ["service"],
+            # sync, not upsert-only: a suspended cluster's gateway drops the
+            # environment's name and its record must go, or DNS keeps sending
+            # clients to it (UpsertOnlyPolicy drops every Delete, v0.19.0
+            # plan/policy.go). Deletes are limited to records this cluster
+            # owns by its TXT registry entry (plan/plan.go Calculate filters
+            # Delete/Update by OwnerID), so another cluster's or a person's
+            # record survives.
+            "policy": "sync",
             "registry": "txt",
             "txtOwnerId": cluster.name,
         }
@@ -272,8 +292,30 @@ def addons_for(cp: ClusterPlan) -> list[Addon]:
     ]
 
 
+def _layer_rank(name: str) -> int:
+    return 0 if name not in ISTIO_ADDONS and name not in SKIPPED else 1
+
+
+def source_names(cp: ClusterPlan) -> dict[str, str]:
+    """Add-on -> the Flux source its release reads: one HelmRepository per URL
+    among the add-ons this cluster renders (the gateways' chart included); an
+    OCIRepository is one chart, so each OCI add-on keeps its own."""
+    used = [*addons_for(cp)]
+    gateway_addon = cp.platform.addons.get(istio.GATEWAY_ADDON)
+    if gateway_addon is not None:
+        used.append(gateway_addon)
+    owner: dict[str, str] = {}
+    for a in sorted(used, key=lambda a: (_layer_rank(a.name), a.name)):
+        if not a.repository.startswith("oci://"):
+            owner.setdefault(a.repository, a.name)
+    return {
+        a.name: a.name if a.repository.startswith("oci://") else owner[a.repository] for a in used
+    }
+
+
 def outputs(cp: ClusterPlan) -> Iterator[Output]:
     addons = addons_for(cp)
+    sources = source_names(cp)
     present = {a.name for a in addons}
     namespaces_done: set[str] = set()
     for addon in addons:
@@ -296,7 +338,7 @@ def outputs(cp: ClusterPlan) -> Iterator[Output]:
             yield Output(
                 f"{ns_folder}/{file_name('Namespace', ns)}",
                 "addons/namespace.yaml.j2",
-                {"name": ns, "labels": ns_labels},
+                {"name": ns, "labels": ns_labels, "annotations": PRUNE_DISABLED},
             )
             if cp.provider.critical_pods_need_quota and any(
                 spec_of(a.name).node_critical for a in sharing
@@ -308,19 +350,22 @@ def outputs(cp: ClusterPlan) -> Iterator[Output]:
                 )
         oci = addon.repository.startswith("oci://")
         source_kind = "OCIRepository" if oci else "HelmRepository"
-        yield Output(
-            f"{folder}/{file_name(source_kind, addon.name)}",
-            "addons/ocirepository.yaml.j2" if oci else "addons/helmrepository.yaml.j2",
-            {
-                "name": addon.name,
-                "namespace": FLUX_NAMESPACE,
-                "labels": labels,
-                # An OCIRepository is one chart: repository + chart name, at the tag.
-                "url": f"{addon.repository.rstrip('/')}/{addon.chart}" if oci else addon.repository,
-                "version": addon.version,
-                "layer_media_type": HELM_CHART_LAYER,
-            },
-        )
+        if sources[addon.name] == addon.name:
+            yield Output(
+                f"{folder}/{file_name(source_kind, addon.name)}",
+                "addons/ocirepository.yaml.j2" if oci else "addons/helmrepository.yaml.j2",
+                {
+                    "name": addon.name,
+                    "namespace": FLUX_NAMESPACE,
+                    "labels": labels,
+                    # An OCIRepository is one chart: repository + chart name, at the tag.
+                    "url": f"{addon.repository.rstrip('/')}/{addon.chart}"
+                    if oci
+                    else addon.repository,
+                    "version": addon.version,
+                    "layer_media_type": HELM_CHART_LAYER,
+                },
+            )
         values = merge(generic_values(addon.name, cp), cp.provider.addon_values(addon.name, cp))
         if addon.name == istio.ISTIOD_ADDON:
             values = merge(values, inferencegateway.istiod_values(cp))
@@ -336,8 +381,9 @@ def outputs(cp: ClusterPlan) -> Iterator[Output]:
                 "version": addon.version,
                 "oci": oci,
                 "source_kind": source_kind,
-                "source_name": addon.name,
+                "source_name": sources[addon.name],
                 "depends_on": [d for d in spec.depends_on if d in present],
+                "annotations": PRUNE_DISABLED if addon.name in KEEP_RELEASES else {},
                 "timeout": spec.timeout,
                 "values": values,
             },

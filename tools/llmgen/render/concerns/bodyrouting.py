@@ -16,7 +16,9 @@ namespace `istio-ingress`, on every cluster that routes models:
 - the router's Deployment (two replicas, spread over zones, PDB), Service,
   ServiceAccount and a Role that reads ConfigMaps in its own namespace only;
 - one ConfigMap per served model naming it a base model (BBR answers an empty
-  base-model header for names it has no ConfigMap for);
+  base-model header for names it has no ConfigMap for), in the model's own
+  Flux folder (`models/<model>/`, beside its routes) so the router's folder
+  does not grow with the catalog;
 - an `EnvoyFilter` inserting `envoy.filters.http.ext_proc` into the ingress
   gateway's HTTP filter chain only (`workloadSelector`, `context: GATEWAY`),
   just before the router filter, so JWT authentication, the authorization
@@ -32,10 +34,10 @@ namespace `istio-ingress`, on every cluster that routes models:
   router pod is not injected (no sidecar would add mTLS around that TLS);
   the traffic never leaves the namespace.
 
-`traffic.py` then matches the headers: explicit routes (path prefix, the
-`x-llmgen-model` header) first, then one route per model on its base-model
-header, then `GET /v1/models` answered by the gateway itself, then an
-OpenAI-shaped 404 for a model the environment does not serve.
+`traffic.py` then matches the headers: per model its path prefix, the
+`x-llmgen-model` header, then its base-model header; then the gateway's own
+`GET /v1/models` and OpenAI-shaped errors for a model the environment does
+not serve.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 from llmgen.catalog import images
 from llmgen.render.concerns import istio
-from llmgen.render.types import Output, file_name
+from llmgen.render.types import Output, file_name, model_layer
 
 if TYPE_CHECKING:
     from llmgen.render.concerns.istio import MeshView
@@ -260,15 +262,15 @@ def outputs(mv: MeshView) -> Iterator[Output]:
     for model in models:
         cm = f"{NAME}-{model.name}"
         yield Output(
-            f"{FOLDER}/{file_name('ConfigMap', cm)}",
+            f"{model_layer(model.name)}/{file_name('ConfigMap', cm)}",
             "mesh/bodyrouter-configmap.yaml.j2",
             {
                 "name": cm,
                 "namespace": ns,
-                "labels": {**labels, MANAGED_LABEL: "true", "llmgen.io/model": model.name},
+                "labels": {**mv.model_labels(model), MANAGED_LABEL: "true"},
                 "data": base_model_data(
                     model.served_model_name, tuple(a.name for a in model.adapters)
                 ),
             },
-            mv.env_hash,
+            mv.model_hash(model.name),
         )

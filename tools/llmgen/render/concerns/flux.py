@@ -43,7 +43,10 @@ from llmgen.render.types import (
     LAYER_DEPENDS,
     MODELS,
     OPTIONAL_LAYERS,
+    WEIGHTS_ITEMS,
     Output,
+    collection_of,
+    layer_family,
     model_layer,
 )
 
@@ -104,6 +107,7 @@ _TIMEOUTS = {
     MODELS: "30m",
     # Health here is the Jobs having started (kstatus), not the copy finishing.
     "weights": "10m",
+    WEIGHTS_ITEMS: "10m",
 }
 #: Layers others depend on: health = what dependents consume, not `wait`.
 _PROVIDERS = frozenset(d for deps in LAYER_DEPENDS.values() for d in deps)
@@ -227,7 +231,7 @@ def layer_name(layer: str) -> str:
 
 
 def depends_of(layer: str) -> tuple[str, ...]:
-    return LAYER_DEPENDS[MODELS if layer.startswith(MODELS + "/") else layer]
+    return LAYER_DEPENDS[layer_family(layer)]
 
 
 def rendered_depends(layer: str, index: Mapping[str, list[DocRef]]) -> list[str]:
@@ -280,7 +284,7 @@ def _context(
     provider = layer in _PROVIDERS and any(
         layer in rendered_depends(other, index) for other in index
     )
-    timeout_key = MODELS if layer.startswith(MODELS + "/") else layer
+    timeout_key = layer_family(layer)
     return {
         "name": layer_name(layer),
         "namespace": FLUX_NAMESPACE,
@@ -332,12 +336,15 @@ def outputs(cp: ClusterPlan, index: Mapping[str, list[DocRef]]) -> Iterator[Outp
                 "flux/kustomization.yaml.j2",
                 _context(cp, layer, index, cp.labels),
             )
-    for p in cp.placements:
-        layer = model_layer(p.model.name)
-        if layer in index:
-            yield Output(
-                f"kustomization-{layer_name(layer)}.yaml",
-                "flux/kustomization.yaml.j2",
-                _context(cp, layer, index, p.labels),
-                p.input_hash,
-            )
+    placed = {model_layer(p.model.name): p for p in cp.placements}
+    # A model placed here, or only routed by this cluster's gateway (its
+    # VirtualService, DestinationRule and body-router ConfigMap; its replicas
+    # are reached across the east-west gateway); a model's weights sync Jobs.
+    for layer in sorted(k for k in index if collection_of(k)):
+        p = placed.get(layer)
+        yield Output(
+            f"kustomization-{layer_name(layer)}.yaml",
+            "flux/kustomization.yaml.j2",
+            _context(cp, layer, index, p.labels if p else cp.labels),
+            p.input_hash if p else "",
+        )

@@ -21,9 +21,9 @@ from typing import Any
 from llmgen.clouds import get_provider
 from llmgen.clouds.base import CloudProvider
 from llmgen.plan import routing
-from llmgen.render.concerns import istio
+from llmgen.render.concerns import addons, istio
 from llmgen.render.concerns.istio import MeshView
-from llmgen.render.types import Output, file_name
+from llmgen.render.types import PRUNE_DISABLED, Output, file_name
 
 CONTROLLERS = f"infrastructure/istio/{istio.GATEWAY_ADDON}"
 CONFIGS = "infrastructure/configs/gateway"
@@ -246,19 +246,21 @@ def controller_outputs(mv: MeshView) -> Iterator[Output]:
     if addon is None:
         return
     labels = {**cp.labels, "app.kubernetes.io/component": addon.name}
-    yield Output(
-        f"{CONTROLLERS}/{file_name('HelmRepository', addon.name)}",
-        "mesh/helmrepository.yaml.j2",
-        {
-            "name": addon.name,
-            "namespace": istio.FLUX_NAMESPACE,
-            "labels": labels,
-            "url": addon.repository,
-            "interval": HELM_INTERVAL,
-            "oci": addon.repository.startswith("oci://"),
-        },
-        mv.env_hash,
-    )
+    repository = addons.source_names(cp)[addon.name]
+    if repository == addon.name:  # else another add-on's HelmRepository has its URL
+        yield Output(
+            f"{CONTROLLERS}/{file_name('HelmRepository', addon.name)}",
+            "mesh/helmrepository.yaml.j2",
+            {
+                "name": addon.name,
+                "namespace": istio.FLUX_NAMESPACE,
+                "labels": labels,
+                "url": addon.repository,
+                "interval": HELM_INTERVAL,
+                "oci": addon.repository.startswith("oci://"),
+            },
+            mv.env_hash,
+        )
     yield Output(
         f"{CONTROLLERS}/{file_name('Namespace', istio.INGRESS_NAMESPACE)}",
         "mesh/namespace.yaml.j2",
@@ -267,6 +269,7 @@ def controller_outputs(mv: MeshView) -> Iterator[Output]:
             # Gateways get the proxy through injection (pod label), and run
             # as non-root with only the (safe) unprivileged-port sysctl.
             "labels": {**cp.labels, "pod-security.kubernetes.io/enforce": "restricted"},
+            "annotations": PRUNE_DISABLED,
         },
         mv.env_hash,
     )
@@ -295,7 +298,7 @@ def controller_outputs(mv: MeshView) -> Iterator[Output]:
                 "timeout": HELM_TIMEOUT,
                 "chart": addon.chart,
                 "version": addon.version,
-                "repository": addon.name,
+                "repository": repository,
                 "depends_on": depends,
                 "values": values,
             },
@@ -330,6 +333,20 @@ def waf_plugin_config(mode: str) -> dict[str, Any]:
     }
 
 
+def certificate_names(mv: MeshView, hosts: list[str]) -> list[str]:
+    """The gateway's names plus its cluster's regional name (review D20).
+
+    Every cluster in the policy record set serves only the shared name, so
+    each would order the same name set, and Let's Encrypt allows five
+    certificates per exact set per week: a bring-up of four clusters and one
+    rebuild exhaust it. The regional name makes each cluster's set its own
+    (its DNS-01 TXT record is the cluster's own too); the shared name's
+    challenge is still written by each cluster (docs: issue-14 answers).
+    """
+    regional = routing.regional_hostname(mv.cp.name, mv.environment.domain)
+    return hosts if regional in hosts else [*hosts, regional]
+
+
 def config_outputs(mv: MeshView) -> Iterator[Output]:
     cp = mv.cp
     labels = cp.labels
@@ -357,7 +374,7 @@ def config_outputs(mv: MeshView) -> Iterator[Output]:
             "labels": labels,
             # The gateway reads credentialName from its own namespace.
             "secret_name": istio.GATEWAY_TLS_SECRET,
-            "dns_names": hosts,
+            "dns_names": certificate_names(mv, hosts),
             "issuer": mv.environment.tls_issuer,
         },
         mv.env_hash,

@@ -95,9 +95,27 @@ class MeshView:
         hashes = sorted({self.cp.input_hash, *(p.input_hash for p in self.env_placements)})
         return hashlib.sha256("".join(hashes).encode()).hexdigest()[:16]
 
+    def model_hash(self, model: str) -> str:
+        """Provenance of one model's routing files: they read the cluster and that
+        model's placements in the environment (failover only goes to sites of
+        the same model), so another model's edit does not re-stamp them."""
+        hashes = sorted({self.cp.input_hash, *(p.input_hash for p in self.placements_of(model))})
+        return hashlib.sha256("".join(hashes).encode()).hexdigest()[:16]
+
     @property
     def ingress_principal(self) -> str:
         return principal(trust_domain(self.cp), INGRESS_NAMESPACE, INGRESS_RELEASE)
+
+    def model_labels(self, model: Model) -> dict[str, str]:
+        """What every resource in a model's folder carries (Placement.labels),
+        also on a cluster that only routes the model."""
+        return {
+            **self.cp.labels,
+            "app.kubernetes.io/name": model.name,
+            "llmgen.io/model": model.name,
+            "llmgen.io/team": model.team,
+            "llmgen.io/cost-center": model.cost_center,
+        }
 
     def served_models(self) -> list[Model]:
         """Models with replicas somewhere in the environment, in catalog order."""

@@ -112,7 +112,7 @@ def store_outputs(mv: MeshView) -> Iterator[Output]:
             "role": identity,
         }
     elif backend == "aws":
-        ctx["region"] = settings["region"]
+        ctx["region"] = sb.aws_store_region(settings, cp.cluster)
         account = cp.cluster.cloud_settings.get("accountID", "")
         annotations = {"eks.amazonaws.com/role-arn": f"arn:aws:iam::{account}:role/{identity}"}
     else:

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from llmgen.clouds import aws_mirror
-from llmgen.render.types import Output, file_name
+from llmgen.render.types import Output, file_name, weights_layer
 
 if TYPE_CHECKING:
     from llmgen.catalog.model import WeightsMirror
@@ -108,7 +108,7 @@ def outputs(
         write = cp.provider.mirror_writer_policy(mirror.bucket, item.prefix, mirror.kms_key)
         trust = aws_mirror.irsa_trust_policy(account, issuer, namespace, sa, part)
         yield Output(
-            f"weights/{sa}/{file_name('Role', role)}",
+            f"{weights_layer(item.model.name)}/{file_name('Role', role)}",
             "weights/aws/role.yaml.j2",
             {
                 "name": role,

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from llmgen.clouds.gcp import gsa_email
-from llmgen.render.types import Output, file_name
+from llmgen.render.types import Output, file_name, weights_layer
 
 if TYPE_CHECKING:
     from llmgen.catalog.model import WeightsMirror
@@ -113,7 +113,7 @@ def outputs(
         )
     for item in items:
         gsa, sa = identity(item), job_name(item)
-        folder = f"weights/{sa}"
+        folder = weights_layer(item.model.name)
         yield Output(
             f"{folder}/{file_name('IAMServiceAccount', gsa)}",
             "weights/gcp/iamserviceaccount.yaml.j2",

@@ -71,7 +71,7 @@ def model_store_outputs(cp: ClusterPlan, p: Placement) -> Iterator[Output]:
                 "role": sb.model_vault_role(str(settings["role"]), p.name),
             }
         elif backend == "aws":
-            ctx |= {"region": settings["region"]}
+            ctx |= {"region": sb.aws_store_region(settings, cluster)}
         else:
             ctx |= {
                 "project": settings["projectID"],
@@ -109,7 +109,7 @@ def store_outputs(cp: ClusterPlan) -> Iterator[Output]:
             }
         elif backend == "aws":
             ctx |= {
-                "region": settings["region"],
+                "region": sb.aws_store_region(settings, cluster),
                 "service_account": sb.AWS_SERVICE_ACCOUNT,
                 "service_account_namespace": sb.ESO_NAMESPACE,
             }

@@ -1,24 +1,46 @@
-"""Routing on the ingress gateway: one VirtualService and a DestinationRule per model.
+"""Routing on the ingress gateway: a VirtualService per model, one for the
+gateway's own answers, and a DestinationRule per model.
 
-Into `infrastructure/configs/routes/`, namespace `istio-ingress`:
+Istio merges every VirtualService bound to one gateway for one host into one
+route list (pilot/pkg/networking/core/gateway.go `buildGatewayHTTPRouteConfig`,
+Istio 1.27.3; unchanged in 1.28): the VirtualServices in the order
+`PushContext.VirtualServicesForGateway` (pilot/pkg/model/push_context.go)
+returns them, each one's routes in its own order, then
+`SortVHostRoutes` moves catch-all routes (prefix `/`, no header) to the end.
+That order is: the VirtualServices private to the gateway pod's namespace
+(`exportTo: ["."]` in istio-ingress), then those exported to it from other
+namespaces, then the public ones (`exportTo: ["*"]`); inside each group by
+creation time, then name, then namespace (`sortConfigByCreationTime`,
+pilot/pkg/model/config.go). Creation time is Flux's apply order, which
+llmgen cannot fix, so nothing here depends on it:
 
-- `VirtualService/llm-api`: every model of the environment, on the
-  environment's names. A model is picked by its route prefix
-  (`/v1/llama-3.1-8b/chat/completions` -> `/v1/chat/completions`) or, under
-  plain `/v1/`, by the `x-llmgen-model` header carrying its served name. The
-  body's `model` field cannot be matched (Envoy routes before reading the
-  body, and buffering it would stall streaming); vLLM itself rejects a body
-  naming another model, so a header/body mismatch fails loudly. Prefix
-  routes come first, longest first, so the explicit path always wins. One
-  VirtualService, not one per model: Istio merges several for one host in
-  no defined order.
-- `DestinationRule/<model>`: subsets by `llmgen.io/track` (stable/canary),
-  least-request balancing, connection limits, outlier detection, and
-  locality failover toward `routing.failover_targets` only.
+- `VirtualService/<model>` (in the model's own Flux folder, `models/<model>/`,
+  on every cluster whose gateway routes the model, placed there or not:
+  endpoints elsewhere are reached across the east-west gateway), private to
+  istio-ingress: the model's path prefix (`/v1/llama-3.1-8b/chat/completions`
+  -> `/v1/chat/completions`), its `x-llmgen-model` header, then the base-model
+  header the body router sets from the body's `model` (bodyrouting.py). The
+  body route also requires the `x-llmgen-model` header to be absent, so an
+  explicit header wins over a body naming another model whatever the order
+  of two models' VirtualServices. Routes of two models never match the same
+  request unless it names two models (path of one, header or body of the
+  other), which fails either way (vLLM rejects a body naming another model,
+  and an un-rewritten prefixed path is a 404).
+- `VirtualService/llm-api` (infrastructure/configs), public, so Istio puts it
+  after every model's private one whatever their creation times: `GET
+  /v1/models` answered by the gateway, the CORS preflight, and OpenAI-shaped
+  errors for an unknown model (by header or body) or none. Its size does not
+  grow with the catalog but for the `/v1/models` body (one short entry per
+  model); Delegation (`delegate`) would order as well but its root must
+  list every delegate, so the configs folder would grow again.
+- `DestinationRule/<model>` (the model's folder, exportTo "." in
+  istio-ingress: the gateway is its only client): subsets by
+  `llmgen.io/track` (stable/canary), least-request balancing, connection
+  limits, outlier detection, and locality failover toward
+  `routing.failover_targets` only.
 
-Both live beside the gateway (exportTo ".") because the gateway is the only
-client, and it routes models that are not placed in its own cluster (their
-endpoints are across the east-west gateway), where no model namespace exists.
+tests/gatewaysim.py replays that merge (every permutation of creation times
+in tests/test_route_merge.py).
 """
 
 from __future__ import annotations
@@ -28,9 +50,16 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from llmgen.plan import routing
-from llmgen.render.concerns import bodyrouting, gateway, inferencegateway, inferencepool, istio
+from llmgen.render.concerns import (
+    bodyrouting,
+    gateway,
+    inferencegateway,
+    inferencepool,
+    istio,
+    trafficpolicy,
+)
 from llmgen.render.concerns.istio import MeshView
-from llmgen.render.types import Output, file_name
+from llmgen.render.types import Output, file_name, model_layer
 
 if TYPE_CHECKING:
     from llmgen.catalog.model import Model
@@ -152,44 +181,40 @@ def _route(
     return route
 
 
-def http_routes(mv: MeshView) -> list[dict[str, Any]]:
-    """Every model's prefix route (longest prefix first), then its header route."""
-    models = mv.served_models()
-    by_prefix = sorted(models, key=lambda m: (-len(match_prefix(m.route_prefix)), m.name))
-    routes = [
-        _route(mv, m, "prefix", {"uri": {"prefix": match_prefix(m.route_prefix)}}, "/v1/")
-        for m in by_prefix
-    ]
-    routes += [
+#: `withoutHeaders` value meaning "absent or empty": Istio turns a non-`*`
+#: match into an inverted Envoy matcher with treat_missing_header_as_empty
+#: (pilot/pkg/networking/core/route/route.go `TranslateRouteMatch`, 1.27.3),
+#: and `.+` fails on "" (a plain regex would fail on a missing header, which
+#: Envoy then inverts to "no match").
+ABSENT = {"regex": ".+"}
+
+
+def model_routes(mv: MeshView, model: Model) -> list[dict[str, Any]]:
+    """One model's routes, in match order: its path prefix (the explicit path
+    wins), its `x-llmgen-model` header, then the body's model (through the body
+    router's header) unless a header named a model."""
+    on_v1 = {"prefix": "/v1/"}
+    return [
+        _route(mv, model, "prefix", {"uri": {"prefix": match_prefix(model.route_prefix)}}, "/v1/"),
         _route(
             mv,
-            m,
+            model,
             "header",
-            {
-                "uri": {"prefix": "/v1/"},
-                "headers": {istio.MODEL_HEADER: {"exact": m.served_model_name}},
-            },
+            {"uri": on_v1, "headers": {istio.MODEL_HEADER: {"exact": model.served_model_name}}},
             None,
-        )
-        for m in sorted(models, key=lambda m: m.name)
-    ]
-    routes += [
+        ),
         _route(
             mv,
-            m,
+            model,
             "body",
             {
-                "uri": {"prefix": "/v1/"},
-                "headers": {bodyrouting.BASE_MODEL_HEADER: {"exact": m.served_model_name}},
+                "uri": on_v1,
+                "headers": {bodyrouting.BASE_MODEL_HEADER: {"exact": model.served_model_name}},
+                "withoutHeaders": {istio.MODEL_HEADER: ABSENT},
             },
             None,
-        )
-        for m in sorted(models, key=lambda m: m.name)
+        ),
     ]
-    preflight = preflight_route(mv, models)
-    if preflight is not None:
-        routes.append(preflight)
-    return routes
 
 
 def preflight_route(mv: MeshView, models: list[Model]) -> dict[str, Any] | None:
@@ -225,13 +250,11 @@ def preflight_route(mv: MeshView, models: list[Model]) -> dict[str, Any] | None:
     }
 
 
-def api_routes(mv: MeshView) -> list[dict[str, Any]]:
-    """The VirtualService's routes in match order: path prefixes (the explicit
-    path wins), `GET /v1/models`, the `x-llmgen-model` header, the body's model
-    (through the body router's header), then the fallbacks."""
-    routes = http_routes(mv)
-    n_prefix = len(mv.served_models())
-    return [*routes[:n_prefix], models_route(mv), *routes[n_prefix:], *fallback_routes()]
+def gateway_routes(mv: MeshView) -> list[dict[str, Any]]:
+    """The gateway's own routes, after every model's (Istio's merge order, see the
+    module docstring): `GET /v1/models`, the CORS preflight, then the errors."""
+    preflight = preflight_route(mv, mv.served_models())
+    return [models_route(mv), *([preflight] if preflight else []), *fallback_routes()]
 
 
 def model_list(mv: MeshView) -> str:
@@ -279,28 +302,42 @@ def models_route(mv: MeshView) -> dict[str, Any]:
     """The gateway answers `GET /v1/models` itself, with the environment's models."""
     return _direct(
         "list-models",
-        {"uri": {"exact": "/v1/models"}, "method": {"exact": "GET"}},
+        {
+            "uri": {"exact": "/v1/models"},
+            "method": {"exact": "GET"},
+            "withoutHeaders": {istio.MODEL_HEADER: ABSENT},
+        },
         200,
         model_list(mv),
     )
 
 
 def fallback_routes() -> list[dict[str, Any]]:
-    """What no model route took: a model the environment does not serve (the body
-    router named one), or no model at all."""
+    """What no model route took: a model the environment does not serve (named by
+    the header, or by the body, which the body router then leaves without a
+    base model), or no model at all. Each match excludes what a model route
+    takes, so none of them could shadow one in any merge order."""
+    not_found = openai_error(
+        "The model named in the request is not served here; GET /v1/models lists "
+        "the models this endpoint serves.",
+        "model_not_found",
+    )
     return [
+        _direct(
+            "unknown-model-header",
+            {"uri": {"prefix": "/v1/"}, "headers": {istio.MODEL_HEADER: ABSENT}},
+            404,
+            not_found,
+        ),
         _direct(
             "unknown-model",
             {
                 "uri": {"prefix": "/v1/"},
-                "headers": {bodyrouting.MODEL_NAME_HEADER: {"regex": ".+"}},
+                "headers": {bodyrouting.MODEL_NAME_HEADER: ABSENT},
+                "withoutHeaders": {bodyrouting.BASE_MODEL_HEADER: ABSENT},
             },
             404,
-            openai_error(
-                "The model named in the request is not served here; GET /v1/models lists "
-                "the models this endpoint serves.",
-                "model_not_found",
-            ),
+            not_found,
         ),
         _direct(
             "no-model",
@@ -315,70 +352,12 @@ def fallback_routes() -> list[dict[str, Any]]:
     ]
 
 
-def connection_pool(mv: MeshView, model: Model) -> dict[str, Any]:
-    """Limits per gateway pod, sized to what the environment's replicas can decode."""
-    limit = routing.max_concurrency(model, mv.placements_of(model.name))
-    return {
-        "tcp": {
-            # vLLM speaks HTTP/1.1: one in-flight request per connection.
-            "maxConnections": limit,
-            "connectTimeout": "5s",
-            # Keep long, quiet prefills alive through cloud NATs and load
-            # balancers (idle timeouts of a few minutes).
-            "tcpKeepalive": {"time": "60s", "interval": "20s", "probes": 3},
-        },
-        "http": {
-            "http2MaxRequests": limit,
-            "http1MaxPendingRequests": limit,
-            "maxRetries": max(limit // 10, 3),
-            "h2UpgradePolicy": "DO_NOT_UPGRADE",
-        },
-    }
-
-
-# Eject a replica after repeated gateway errors (dead or unreachable pod),
-# or more patient on any 5xx; all may be ejected so locality failover can
-# move the traffic to the next region instead of hammering a dead one.
-OUTLIER_DETECTION = {
-    "consecutiveGatewayErrors": 3,
-    "consecutive5xxErrors": 5,
-    "interval": "10s",
-    "baseEjectionTime": "30s",
-    "maxEjectionPercent": 100,
-}
-
-
-def load_balancer(mv: MeshView, model: Model, track: str) -> dict[str, Any]:
-    """Least-request (generations vary 1000x in length) with locality failover."""
-    origin = routing.wanted(mv.environment, mv.cp.cluster, model, track)
-    targets = routing.failover_targets(origin, mv.sites())
-    locality: dict[str, Any] = {"enabled": True}
-    failover = routing.locality_failover(origin, targets)
-    if failover:
-        locality["failover"] = failover
-    return {"simple": "LEAST_REQUEST", "localityLbSetting": locality}
-
-
-def subsets(mv: MeshView, model: Model) -> list[dict[str, Any]]:
-    """One subset per track; a subset overrides the load balancer only where its
-    failover targets differ from the stable track's (the rule's default)."""
-    default = load_balancer(mv, model, routing.STABLE)
-    tracks = [routing.STABLE] + ([routing.CANARY] if mv.has_canary(model.name) else [])
-    out: list[dict[str, Any]] = []
-    for track in tracks:
-        subset: dict[str, Any] = {"name": track, "labels": {istio.TRACK_LABEL: track}}
-        own = load_balancer(mv, model, track)
-        if own != default:
-            subset["trafficPolicy"] = {"loadBalancer": own}
-        out.append(subset)
-    return out
-
-
 def outputs(mv: MeshView) -> Iterator[Output]:
     cp = mv.cp
     ns = istio.INGRESS_NAMESPACE
     if not mv.served_models():
         return
+    hosts = gateway.gateway_hosts(mv)
     yield Output(
         f"{CONFIGS}/{file_name('VirtualService', istio.VIRTUAL_SERVICE)}",
         "mesh/virtualservice.yaml.j2",
@@ -386,21 +365,38 @@ def outputs(mv: MeshView) -> Iterator[Output]:
             "name": istio.VIRTUAL_SERVICE,
             "namespace": ns,
             "labels": cp.labels,
-            "hosts": gateway.gateway_hosts(mv),
+            "hosts": hosts,
             "gateways": [istio.GATEWAY_NAME],
-            "http": api_routes(mv),
+            # public: merged after every model's private VirtualService
+            "export_to": ["*"],
+            "http": gateway_routes(mv),
         },
         mv.env_hash,
     )
     pooled = inferencepool.enabled(mv)
     for model in mv.served_models():
+        folder = model_layer(model.name)
         yield Output(
-            f"{CONFIGS}/{file_name('DestinationRule', model.name)}",
+            f"{folder}/{file_name('VirtualService', model.name)}",
+            "mesh/virtualservice.yaml.j2",
+            {
+                "name": model.name,
+                "namespace": ns,
+                "labels": mv.model_labels(model),
+                "hosts": hosts,
+                "gateways": [istio.GATEWAY_NAME],
+                "export_to": ["."],
+                "http": model_routes(mv, model),
+            },
+            mv.model_hash(model.name),
+        )
+        yield Output(
+            f"{folder}/{file_name('DestinationRule', model.name)}",
             "mesh/destinationrule.yaml.j2",
             {
                 "name": model.name,
                 "namespace": ns,
-                "labels": cp.labels,
+                "labels": mv.model_labels(model),
                 # With pools: the model's entry on the inference gateways, over
                 # the mesh's mTLS (its pods are no sidecars: no auto-mTLS), the
                 # canary split being the HTTPRoute's.
@@ -410,11 +406,11 @@ def outputs(mv: MeshView) -> Iterator[Output]:
                     else istio.service_host(model.name)
                 ),
                 "export_to": ["."],
-                "connection_pool": connection_pool(mv, model),
-                "outlier_detection": OUTLIER_DETECTION,
-                "load_balancer": load_balancer(mv, model, routing.STABLE),
+                "connection_pool": trafficpolicy.connection_pool(mv, model),
+                "outlier_detection": trafficpolicy.OUTLIER_DETECTION,
+                "load_balancer": trafficpolicy.load_balancer(mv, model, routing.STABLE),
                 "tls": {"mode": "ISTIO_MUTUAL"} if pooled else None,
-                "subsets": [] if pooled else subsets(mv, model),
+                "subsets": [] if pooled else trafficpolicy.subsets(mv, model),
             },
-            mv.env_hash,
+            mv.model_hash(model.name),
         )

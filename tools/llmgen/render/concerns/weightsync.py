@@ -17,6 +17,11 @@ revision, in namespace `llmgen-weights`:
    last, so its presence means the prefix is complete. Model pods wait for
    it (`weights.wait_container`) and never copy a half-written prefix.
 
+Each model's Jobs (with their service accounts, hub-token ExternalSecrets,
+staging volumes and "slow" alerts) sit in `weights/<model>/`, its own Flux
+Kustomization after the `weights` layer (namespace, policy, shared alerts),
+so no Flux path grows with the catalog.
+
 Resumable: the staging volume is a PersistentVolumeClaim named like the
 Job, so a retried pod continues the hub download where it stopped (hub
 downloads into a local dir skip finished files) and the upload skips what is
@@ -46,7 +51,7 @@ from llmgen.clouds.aws_mirror import SYNC_ROLE_PREFIX
 from llmgen.render.concerns import mirror_aws, mirror_gcp, weights
 from llmgen.render.concerns.monitoring import alert_rule, runbook_base
 from llmgen.render.concerns.security import HTTPS_ANYWHERE, KUBE_DNS
-from llmgen.render.types import Output, file_name
+from llmgen.render.types import Output, file_name, weights_layer
 
 if TYPE_CHECKING:
     from llmgen.catalog.model import WeightsMirror
@@ -307,7 +312,17 @@ def alert_groups(cp: ClusterPlan) -> list[dict[str, Any]]:
             "A pod of the mirror sync Job failed; the Job retries and resumes.",
         ),
     ]
-    for item in synced(cp):
+    return [{"name": "llmgen-weights-sync", "rules": rules}]
+
+
+def slow_groups(cp: ClusterPlan, items: list[MirrorItem]) -> list[dict[str, Any]]:
+    """One model's "still running past its expected time" alerts, one per revision
+    (in the model's own folder, so the shared rule does not grow with the catalog)."""
+    base = runbook_base(cp.platform)
+    sel = f'namespace="{NAMESPACE}"'
+    done = f'unless on (namespace, job_name) (kube_job_complete{{{sel}, condition="true"}} == 1)'
+    rules = []
+    for item in items:
         name = job_name(item)
         limit = slow_after_seconds(item)
         rules.append(
@@ -323,7 +338,7 @@ def alert_groups(cp: ClusterPlan) -> list[dict[str, Any]]:
                 f"{math.ceil(limit / 3 / 60)} minutes.",
             )
         )
-    return [{"name": "llmgen-weights-sync", "rules": rules}]
+    return [{"name": f"llmgen-weights-sync-{items[0].model.name}", "rules": rules}]
 
 
 def outputs(cp: ClusterPlan) -> Iterator[Output]:
@@ -377,9 +392,23 @@ def outputs(cp: ClusterPlan) -> Iterator[Output]:
             "groups": alert_groups(cp),
         },
     )
+    by_model: dict[str, list[MirrorItem]] = {}
+    for item in synced(cp):
+        by_model.setdefault(item.model.name, []).append(item)
+    for model, items in by_model.items():
+        yield Output(
+            f"{weights_layer(model)}/{file_name('PrometheusRule', f'{COMPONENT}-{model}')}",
+            "monitoring/prometheusrule.yaml.j2",
+            {
+                "name": f"llmgen-{COMPONENT}-{model}"[: names.MAX_NAME],
+                "namespace": NAMESPACE,
+                "labels": _labels(cp, items[0]),
+                "groups": slow_groups(cp, items),
+            },
+        )
     for item in synced(cp):
         name = job_name(item)
-        folder = f"{LAYER}/{name}"
+        folder = weights_layer(item.model.name)
         item_labels = _labels(cp, item)
         yield Output(
             f"{folder}/{file_name('ServiceAccount', name)}",
