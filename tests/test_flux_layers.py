@@ -337,7 +337,16 @@ def test_layers_depend_only_on_what_must_exist_first(files: dict[str, bytes]) ->
         ks = kss[name]
         assert not ks.wait, name
         kinds = {c["kind"] for c in ks.health_checks}
-        assert kinds <= {"CustomResourceDefinition", "Secret", "MutatingWebhookConfiguration"}
+        # ... or, on a weights sync cluster, the mirror's bucket and the sync
+        # roles' boundary that each model's weights folder uses
+        assert kinds <= {
+            "CustomResourceDefinition",
+            "Secret",
+            "MutatingWebhookConfiguration",
+            "Bucket",
+            "Policy",
+            "StorageBucket",
+        }
     for leaf in ("infrastructure-node-pools", "infrastructure-configs"):
         assert leaf not in waited
     # `weights` (the sync namespace) is waited on by each model's sync Jobs

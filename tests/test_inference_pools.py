@@ -227,12 +227,13 @@ def test_the_edge_marks_and_forwards_every_model_and_keeps_auth(
     over ISTIO_MUTUAL (their pods carry no tlsMode label, so no auto-mTLS), which
     only the edge's identity may call."""
     ds = docs(files, cluster)
-    (vs,) = find(ds, "VirtualService", istio.INGRESS_NAMESPACE)
+    # one VirtualService per model (its folder) and the gateway's own answers
+    services = find(ds, "VirtualService", istio.INGRESS_NAMESPACE)
     env = plan.clusters[cluster].environment
     assert env is not None
     served = {d.name for d in env.models}
     seen = set()
-    for route in vs["spec"]["http"]:
+    for route in (r for vs in services for r in vs["spec"]["http"]):
         model = route.get("name", "").rsplit("-", 1)[0]
         if model not in served or "route" not in route:
             continue

@@ -483,13 +483,36 @@ def test_the_weights_layer_reads_the_controllers_ready_conditions(
         (AWS, "services.k8s.aws", ACK_STATES),
         (GCP, "cnrm", CNRM_STATES),
     ):
-        (ks,) = [
+        # `weights` (the bucket, the boundary) is what each model's
+        # `weights-<model>` (its revisions' identities and Jobs) depends on:
+        # it health-checks the shared objects, the model folders wait for theirs.
+        (shared,) = [
             d
             for d in docs[cluster]
             if d["kind"] == "Kustomization" and d["metadata"]["name"] == "weights"
         ]
-        assert ks["spec"]["wait"] is True
-        exprs = [e for e in ks["spec"]["healthCheckExprs"] if group in e["apiVersion"]]
+        checked = {
+            (c["apiVersion"], c["kind"])
+            for c in shared["spec"]["healthChecks"]
+            if group in c["apiVersion"]
+        }
+        assert checked & {
+            ("s3.services.k8s.aws/v1alpha1", "Bucket"),
+            ("storage.cnrm.cloud.google.com/v1beta1", "StorageBucket"),
+        }
+        per_model = [
+            d
+            for d in docs[cluster]
+            if d["kind"] == "Kustomization" and d["metadata"]["name"].startswith("weights-")
+        ]
+        assert per_model and all(d["spec"]["wait"] is True for d in per_model)
+        exprs = {
+            (e["apiVersion"], e["kind"]): e
+            for ks in [shared, *per_model]
+            for e in ks["spec"].get("healthCheckExprs", [])
+            if group in e["apiVersion"]
+        }.values()
+        assert checked <= {(e["apiVersion"], e["kind"]) for e in exprs}
         rendered = {
             kind_of(d)
             for d in docs[cluster]

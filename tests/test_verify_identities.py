@@ -25,7 +25,7 @@ ROLE = "Role/llmgen-weights/wsync-ab8aec5c1927: spec.assumeRolePolicyDocument"
 def check(cluster: str, edits: list[tuple[str, str, str]] = ()) -> tuple[list[str], Family]:
     files = {
         p.relative_to(REPO).as_posix(): p.read_text()
-        for p in sorted((REPO / cluster / "weights").glob("*.yaml"))
+        for p in sorted((REPO / cluster / "weights").rglob("*.yaml"))
     }
     for rel, old, new in edits:
         assert old in files[rel], (rel, old)
@@ -52,7 +52,7 @@ def test_the_shipped_sync_identities_are_wired() -> None:
 
 
 def test_a_service_account_naming_another_revisions_role() -> None:
-    rel = f"{AWS}/weights/{JOB}.yaml"
+    rel = f"{AWS}/weights/bge-m3/bge-m3.yaml"
     found, _ = check(AWS, [(rel, "role/wsync-ab8aec5c1927", "role/wsync-3c25ccf02662")])
     assert found == [
         f"ServiceAccount/llmgen-weights/{JOB}: metadata.annotations.{SA_ARN}: "
@@ -64,7 +64,7 @@ def test_a_service_account_naming_another_revisions_role() -> None:
 
 
 def test_a_role_trusting_a_service_account_that_is_not_there() -> None:
-    rel = f"{AWS}/weights/{JOB}.yaml"
+    rel = f"{AWS}/weights/bge-m3/bge-m3.yaml"
     found, _ = check(
         AWS,
         [
@@ -85,7 +85,7 @@ def test_a_role_trusting_a_service_account_that_is_not_there() -> None:
 
 
 def test_a_workload_identity_binding_for_another_service_account() -> None:
-    rel = f"{GCP}/weights/{JOB}.yaml"
+    rel = f"{GCP}/weights/bge-m3/bge-m3.yaml"
     found, _ = check(GCP, [(rel, f"[llmgen-weights/{JOB}]", "[llmgen-weights/other]")])
     assert found == [
         f"ServiceAccount/llmgen-weights/{JOB}: metadata.annotations.{SA_GSA}: "
@@ -99,7 +99,7 @@ def test_a_workload_identity_binding_for_another_service_account() -> None:
 
 
 def test_a_binding_on_a_bucket_that_is_not_rendered() -> None:
-    rel = f"{GCP}/weights/{JOB}.yaml"
+    rel = f"{GCP}/weights/bge-m3/bge-m3.yaml"
     found, _ = check(
         GCP,
         [

@@ -245,6 +245,18 @@ def rendered_depends(layer: str, index: Mapping[str, list[DocRef]]) -> list[str]
     return out
 
 
+#: The weights mirror's shared cloud resources (layer `weights`), which each
+#: model's `weights/<model>` folder uses: its Jobs upload into the bucket, its
+#: ACK Roles name the boundary Policy (`permissionsBoundaryRef`).
+MIRROR_PROVIDED = frozenset(
+    {
+        ("s3.services.k8s.aws/v1alpha1", "Bucket"),
+        ("iam.services.k8s.aws/v1alpha1", "Policy"),
+        ("storage.cnrm.cloud.google.com/v1beta1", "StorageBucket"),
+    }
+)
+
+
 def health_checks(layer: str, index: Mapping[str, list[DocRef]]) -> list[dict[str, str]]:
     """What a layer others depend on must show before they apply."""
     dependents = [other for other in index if layer in rendered_depends(other, index)]
@@ -259,6 +271,15 @@ def health_checks(layer: str, index: Mapping[str, list[DocRef]]) -> list[dict[st
         for n in sorted(crds)
     ]
     for ref in index.get(layer, []):
+        if (ref.api_version, ref.kind) in MIRROR_PROVIDED and dependents:
+            checks.append(
+                {
+                    "apiVersion": ref.api_version,
+                    "kind": ref.kind,
+                    "name": ref.name,
+                    "namespace": ref.namespace,
+                }
+            )
         if ref.kind == "ExternalSecret" and ref.namespace == ISTIO_SYSTEM and ref.target == CACERTS:
             checks.append(
                 {"apiVersion": "v1", "kind": "Secret", "name": CACERTS, "namespace": ISTIO_SYSTEM}
@@ -285,6 +306,10 @@ def _context(
         layer in rendered_depends(other, index) for other in index
     )
     timeout_key = layer_family(layer)
+    checks = health_checks(layer, index) if provider else []
+    # A provider's custom kinds it health-checks need the expressions too
+    # (Flux applies healthCheckExprs to `healthChecks` as to `wait`).
+    checked = {(c["apiVersion"], c["kind"]) for c in checks}
     return {
         "name": layer_name(layer),
         "namespace": FLUX_NAMESPACE,
@@ -296,7 +321,7 @@ def _context(
         "interval": "10m",
         "retry_interval": "1m",
         "wait": not provider,
-        "health_checks": health_checks(layer, index) if provider else [],
+        "health_checks": checks,
         "health_exprs": [
             *(
                 {
@@ -306,21 +331,25 @@ def _context(
                     "failed": e.get("failed", _NOT_READY),
                 }
                 for e in HEALTH_EXPRS
-                if any(
-                    (r.api_version, r.kind) == (e["apiVersion"], e["kind"]) for r in index[layer]
+                if (e["apiVersion"], e["kind"]) in checked
+                or (
+                    not provider
+                    and any(
+                        (r.api_version, r.kind) == (e["apiVersion"], e["kind"])
+                        for r in index[layer]
+                    )
                 )
             ),
             *(
                 [LWS_HEALTH_EXPR]
-                if any(
+                if not provider
+                and any(
                     (r.api_version, r.kind) == (LWS_HEALTH_EXPR["apiVersion"], "LeaderWorkerSet")
                     for r in index[layer]
                 )
                 else []
             ),
-        ]
-        if not provider
-        else [],
+        ],
     }
 
 

@@ -85,9 +85,7 @@ def coraza_directives(mode: str) -> list[str]:
     ]
 
 
-# Gateway pods: at least two, spread over zones, so one node or zone loss
-# does not take a region's entry point down; CPU-scaled (TLS and the WAF).
-GATEWAY_REPLICAS = (2, 10)
+GATEWAY_REPLICAS = istio.GATEWAY_REPLICAS
 GATEWAY_RESOURCES = {
     "requests": {"cpu": "500m", "memory": "512Mi"},
     "limits": {"memory": "1Gi"},

@@ -53,7 +53,6 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from llmgen.render.concerns import (
-    gateway,
     inferencemonitoring,
     inferencepolicies,
     inferencepool,
@@ -164,7 +163,7 @@ OPTIONS = f"{GATEWAY}-options"
 
 def overlays() -> dict[str, str]:
     """As many pods as the edge gateway, spread over zones, never all evicted at once."""
-    low, high = gateway.GATEWAY_REPLICAS
+    low, high = istio.GATEWAY_REPLICAS
     labels = {GATEWAY_NAME_LABEL: GATEWAY}
     spread = [
         {

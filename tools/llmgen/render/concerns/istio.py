@@ -37,6 +37,11 @@ INGRESS_LABELS = {"app": INGRESS_RELEASE, "istio": "ingressgateway"}
 EASTWEST_LABELS = {"app": EASTWEST_RELEASE, "istio": "eastwestgateway"}
 ISTIOD_LABELS = {"app": "istiod"}
 
+# Gateway pods: at least two, spread over zones, so one node or zone loss
+# does not take a region's entry point down; CPU-scaled (TLS and the WAF).
+# The edge gateways (gateway.py) and the inference gateways
+# (inferencegateway.py) both use it.
+GATEWAY_REPLICAS = (2, 10)
 GATEWAY_NAME = "llm-gateway"
 GATEWAY_TLS_SECRET = "llm-gateway-tls"
 CROSS_NETWORK_GATEWAY = "cross-network-gateway"

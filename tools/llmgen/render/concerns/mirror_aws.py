@@ -113,7 +113,7 @@ def outputs(
             {
                 "name": role,
                 "namespace": namespace,
-                "labels": labels,
+                "labels": {**labels, "llmgen.io/model": item.model.name},
                 # A role made by hand under this name (the earlier setup) is taken over.
                 "annotations": {ADOPTION_POLICY: "adopt-or-create"},
                 "role_name": role,

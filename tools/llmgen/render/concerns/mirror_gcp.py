@@ -120,7 +120,7 @@ def outputs(
             {
                 "name": gsa,
                 "namespace": namespace,
-                "labels": labels,
+                "labels": {**labels, "llmgen.io/model": item.model.name},
                 "display_name": f"llmgen weights sync {sa}"[:100],
                 "description": f"Writes {item.uri} once (llmgen weights sync)"[:256],
             },
@@ -128,7 +128,7 @@ def outputs(
         yield _member(
             f"{gsa}-workload-identity",
             namespace,
-            labels,
+            {**labels, "llmgen.io/model": item.model.name},
             {"kind": "IAMServiceAccount", "name": gsa},
             WORKLOAD_IDENTITY_USER,
             member=f"serviceAccount:{project}.svc.id.goog[{namespace}/{sa}]",
@@ -140,7 +140,7 @@ def outputs(
             yield _member(
                 f"{gsa}-{role.rpartition('.')[2].lower()}",
                 namespace,
-                labels,
+                {**labels, "llmgen.io/model": item.model.name},
                 {"kind": "StorageBucket", "name": bucket},
                 role,
                 service_account=gsa,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from llmgen.plan import routing
 from llmgen.render.concerns import istio
-from llmgen.render.concerns.gateway import GATEWAY_REPLICAS
+from llmgen.render.concerns.istio import GATEWAY_REPLICAS
 
 if TYPE_CHECKING:
     from llmgen.catalog.model import Model
