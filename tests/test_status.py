@@ -10,6 +10,7 @@ real kubeconfig file points each catalog kubeContext at its prefix.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import threading
@@ -527,3 +528,56 @@ def test_sync_cluster_reports_its_weights_sync_jobs(
         app, ["status", "--root", str(root), "--cluster", sync, "--kubeconfig", str(kubeconfig)]
     )
     assert f"llmgen-weights/{names[0]}" in result.output and "sync running" in result.output
+
+
+def test_a_multi_node_model_is_listed_as_its_leaderworkerset(
+    repo: tuple[Path, str, str], api_server: str, tmp_path: Path
+) -> None:
+    """A multi-node model runs as a LeaderWorkerSet (render/concerns/group.py), so its
+    row names that kind, as do the JSON and a missing set's detail; Deployments stay
+    Deployments. The typed Deployment list leaves its items' kind unset (the client's
+    V1DeploymentList), so the kind cannot come from the items alone."""
+    root, _, _ = repo
+    prod, lws_model = "prod-aws-use1", "llama-3-1-405b-instruct"
+    ns = f"llm-{lws_model}"
+    lws = {
+        "apiVersion": "leaderworkerset.x-k8s.io/v1",
+        "kind": "LeaderWorkerSet",
+        "metadata": {"name": lws_model, "namespace": ns,
+                     "labels": {**LLMGEN, "llmgen.io/model": lws_model}},
+        "status": {"readyReplicas": 1, "replicas": 1},
+    }  # fmt: skip
+    bge = deployment("bge-m3", 1, 1)
+    bge["kind"] = None  # as the typed list serialises it
+    FakeApi.routes[(prod, DEPLOYMENTS)] = lst("DeploymentList", "apps/v1", [bge])
+    FakeApi.routes[(prod, "/apis/leaderworkerset.x-k8s.io/v1/leaderworkersets")] = lst(
+        "LeaderWorkerSetList", "leaderworkerset.x-k8s.io/v1", [lws]
+    )
+    # prod may be its cloud's weights-sync cluster: no sync Jobs running.
+    FakeApi.routes[(prod, "/apis/batch/v1/namespaces/llmgen-weights/jobs")] = lst(
+        "JobList", "batch/v1", []
+    )
+    FakeApi.routes[(prod, "/api/v1/namespaces/llmgen-weights/pods")] = lst("PodList", "v1", [])
+    kubeconfig = write_kubeconfig(
+        tmp_path / "kubeconfig", {_context(root, prod): f"{api_server}/{prod}"}
+    )
+    base = ["status", "--root", str(root), "--cluster", prod, "--kubeconfig", str(kubeconfig)]
+    runner = CliRunner()
+    table = runner.invoke(app, base).output
+    # Each row's kind cell beside the first line of its name cell (rich folds long names).
+    rows = re.findall(r"│ (\w+) +│ (\S+)", table)
+    assert [k for k, name in rows if f"{ns}/{lws_model}".startswith(name)] == ["LeaderWorkerSet"], (
+        table
+    )
+    assert ("Deployment", "llm-bge-m3/bge-m3") in rows, table
+    models = json.loads(runner.invoke(app, [*base, "--format", "json"]).output)["clusters"][0][
+        "models"
+    ]
+    kinds = {m["model"]: m["kind"] for m in models}
+    assert kinds[lws_model] == "LeaderWorkerSet" and kinds["bge-m3"] == "Deployment"
+
+    FakeApi.routes[(prod, "/apis/leaderworkerset.x-k8s.io/v1/leaderworkersets")] = lst(
+        "LeaderWorkerSetList", "leaderworkerset.x-k8s.io/v1", []
+    )
+    gone = runner.invoke(app, base).output
+    assert re.search(r"│ LeaderWorkerSet │ llm-llama-3-1-40.*│ missing +│ no LeaderWorkerSet", gone)

@@ -76,7 +76,8 @@ class FluxObject:
 
 @dataclass(frozen=True)
 class ModelStatus:
-    """One Deployment of a model: ready replicas against its autoscaler's bounds."""
+    """One workload of a model (a Deployment, or a multi-node model's
+    LeaderWorkerSet): ready replicas against its autoscaler's bounds."""
 
     model: str
     namespace: str
@@ -92,6 +93,8 @@ class ModelStatus:
     kustomization: str = ""
     kustomization_state: str = ""
     kustomization_detail: str = ""
+    #: the workload's kind: Deployment, or LeaderWorkerSet for a multi-node model
+    kind: str = "Deployment"
 
     @property
     def ok(self) -> bool:
@@ -212,6 +215,9 @@ def model_statuses(
             if (d["metadata"].get("labels") or {}).get(MODEL_LABEL) == p.model.name
             and d["metadata"].get("namespace") == p.namespace
         ]
+        # Found objects carry their kind (the API serves it on every custom
+        # resource); a missing one is named by what the plan renders for it.
+        planned_kind = "LeaderWorkerSet" if p.model.multi_node else "Deployment"
         if not mine:
             state = "stopped" if stopped else "missing"
             out.append(
@@ -225,6 +231,7 @@ def model_statuses(
                     kustomization=ks_name,
                     kustomization_state=ks_state,
                     kustomization_detail=ks_detail,
+                    kind=planned_kind,
                 )
             )
             continue
@@ -259,6 +266,7 @@ def model_statuses(
                     ks_name,
                     ks_state,
                     ks_detail,
+                    str(d.get("kind") or planned_kind),
                 )
             )
     return out
@@ -344,9 +352,12 @@ def query_cluster(cp: ClusterPlan, kubeconfig: str) -> ClusterStatus:
         *sorted({weights_layer(i.model.name) for i in cp.mirror_items if i.commit}),
     ]
     result.flux = flux_objects(kustomizations, releases, expected)
-    result.models = model_statuses(
-        cp.placements, [*_items(deployments), *(groups or [])], scaled or [], stopped, result.flux
-    )
+    # The typed Deployment list leaves its items' kind unset: name each kind here.
+    workloads = [
+        *({**d, "kind": "Deployment"} for d in _items(deployments)),
+        *({**g, "kind": "LeaderWorkerSet"} for g in groups or []),
+    ]
+    result.models = model_statuses(cp.placements, workloads, scaled or [], stopped, result.flux)
     return result
 
 

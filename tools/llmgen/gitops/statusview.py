@@ -51,12 +51,12 @@ def to_table(report: StatusReport, width: int | None = None) -> str:
             via = f" (ScaledObject {m.scaled_object})" if m.scaled_object else ""
             detail = f"{m.ready_replicas} ready of {m.replicas}; bounds {bounds}{via}"
             if m.state == "missing":
-                detail = f"no Deployment labelled {MODEL_LABEL}={m.model}; plan {bounds}"
+                detail = f"no {m.kind} labelled {MODEL_LABEL}={m.model}; plan {bounds}"
             if m.kustomization:
                 detail += f"; Kustomization {m.kustomization}: {m.kustomization_state}"
                 if m.kustomization_detail and m.kustomization_state != "ready":
                     detail += f" ({m.kustomization_detail})"
-            table.add_row("Deployment", f"{m.namespace}/{m.deployment}", m.state, detail)
+            table.add_row(m.kind, f"{m.namespace}/{m.deployment}", m.state, detail)
         for w in c.weights:
             detail = w.uri
             if w.step:
