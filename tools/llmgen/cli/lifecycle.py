@@ -296,6 +296,14 @@ def model_new_cmd(
     revision: Annotated[str, typer.Option("--revision", help="Commit SHA of the repo to pin.")],
     gpu: Annotated[str, typer.Option("--gpu", help="A GPU of catalog/gpus.yaml, e.g. L4.")],
     gpu_count: Annotated[int, typer.Option("--gpu-count", min=1, help="GPUs per replica.")] = 1,
+    nodes: Annotated[
+        int,
+        typer.Option(
+            "--nodes",
+            min=1,
+            help="Nodes one replica spans (docs/multinode.md): --gpu-count / N GPUs per node.",
+        ),
+    ] = 1,
     params_b: Annotated[
         float | None,
         typer.Option("--params-b", help="Parameters in billions (default: from the repo name)."),
@@ -339,6 +347,7 @@ def model_new_cmd(
         revision=revision,
         gpu=gpu,
         gpu_count=gpu_count,
+        nodes=nodes,
         params_b=params_b,
         task=task,
         image=image,

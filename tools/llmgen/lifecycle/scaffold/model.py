@@ -13,6 +13,11 @@ Defaults, and why:
   in the catalog get a URI (both when there are no clusters yet).
 - resources: 4 vCPU per GPU; host memory 1.2 × the weights (vLLM stages
   safetensors through page cache), at least 16 GiB.
+- nodes (`--nodes N`, docs/multinode.md): a replica spans N nodes, one pod
+  each with gpuCount / N GPUs; tensorParallel = gpuCount / N within a node,
+  pipelineParallel = N across them (vLLM's guidance, the rule validate
+  applies); cpu and memory are then per pod, memory 1.2 × that pod's share
+  of the weights (each pipeline stage loads its own layers).
 - scaling 1..2 replicas on queue length, GPU utilisation and KV-cache use;
   serving name is the repo's model name in lower case, route /v1/<name>.
 - owner: placeholders that say so, to be filled in review.
@@ -63,6 +68,7 @@ class ModelSpec:
     team: str | None = None
     cost_center: str | None = None
     description: str | None = None
+    nodes: int = 1  # >1: a multi-node replica (LeaderWorkerSet group), gpu_count across them
 
 
 def guess_params_b(repo: str) -> float | None:
@@ -117,8 +123,29 @@ def _number(x: float) -> int | float:
     return int(x) if float(x).is_integer() else x
 
 
+def _per_node(spec: ModelSpec) -> int:
+    """GPUs per pod of a replica; refuses a split validate would refuse."""
+    if spec.nodes < 1:
+        raise UsageError(f"--nodes must be 1 or more, got {spec.nodes}")
+    if spec.nodes == 1:
+        return spec.gpu_count
+    if spec.gpu_count % spec.nodes:
+        raise UsageError(
+            f"--gpu-count {spec.gpu_count} does not divide into --nodes {spec.nodes}: every "
+            "pod of a multi-node replica requests the same number of GPUs (--gpu-count is "
+            "the whole replica's, e.g. --gpu-count 16 --nodes 2 for two 8-GPU nodes)"
+        )
+    if spec.task != "generate":
+        raise UsageError(
+            "--nodes applies to generation models only (vLLM's pipeline parallelism does "
+            f"not run the pooling runner a --task {spec.task} model needs)"
+        )
+    return spec.gpu_count // spec.nodes
+
+
 def model_document(spec: ModelSpec, docs: Sequence[Document]) -> CommentedMap:
     """The Model document for `spec`, defaults filled from the catalog `docs`."""
+    per_node = _per_node(spec)
     params = spec.params_b if spec.params_b is not None else guess_params_b(spec.repo)
     if params is None:
         raise UsageError(
@@ -145,7 +172,9 @@ def model_document(spec: ModelSpec, docs: Sequence[Document]) -> CommentedMap:
     weights_gib = params * 1e9 * bytes_per / 2**30
     embed = spec.task == "embed"
 
-    engine = CommentedMap(image=image or DEFAULT_IMAGE, tensorParallel=spec.gpu_count)
+    engine = CommentedMap(image=image or DEFAULT_IMAGE, tensorParallel=per_node)
+    if spec.nodes > 1:
+        engine["pipelineParallel"] = spec.nodes
     engine["maxModelLen"] = spec.max_model_len
     engine["dtype"] = spec.dtype
     if spec.quantization:
@@ -165,12 +194,15 @@ def model_document(spec: ModelSpec, docs: Sequence[Document]) -> CommentedMap:
     body["parametersB"] = _number(params)
     body["weights"] = weights
     body["engine"] = engine
-    body["resources"] = CommentedMap(
-        gpu=spec.gpu,
-        gpuCount=spec.gpu_count,
-        cpu=4 * spec.gpu_count,
-        memoryGiB=max(16, math.ceil(weights_gib * 1.2)),
-    )
+    resources = CommentedMap(gpu=spec.gpu, gpuCount=spec.gpu_count)
+    if spec.nodes > 1:
+        resources["nodes"] = spec.nodes
+        resources.yaml_add_eol_comment(
+            f"# per node: {per_node} GPUs, cpu and memory below", "nodes"
+        )
+    resources["cpu"] = 4 * per_node
+    resources["memoryGiB"] = max(16, math.ceil(weights_gib * 1.2 / spec.nodes))
+    body["resources"] = resources
     body["scaling"] = CommentedMap(
         minReplicas=spec.min_replicas,
         maxReplicas=spec.max_replicas,
