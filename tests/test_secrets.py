@@ -104,6 +104,23 @@ def shipped() -> dict[str, bytes]:
     return render(REPO)
 
 
+@pytest.fixture(scope="module")
+def vault_token(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """The shipped catalog with the 8B's hub token on Vault (`store: vault`): the
+    weights sync clusters (prod-aws-use1, prod-gcp-usc1) then read Vault through
+    the `llmgen-vault` ClusterSecretStore."""
+    root = tmp_path_factory.mktemp("vault-token")
+    for name in ("catalog", "overlays"):
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, root / name)
+
+    def on_vault(d: dict[str, Any]) -> None:
+        d["spec"]["secrets"][0]["store"] = "vault"
+
+    edit(root, LLAMA_FILE, on_vault)
+    return render(root)
+
+
 # ---------------------------------------------------------------- decisions
 
 
@@ -123,10 +140,13 @@ def test_default_backend_is_cloud_native_then_vault() -> None:
     assert sb.default_backend(aws_only, "gcp") is None
 
 
-def test_cluster_backends_never_cross_clouds() -> None:
+def test_cluster_backends_never_cross_clouds_and_only_what_is_used() -> None:
     env = _env()
-    assert sb.cluster_backends(env, "aws") == ["vault", "aws"]
-    assert sb.cluster_backends(env, "gcp") == ["vault", "gcp"]
+    every = ["vault", "aws", "gcp", None]
+    assert sb.cluster_backends(env, "aws", every) == ["vault", "aws"]
+    assert sb.cluster_backends(env, "gcp", every) == ["vault", "gcp"]
+    assert sb.cluster_backends(env, "aws", ["aws", "aws"]) == ["aws"]
+    assert sb.cluster_backends(env, "gcp", []) == []
 
 
 def test_vault_path_splits_into_mount_and_prefix() -> None:
@@ -138,32 +158,56 @@ def test_vault_path_splits_into_mount_and_prefix() -> None:
 # ------------------------------------------------------------------ stores
 
 
-def test_each_cluster_gets_only_the_stores_its_cloud_can_use(shipped: dict[str, bytes]) -> None:
+def test_each_cluster_gets_only_the_stores_something_on_it_reads(
+    shipped: dict[str, bytes], vault_token: dict[str, bytes]
+) -> None:
+    """Review D21: a ClusterSecretStore only for a backend something on the cluster
+    reads through one. Its only readers are the weights sync Jobs' hub-token
+    ExternalSecrets (model secrets read namespaced SecretStores, the mesh its own
+    store); prod's tokens are on the clouds' secret managers, so prod has no Vault
+    store, and clusters without sync Jobs (dev, staging, prod-aws-usw2,
+    prod-gcp-euw4) no environment store at all."""
     configs = "infrastructure/configs/"
 
-    def stores(cluster: str) -> dict[tuple[str, str], str]:
+    def stores(files: dict[str, bytes], cluster: str) -> dict[tuple[str, str], str]:
         return {
-            k: p for k, p in secrets_objects(shipped, cluster).items() if k[0] != "ExternalSecret"
+            k: p for k, p in secrets_objects(files, cluster).items() if k[0] != "ExternalSecret"
         }
 
-    assert stores("prod-gcp-usc1") == {
+    assert stores(shipped, "prod-gcp-usc1") == {
         ("ClusterSecretStore", "llmgen-gcp"): f"{configs}clustersecretstore-llmgen-gcp.yaml",
-        ("ClusterSecretStore", "llmgen-vault"): f"{configs}clustersecretstore-llmgen-vault.yaml",
     }
-    assert stores("prod-aws-use1") == {
+    assert stores(shipped, "prod-aws-use1") == {
         ("ClusterSecretStore", "llmgen-aws"): f"{configs}clustersecretstore-llmgen-aws.yaml",
-        ("ClusterSecretStore", "llmgen-vault"): f"{configs}clustersecretstore-llmgen-vault.yaml",
         (
             "ServiceAccount",
             "llmgen-aws-secrets",
         ): f"{configs}serviceaccount-llmgen-aws-secrets.yaml",
     }
-    # dev configures vault only
-    assert list(stores("dev-aws-use2")) == [("ClusterSecretStore", "llmgen-vault")]
+    for cluster in ("dev-aws-use2", "staging-aws-use1", "prod-aws-usw2", "prod-gcp-euw4"):
+        assert stores(shipped, cluster) == {}, cluster
+    assert not any(
+        k == ("ClusterSecretStore", "", "llmgen-vault")
+        for c in ("prod-aws-use1", "prod-aws-usw2", "prod-gcp-euw4", "prod-gcp-usc1")
+        for k in objects(shipped, c)
+    )
+    # A hub token on Vault: the sync clusters get the Vault store it reads.
+    for cluster in ("prod-aws-use1", "prod-gcp-usc1"):
+        got = stores(vault_token, cluster)
+        assert ("ClusterSecretStore", "llmgen-vault") in got, cluster
+        used = {
+            d["spec"]["secretStoreRef"]["name"]
+            for (k, ns, _n), (_p, d) in objects(vault_token, cluster).items()
+            if k == "ExternalSecret" and ns == names.WEIGHTS_NAMESPACE
+        }
+        assert "llmgen-vault" in used and used <= {n for _k, n in got}, cluster
+    assert stores(vault_token, "prod-aws-usw2") == {}
 
 
-def test_vault_store_uses_kubernetes_auth_per_cluster_and_kv_v2(shipped: dict[str, bytes]) -> None:
-    store = obj(shipped, "prod-aws-use1", "ClusterSecretStore", "llmgen-vault")
+def test_vault_store_uses_kubernetes_auth_per_cluster_and_kv_v2(
+    vault_token: dict[str, bytes],
+) -> None:
+    store = obj(vault_token, "prod-aws-use1", "ClusterSecretStore", "llmgen-vault")
     vault = store["spec"]["provider"]["vault"]
     assert vault["server"] == "https://vault.example.com:8200"
     assert (vault["path"], vault["version"]) == ("llm", "v2")
@@ -178,11 +222,11 @@ def test_vault_store_uses_kubernetes_auth_per_cluster_and_kv_v2(shipped: dict[st
 
 
 def test_aws_store_assumes_the_environment_role_through_irsa(shipped: dict[str, bytes]) -> None:
-    store = obj(shipped, "prod-aws-usw2", "ClusterSecretStore", "llmgen-aws")
+    store = obj(shipped, "prod-aws-use1", "ClusterSecretStore", "llmgen-aws")
     aws = store["spec"]["provider"]["aws"]
-    assert (aws["service"], aws["region"]) == ("SecretsManager", "us-west-2")  # its replica
+    assert (aws["service"], aws["region"]) == ("SecretsManager", "us-east-1")
     ref = aws["auth"]["jwt"]["serviceAccountRef"]
-    sa = obj(shipped, "prod-aws-usw2", "ServiceAccount", sb.AWS_SERVICE_ACCOUNT)
+    sa = obj(shipped, "prod-aws-use1", "ServiceAccount", sb.AWS_SERVICE_ACCOUNT)
     assert (ref["name"], ref["namespace"]) == (sa["metadata"]["name"], sa["metadata"]["namespace"])
     assert sa["metadata"]["annotations"] == {
         "eks.amazonaws.com/role-arn": "arn:aws:iam::111122223333:role/prod-external-secrets"
@@ -192,17 +236,17 @@ def test_aws_store_assumes_the_environment_role_through_irsa(shipped: dict[str, 
 
 
 def test_gcp_store_uses_workload_identity_of_its_own_cluster(shipped: dict[str, bytes]) -> None:
-    store = obj(shipped, "prod-gcp-euw4", "ClusterSecretStore", "llmgen-gcp")
+    store = obj(shipped, "prod-gcp-usc1", "ClusterSecretStore", "llmgen-gcp")
     gcp = store["spec"]["provider"]["gcpsm"]
     assert gcp["projectID"] == "llm-prod-4821"
     wi = gcp["auth"]["workloadIdentity"]
-    assert (wi["clusterName"], wi["clusterLocation"]) == ("prod-gcp-euw4", "europe-west4")
+    assert (wi["clusterName"], wi["clusterLocation"]) == ("prod-gcp-usc1", "us-central1")
     assert wi["clusterProjectID"] == "llm-prod-4821"
 
 
-def test_cluster_stores_are_limited_to_istio(shipped: dict[str, bytes]) -> None:
+def test_cluster_stores_are_limited_to_istio(vault_token: dict[str, bytes]) -> None:
     # Model namespaces have stores of their own (tests/test_secret_scoping.py).
-    store = obj(shipped, "prod-gcp-usc1", "ClusterSecretStore", "llmgen-vault")
+    store = obj(vault_token, "prod-gcp-usc1", "ClusterSecretStore", "llmgen-vault")
     (cond,) = store["spec"]["conditions"]
     assert not cond["namespaceRegexes"]
     assert cond["namespaces"] == ["istio-system", names.WEIGHTS_NAMESPACE]  # + the sync Jobs' token
@@ -412,9 +456,10 @@ def test_every_secrets_document_passes_strict_schemas(
             else:
                 kubernetes_validate.validate(data, KUBERNETES_VERSION, strict=True)
             checked[data["kind"]] = checked.get(data["kind"], 0) + 1
-    # 5 environment stores, plus each cluster's istio-system-only mesh store (issue 14);
+    # the two sync clusters' stores of their hub tokens (review D21: no unused store),
+    # plus each cluster's istio-system-only mesh store (issue 14);
     # the 405B's hub token on its two prod clusters makes 7 ExternalSecrets
-    assert checked == {"ClusterSecretStore": 8, "ExternalSecret": 7, "ServiceAccount": 1}
+    assert checked == {"ClusterSecretStore": 5, "ExternalSecret": 7, "ServiceAccount": 1}
 
 
 def test_environment_configmap_passes_the_strict_core_schema(scratch_repo: Path) -> None:
@@ -471,7 +516,6 @@ def test_kustomize_builds_the_secrets_layers(
         built += [d for d in yaml.safe_load_all(out.stdout) if d]
     kinds = {(d["kind"], d["metadata"]["name"]) for d in built}
     assert ("ClusterSecretStore", "llmgen-aws") in kinds
-    assert ("ClusterSecretStore", "llmgen-vault") in kinds
     assert ("ServiceAccount", "llmgen-aws-secrets") in kinds
     assert ("ExternalSecret", names.secret_name(LLAMA, "HF_TOKEN")) in kinds
 

@@ -13,7 +13,7 @@ Pure decisions shared by the secrets concern (what ESO is told to fetch) and
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -80,13 +80,18 @@ def backend_for(secret: ModelSecret, env: Environment, cloud: str) -> str | None
     return secret.store or default_backend(env, cloud)
 
 
-def cluster_backends(env: Environment, cloud: str) -> list[str]:
-    """The stores a cluster of `env` on `cloud` gets: every configured backend it can use.
+def cluster_backends(env: Environment, cloud: str, used: Iterable[str | None]) -> list[str]:
+    """The ClusterSecretStores a cluster of `env` on `cloud` gets: the backends
+    of `used` (what its ClusterSecretStore consumers read) it can use.
 
-    Stores depend on the environment and cloud only, not on which models are
-    placed, so other concerns (the mesh's remote secrets) can rely on them.
+    The only consumers are the weights sync Jobs' hub-token ExternalSecrets
+    (render/concerns/weightsync.py): model secrets read namespaced
+    SecretStores of their own, the mesh its own `llmgen-mesh` store. A
+    backend nothing on the cluster reads gets no store (review D21: an
+    unused credential path).
     """
-    return [b for b in BACKENDS if b in env.secret_stores and usable_on(b, cloud)]
+    wanted = set(used)
+    return [b for b in BACKENDS if b in wanted and b in env.secret_stores and usable_on(b, cloud)]
 
 
 def refresh_interval(secret: ModelSecret, env: Environment) -> str:

@@ -1,10 +1,11 @@
 """Secrets and environment config: ClusterSecretStores, ExternalSecrets, ConfigMaps.
 
 Per cluster, into `infrastructure/configs/`: one ClusterSecretStore
-(`llmgen-<backend>`) per backend its environment configures and its cloud can
-use (Vault anywhere; AWS Secrets Manager on EKS through IRSA; GCP Secret
-Manager on GKE through Workload Identity), plus the IRSA ServiceAccount the
-AWS store authenticates as.
+(`llmgen-<backend>`) per backend something on the cluster reads through one
+(the weights sync Jobs' hub tokens; model secrets and the mesh have stores of
+their own) and its cloud can use (Vault anywhere; AWS Secrets Manager on EKS
+through IRSA; GCP Secret Manager on GKE through Workload Identity), plus the
+IRSA ServiceAccount the AWS store authenticates as.
 
 Per model, into `models/<model>/`: one ExternalSecret per `spec.secrets[]`
 entry, creating the Secret `names.secret_name(model, env)` with the entry's
@@ -93,7 +94,11 @@ def store_outputs(cp: ClusterPlan) -> Iterator[Output]:
     if env is None:
         return
     cluster = cp.cluster
-    for backend in sb.cluster_backends(env, cluster.cloud):
+    from llmgen.render.concerns.weightsync import hf_token_secret
+
+    tokens = (hf_token_secret(cp, item) for item in cp.mirror_items)
+    used = [sb.store_backend(str(t["store"])) for t in tokens if t is not None]
+    for backend in sb.cluster_backends(env, cluster.cloud, used):
         settings = env.secret_stores[backend]
         name = sb.store_name(backend)
         ctx: dict[str, Any] = {"name": name, "labels": cp.labels, **_store_conditions()}
