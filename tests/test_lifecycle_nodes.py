@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from llmgen.catalog.validate import validate
@@ -18,6 +19,7 @@ from llmgen.cli.app import app
 from llmgen.errors import UsageError
 from llmgen.lifecycle import verbs as lifecycle
 from llmgen.plan.build import build_plan
+from llmgen.render.engine import render_plan
 
 REPO, REV = "meta-llama/Llama-3.1-405B-Instruct", "f" * 40
 FILE = "catalog/models/llama-405b-new.yaml"
@@ -42,6 +44,28 @@ def test_nodes_write_a_group_that_validate_accepts(scratch_repo: Path) -> None:
     text = (scratch_repo / FILE).read_text()
     assert "    nodes: 2  # per node: 8 GPUs, cpu and memory below\n" in text
     assert "    tensorParallel: 8\n    pipelineParallel: 2\n" in text
+
+
+def test_the_written_group_deploys_and_renders_as_a_leaderworkerset(scratch_repo: Path) -> None:
+    """In place of the shipped 405B (prod's H100 group pools hold one such group per
+    cloud), the model written by `--nodes 2` passes deploy's validation and plan and
+    renders as a LeaderWorkerSet of 2 pods of 8 GPUs (render/concerns/group.py)."""
+    spec = lifecycle.ModelSpec(
+        "llama-405b-new", REPO, REV, "H100-80GB", gpu_count=16, nodes=2, weights_sha256="b" * 64
+    )
+    lifecycle.new_model(scratch_repo, spec)
+    lifecycle.undeploy(scratch_repo, "llama-3-1-405b-instruct", "prod")
+    lifecycle.deploy(
+        scratch_repo, "llama-405b-new", "prod", clusters=["prod-aws-use1"], min_replicas=1
+    )
+    result = validate(scratch_repo)
+    assert result.ok and result.catalog is not None, [str(d) for d in result.errors]
+    files = render_plan(build_plan(result.catalog), scratch_repo / "templates", scratch_repo).files
+    body = files["generated/clusters/prod-aws-use1/models/llama-405b-new/llama-405b-new.yaml"]
+    (lws,) = [d for d in yaml.safe_load_all(body) if d and d["kind"] == "LeaderWorkerSet"]
+    assert lws["spec"]["leaderWorkerTemplate"]["size"] == 2
+    (vllm,) = lws["spec"]["leaderWorkerTemplate"]["leaderTemplate"]["spec"]["containers"][:1]
+    assert vllm["resources"]["limits"]["nvidia.com/gpu"] in (8, "8")
 
 
 def test_one_node_writes_no_nodes_field(scratch_repo: Path) -> None:
