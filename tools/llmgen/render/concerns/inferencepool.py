@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 from llmgen.catalog import images, names
 from llmgen.plan import routing
 from llmgen.render.concerns import istio
+from llmgen.render.concerns.security import restricted_container
 from llmgen.render.types import Output, file_name
 
 if TYPE_CHECKING:
@@ -225,15 +226,7 @@ def epp_pod_spec(mv: MeshView, pool: str, namespace: str) -> dict[str, Any]:
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         ],
         "resources": RESOURCES,
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "runAsUser": RUN_AS,
-            "runAsGroup": RUN_AS,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": restricted_container(RUN_AS),
         "volumeMounts": [{"name": "plugins-config-volume", "mountPath": "/config"}],
     }
     return {

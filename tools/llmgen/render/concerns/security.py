@@ -34,6 +34,22 @@ if TYPE_CHECKING:
     from llmgen.catalog.model import Oidc
     from llmgen.plan.build import Placement
 
+
+def restricted_container(uid: int) -> dict[str, Any]:
+    """A container's securityContext under Pod Security `restricted` (every llmgen
+    namespace enforces it): no privilege escalation, no capabilities, read-only
+    root, a numeric non-root user and group, the runtime's seccomp profile."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
 CONFIGS = "infrastructure/configs/security"
 
 # Cloud object stores (weights) and STS/OAuth endpoints have no stable IPs,

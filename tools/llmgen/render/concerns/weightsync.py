@@ -50,7 +50,7 @@ from llmgen.catalog.rules_weights import HF_TOKEN_ENV
 from llmgen.clouds.aws_mirror import SYNC_ROLE_PREFIX
 from llmgen.render.concerns import mirror_aws, mirror_gcp, weights
 from llmgen.render.concerns.monitoring import alert_rule, runbook_base
-from llmgen.render.concerns.security import HTTPS_ANYWHERE, KUBE_DNS
+from llmgen.render.concerns.security import HTTPS_ANYWHERE, KUBE_DNS, restricted_container
 from llmgen.render.types import Output, file_name, weights_layer
 
 if TYPE_CHECKING:
@@ -196,15 +196,7 @@ def job_context(cp: ClusterPlan, item: MirrorItem, mirror: WeightsMirror) -> dic
     """Everything the Job says, decided here; the template holds only its shape."""
     name = job_name(item)
     weights_dir = f"{STAGING}/weights"
-    security = {
-        "allowPrivilegeEscalation": False,
-        "capabilities": {"drop": ["ALL"]},
-        "readOnlyRootFilesystem": True,
-        "runAsNonRoot": True,
-        "runAsUser": RUN_AS,
-        "runAsGroup": RUN_AS,
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
+    security = restricted_container(RUN_AS)
     mounts = [{"name": "staging", "mountPath": STAGING}, {"name": "tmp", "mountPath": "/tmp"}]
     common = [
         {"name": "WEIGHTS_DIR", "value": weights_dir},

@@ -30,6 +30,7 @@ from llmgen.catalog.model import at_revision
 from llmgen.plan.routing import CANARY, STABLE
 from llmgen.render.concerns import adapters, group, vllm, weights
 from llmgen.render.concerns.istio import TRACK_LABEL
+from llmgen.render.concerns.security import restricted_container
 from llmgen.render.types import Output, file_name
 
 if TYPE_CHECKING:
@@ -46,15 +47,7 @@ TMP_GIB = 20
 #: model's load budget divided by it.
 PROBE_PERIOD = 10
 
-CONTAINER_SECURITY: dict[str, Any] = {
-    "allowPrivilegeEscalation": False,
-    "capabilities": {"drop": ["ALL"]},
-    "readOnlyRootFilesystem": True,
-    "runAsNonRoot": True,
-    "runAsUser": RUN_AS,
-    "runAsGroup": RUN_AS,
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
+CONTAINER_SECURITY: dict[str, Any] = restricted_container(RUN_AS)
 
 # checkov findings that are deliberate for an LLM server, with the reason a
 # reviewer needs (checkov reads `checkov.io/skip<N>` annotations).
