@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from llmgen.catalog import images, names
 from llmgen.catalog.rules_weights import ACK_ADDONS
+from llmgen.clouds import aws_mirror
 from llmgen.clouds.base import CloudProvider, NodePoolResource, WeightsSync, register
 
 if TYPE_CHECKING:
@@ -244,32 +245,14 @@ class AwsProvider(CloudProvider):
         return {"eks.amazonaws.com/role-arn": f"arn:aws:iam::{account}:role/{identity}"}
 
     def mirror_writer_policy(self, bucket: str, prefix: str, kms_key: str) -> dict[str, Any]:
-        """IAM policy of one revision's sync role.
-
-        PutObject and GetObject (HeadObject needs it) on the prefix only; no
-        ListBucket, DeleteObject or version permissions. SSE-KMS uploads need
-        kms:GenerateDataKey, and multipart uploads kms:Decrypt, on the key,
-        only through S3 (kms:ViaService).
-        """
-        region = kms_key.split(":")[3] if kms_key.count(":") >= 5 else "*"
-        return {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "WriteThisRevision",
-                    "Effect": "Allow",
-                    "Action": ["s3:PutObject", "s3:GetObject"],
-                    "Resource": f"arn:aws:s3:::{bucket}/{prefix}*",
-                },
-                {
-                    "Sid": "EncryptWithTheMirrorKey",
-                    "Effect": "Allow",
-                    "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
-                    "Resource": kms_key,
-                    "Condition": {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}},
-                },
-            ],
-        }
+        """IAM policy of one revision's sync role: its prefix only, the mirror key
+        through S3 (aws_mirror.object_writer_policy)."""
+        part = aws_mirror.partition(kms_key)
+        return aws_mirror.object_writer_policy(
+            aws_mirror.object_arn(bucket, prefix, part),
+            kms_key,
+            ("WriteThisRevision", "EncryptWithTheMirrorKey"),
+        )
 
     def load_balancer_annotations(
         self, cluster: Cluster, *, internal: bool = False, idle_timeout_seconds: int | None = None

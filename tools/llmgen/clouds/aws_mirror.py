@@ -189,24 +189,36 @@ def sync_boundary(bucket: str, kms_key: str) -> dict[str, Any]:
     controller's own IAM policy requires this boundary on the roles it makes
     (docs/weights.md).
     """
-    part = partition(kms_key)
+    return object_writer_policy(
+        object_arn(bucket, "", partition(kms_key)), kms_key, ("MirrorObjects", "MirrorKeyThroughS3")
+    )
+
+
+def object_writer_policy(objects: str, kms_key: str, sids: tuple[str, str]) -> dict[str, Any]:
+    """Write and read `objects` (an object ARN pattern), encrypting with `kms_key`.
+
+    PutObject and GetObject (HeadObject needs it); no ListBucket, DeleteObject
+    or version permissions. SSE-KMS uploads need kms:GenerateDataKey, and
+    multipart uploads kms:Decrypt, on the key, only through S3
+    (kms:ViaService). A revision's sync role (its prefix) and the boundary of
+    every sync role (the whole bucket) are this policy.
+    """
+    via_s3 = f"s3.{key_region(kms_key)}.amazonaws.com"
     return {
         "Version": "2012-10-17",
         "Statement": [
             {
-                "Sid": "MirrorObjects",
+                "Sid": sids[0],
                 "Effect": "Allow",
                 "Action": ["s3:PutObject", "s3:GetObject"],
-                "Resource": f"arn:{part}:s3:::{bucket}/*",
+                "Resource": objects,
             },
             {
-                "Sid": "MirrorKeyThroughS3",
+                "Sid": sids[1],
                 "Effect": "Allow",
                 "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
                 "Resource": kms_key,
-                "Condition": {
-                    "StringEquals": {"kms:ViaService": f"s3.{key_region(kms_key)}.amazonaws.com"}
-                },
+                "Condition": {"StringEquals": {"kms:ViaService": via_s3}},
             },
         ],
     }
