@@ -213,3 +213,29 @@ def aws_store_region(settings: Mapping[str, Any], cluster: Cluster) -> str:
     if own and own in settings.get("replicaRegions", ()):
         return own
     return str(settings["region"])
+
+
+def store_connection(
+    backend: str, settings: Mapping[str, Any], cluster: Cluster, vault_role: str
+) -> dict[str, Any]:
+    """Where a store of `backend` on `cluster` connects, as the secret store
+    templates read it: Vault's server, KV mount, Kubernetes auth mount and
+    `vault_role`; Secrets Manager's region; Secret Manager's project and the
+    cluster's workload identity coordinates. Every store llmgen renders (a
+    model's SecretStore, the shared and the mesh ClusterSecretStores) uses it."""
+    if backend == "vault":
+        mount, _prefix = vault_mount(str(settings["path"]))
+        return {
+            "server": settings["server"],
+            "mount": mount,
+            "auth_mount": vault_auth_mount(cluster),
+            "role": vault_role,
+        }
+    if backend == "aws":
+        return {"region": aws_store_region(settings, cluster)}
+    return {
+        "project": settings["projectID"],
+        "cluster_location": cluster.region,
+        "cluster_name": cluster.name,
+        "cluster_project": cluster.cloud_settings.get("projectID", settings["projectID"]),
+    }

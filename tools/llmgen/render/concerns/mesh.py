@@ -103,26 +103,12 @@ def store_outputs(mv: MeshView) -> Iterator[Output]:
         "service_account": MESH_SERVICE_ACCOUNT,
         "service_account_namespace": sb.ESO_NAMESPACE,
     }
-    if backend == "vault":
-        mount, _prefix = sb.vault_mount(str(settings["path"]))
-        ctx |= {
-            "server": settings["server"],
-            "mount": mount,
-            "auth_mount": sb.vault_auth_mount(cp.cluster),
-            "role": identity,
-        }
-    elif backend == "aws":
-        ctx["region"] = sb.aws_store_region(settings, cp.cluster)
+    ctx |= sb.store_connection(backend, settings, cp.cluster, identity)
+    if backend == "aws":
         account = cp.cluster.cloud_settings.get("accountID", "")
         annotations = {"eks.amazonaws.com/role-arn": f"arn:aws:iam::{account}:role/{identity}"}
-    else:
-        project = cp.cluster.cloud_settings.get("projectID", settings["projectID"])
-        ctx |= {
-            "project": settings["projectID"],
-            "cluster_location": cp.cluster.region,
-            "cluster_name": cp.cluster.name,
-            "cluster_project": project,
-        }
+    elif backend == "gcp":
+        project = ctx["cluster_project"]
         # Google service account IDs are at most 30 characters.
         gsa = identity[:30].rstrip("-")
         annotations = {"iam.gke.io/gcp-service-account": f"{gsa}@{project}.iam.gserviceaccount.com"}

@@ -63,23 +63,9 @@ def model_store_outputs(cp: ClusterPlan, p: Placement) -> Iterator[Output]:
             "labels": p.labels,
             "service_account": p.name,
         }
-        if backend == "vault":
-            mount, _prefix = sb.vault_mount(str(settings["path"]))
-            ctx |= {
-                "server": settings["server"],
-                "mount": mount,
-                "auth_mount": sb.vault_auth_mount(cluster),
-                "role": sb.model_vault_role(str(settings["role"]), p.name),
-            }
-        elif backend == "aws":
-            ctx |= {"region": sb.aws_store_region(settings, cluster)}
-        else:
-            ctx |= {
-                "project": settings["projectID"],
-                "cluster_location": cluster.region,
-                "cluster_name": cluster.name,
-                "cluster_project": cluster.cloud_settings.get("projectID", settings["projectID"]),
-            }
+        ctx |= sb.store_connection(
+            backend, settings, cluster, sb.model_vault_role(str(settings["role"]), p.name)
+        )
         yield Output(
             f"models/{p.name}/{file_name('SecretStore', name)}",
             f"secrets/secretstore-{backend}.yaml.j2",
@@ -101,23 +87,16 @@ def store_outputs(cp: ClusterPlan) -> Iterator[Output]:
     for backend in sb.cluster_backends(env, cluster.cloud, used):
         settings = env.secret_stores[backend]
         name = sb.store_name(backend)
-        ctx: dict[str, Any] = {"name": name, "labels": cp.labels, **_store_conditions()}
-        if backend == "vault":
-            mount, _prefix = sb.vault_mount(str(settings["path"]))
-            ctx |= {
-                "server": settings["server"],
-                "mount": mount,
-                "auth_mount": sb.vault_auth_mount(cluster),
-                "role": settings["role"],
-                "service_account": sb.ESO_SERVICE_ACCOUNT,
-                "service_account_namespace": sb.ESO_NAMESPACE,
-            }
-        elif backend == "aws":
-            ctx |= {
-                "region": sb.aws_store_region(settings, cluster),
-                "service_account": sb.AWS_SERVICE_ACCOUNT,
-                "service_account_namespace": sb.ESO_NAMESPACE,
-            }
+        ctx: dict[str, Any] = {
+            "name": name,
+            "labels": cp.labels,
+            **_store_conditions(),
+            **sb.store_connection(backend, settings, cluster, str(settings.get("role", ""))),
+            "service_account": sb.ESO_SERVICE_ACCOUNT,
+            "service_account_namespace": sb.ESO_NAMESPACE,
+        }
+        if backend == "aws":
+            ctx["service_account"] = sb.AWS_SERVICE_ACCOUNT
             yield Output(
                 f"{CONFIGS}/{file_name('ServiceAccount', sb.AWS_SERVICE_ACCOUNT)}",
                 "secrets/serviceaccount-irsa.yaml.j2",
@@ -129,15 +108,6 @@ def store_outputs(cp: ClusterPlan) -> Iterator[Output]:
                 },
                 cp.input_hash,
             )
-        else:
-            ctx |= {
-                "project": settings["projectID"],
-                "cluster_location": cluster.region,
-                "cluster_name": cluster.name,
-                "cluster_project": cluster.cloud_settings.get("projectID", settings["projectID"]),
-                "service_account": sb.ESO_SERVICE_ACCOUNT,
-                "service_account_namespace": sb.ESO_NAMESPACE,
-            }
         yield Output(
             f"{CONFIGS}/{file_name('ClusterSecretStore', name)}",
             f"secrets/clustersecretstore-{backend}.yaml.j2",
