@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from llmgen.catalog import names
 from llmgen.catalog import secret_backends as sb
 from llmgen.errors import CatalogError, Diagnostic
+from llmgen.render.concerns.weightsync import hf_token_secret
 from llmgen.render.types import Output, file_name
 
 if TYPE_CHECKING:
@@ -80,8 +81,6 @@ def store_outputs(cp: ClusterPlan) -> Iterator[Output]:
     if env is None:
         return
     cluster = cp.cluster
-    from llmgen.render.concerns.weightsync import hf_token_secret
-
     tokens = (hf_token_secret(cp, item) for item in cp.mirror_items)
     used = [sb.store_backend(str(t["store"])) for t in tokens if t is not None]
     for backend in sb.cluster_backends(env, cluster.cloud, used):
