@@ -64,9 +64,8 @@ def model_store_outputs(cp: ClusterPlan, p: Placement) -> Iterator[Output]:
             "labels": p.labels,
             "service_account": p.name,
         }
-        ctx |= sb.store_connection(
-            backend, settings, cluster, sb.model_vault_role(str(settings["role"]), p.name)
-        )
+        role = sb.model_vault_role(str(settings["role"]), p.name) if backend == "vault" else ""
+        ctx |= sb.store_connection(backend, settings, cluster, role)
         yield Output(
             f"models/{p.name}/{file_name('SecretStore', name)}",
             f"secrets/secretstore-{backend}.yaml.j2",
